@@ -1,0 +1,75 @@
+# memoria: `make run` to train (if needed) and serve, `make test` to test. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REQS := pyproject.toml serving/requirements.txt training/requirements.txt requirements-dev.txt
+
+TASK ?= sentiment
+PRESET ?= default
+HOST ?= 127.0.0.1
+PORT ?= 3000
+ARGS ?=
+
+# The whole local MLflow store (SQLite + artifacts) lives in mlruns/.
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
+export BENTOML_HOME ?= $(CURDIR)/.bentoml
+export BENTOML_DO_NOT_TRACK := true
+export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
+
+.PHONY: help install data train export serve ui test test-slow run baseline peer lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@echo "  variables: TASK=sentiment|translation  PRESET=smoke|default|full  HOST=$(HOST) PORT=$(PORT)  ARGS='--set model.cell=gru'"
+
+install: $(STAMP) ## Create .venv with the pinned dependencies (re-run when a requirements file changes)
+
+$(STAMP): $(REQS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -e '.[train,dev]'
+	touch $(STAMP)
+
+data: install ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
+	$(BIN)/python -m training data --task $(TASK) $(ARGS)
+
+train: install ## Train TASK with PRESET, export + register the bundle, promote it if it beats the champion
+	$(BIN)/python -m training train --task $(TASK) --preset $(PRESET) $(ARGS)
+
+export: install ## Export the best run of TASK's experiment (validation metric), register, promote if better
+	$(BIN)/python -m training export --task $(TASK) $(ARGS)
+
+serve: install ## Serve the champion models on http://HOST:PORT (BentoML + onnxruntime)
+	$(BIN)/bentoml serve serving.service:Memoria --host $(HOST) --port $(PORT)
+
+ui: install ## MLflow UI over the local store on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
+
+test: install ## Run the default test suite (fast tier; no `slow` tests)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-slow: install ## Run the slow tier (real data, longer training)
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+run: install ## Install, prepare data, train a model per task if none is promoted yet, then serve
+	$(BIN)/python -m training ensure-champion --task all --preset default
+	$(MAKE) serve
+
+baseline: install ## Peer model on the same split, logged as its own MLflow run (TASK=sentiment: TF-IDF + LR)
+	$(BIN)/python -m training baseline --task $(TASK) $(ARGS)
+
+lint: install ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## ruff format + autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## Remove the venv, prepared data and the local MLflow store
+	rm -rf $(VENV) data .bentoml bundles
+	find mlruns -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

