@@ -1,0 +1,45 @@
+"""Sentiment inference with onnxruntime: texts -> label + class probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from serving.bundle import Bundle
+from serving.runtime import create_session
+from serving.text import encode_ids, load_tokenizer, pad_batch
+
+# Texts are run in length-sorted chunks of this many, so a long text doesn't make a whole batch pay for padding.
+CHUNK = 64
+
+
+class SentimentPredictor:
+    def __init__(self, bundle: Bundle, providers: list[str] | None = None) -> None:
+        self.bundle = bundle
+        self.labels: list[str] = list(bundle.manifest["labels"])
+        self.max_tokens = int(bundle.manifest["max_input_tokens"])
+        self.tokenizer = load_tokenizer(bundle.tokenizer("text"))
+        self.session = create_session(bundle.graph("classifier"), providers)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """[len(texts), n_labels] class probabilities, in input order."""
+        ids = encode_ids(self.tokenizer, texts, self.max_tokens)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), CHUNK):
+            chunk = order[start : start + CHUNK]
+            batch, lengths = pad_batch([ids[i] for i in chunk])
+            (probs,) = self.session.run(["probabilities"], {"input_ids": batch, "lengths": lengths})
+            out[chunk] = probs
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[dict]:
+        probs = self.probabilities(texts)
+        return [
+            {
+                "label": self.labels[int(row.argmax())],
+                "scores": {label: float(p) for label, p in zip(self.labels, row, strict=True)},
+            }
+            for row in probs
+        ]

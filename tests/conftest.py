@@ -1,0 +1,22 @@
+"""Shared fixtures. Every test that touches MLflow or data gets its own Workspace under tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Quiet, offline-safe defaults for libraries the tests start.
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def ws(tmp_path: Path):
+    from training.config import Workspace
+
+    return Workspace(root=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")

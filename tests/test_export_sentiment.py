@@ -1,0 +1,89 @@
+"""Sentiment export: ONNX vs PyTorch parity for every cell type, at shapes other than the export example."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from serving.bundle import BundleError, load_bundle
+from serving.sentiment import SentimentPredictor
+from dataclasses import replace
+
+from training.config import RecurrentConfig, TokenizerConfig, preset, to_dict
+from training.export import EXPORT_EXAMPLE, PARITY_SHAPES, ParityError, export_bundle, sentiment_parity
+from training.models.cells import CELL_TYPES
+from training.models.classifier import ProbabilityModel, RecurrentClassifier
+from training.text import fit_tokenizer, save_tokenizer
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = ["I love this airline, great service!", "Worst flight ever, my bag is lost.", "The flight leaves at 5pm."]
+
+
+def write_model_dir(path: Path, cell: str, seed: int = 0) -> tuple[RecurrentClassifier, Path]:
+    """What a training run logs as its `model/` artifact, with random weights."""
+    torch.manual_seed(seed)
+    cfg = preset("sentiment", "smoke")
+    cfg = replace(cfg, model=RecurrentConfig(cell=cell, embedding_dim=8, hidden_size=8, num_layers=2, dropout=0.0))
+    tokenizer = fit_tokenizer(TEXTS * 3, TokenizerConfig(vocab_size=60, min_frequency=1), lowercase=True, tweets=True)
+    model = RecurrentClassifier(tokenizer.get_vocab_size(), len(LABELS), cfg.model)
+    if cell == "peephole":
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "peephole" in name:
+                    p.uniform_(-0.5, 0.5)
+    path.mkdir(parents=True)
+    torch.save(model.state_dict(), path / "state_dict.pt")
+    save_tokenizer(tokenizer, path / "tokenizer.json")
+    spec = {"task": "sentiment", "labels": LABELS, "vocab_size": tokenizer.get_vocab_size(),
+            "config": to_dict(cfg), "tokenizers": {"text": "tokenizer.json"}}
+    (path / "spec.json").write_text(json.dumps(spec))
+    return model.eval(), path
+
+
+@pytest.mark.parametrize("cell", CELL_TYPES)
+def test_export_matches_pytorch_for_every_cell(tmp_path: Path, cell: str) -> None:
+    model, model_dir = write_model_dir(tmp_path / "model", cell)
+    report = export_bundle(model_dir, tmp_path / "bundle", run_id="r1", metrics={"selection_score": 0.5})
+
+    shapes = [(s["batch"], s["max_length"]) for s in report.parity["shapes"]]
+    assert shapes == list(PARITY_SHAPES) and EXPORT_EXAMPLE not in shapes
+    assert report.parity["max_abs_diff"] <= 1e-4
+
+    # The bundle re-opens with serving's loader and the served probabilities are the model's.
+    bundle = load_bundle(report.bundle_dir, "sentiment")
+    served = SentimentPredictor(bundle).probabilities(TEXTS)
+    ids, lengths = _encode(bundle, TEXTS)
+    with torch.no_grad():
+        expected = ProbabilityModel(model)(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
+
+
+def _encode(bundle, texts):  # noqa: ANN001, ANN202
+    from serving.text import encode_batch, load_tokenizer
+
+    return encode_batch(load_tokenizer(bundle.tokenizer("text")), texts, bundle.manifest["max_input_tokens"])
+
+
+def test_parity_check_rejects_a_graph_that_disagrees(tmp_path: Path) -> None:
+    _, model_dir = write_model_dir(tmp_path / "model", "gru", seed=0)
+    report = export_bundle(model_dir, tmp_path / "bundle", run_id="r1", metrics={})
+    other, _ = write_model_dir(tmp_path / "other", "gru", seed=1)  # different weights, same shapes
+    with pytest.raises(ParityError, match="differ"):
+        sentiment_parity(ProbabilityModel(other), report.bundle_dir / "classifier.onnx", 60, np.random.default_rng(0))
+
+
+def test_a_tampered_bundle_is_refused(tmp_path: Path) -> None:
+    _, model_dir = write_model_dir(tmp_path / "model", "lstm")
+    report = export_bundle(model_dir, tmp_path / "bundle", run_id="r1", metrics={})
+    graph = report.bundle_dir / "classifier.onnx"
+    graph.write_bytes(graph.read_bytes() + b"\0")
+    with pytest.raises(BundleError, match="classifier.onnx has sha256"):
+        load_bundle(report.bundle_dir)
+    (report.bundle_dir / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        load_bundle(report.bundle_dir)

@@ -1,0 +1,139 @@
+"""memoria command line: `python -m training <command> --task ... [--preset ...] [--set key=value ...]`.
+
+    data             fetch the pinned data set and prepare its splits
+    train            train, export + verify + register the bundle, promote it if it beats the champion
+    export           export the experiment's best run, register, promote if better
+    ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
+    baseline         peer model on the same test split, logged as its own MLflow run
+    promote          move the champion alias to a registered version
+    rollback         move the champion alias back to the version it replaced
+    status           registered versions and champions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+
+from training.config import PRESETS, TASKS, Workspace, apply_overrides, preset
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["data", "train", "export", "ensure-champion", "baseline", "promote",
+                                            "rollback", "status"])
+    parser.add_argument("--task", default="sentiment", choices=[*TASKS, "all"])
+    parser.add_argument("--preset", default="default", choices=PRESETS)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set model.cell=gru --set optim.max_epochs=3")
+    parser.add_argument("--version", help="registry version (promote)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "mlflow", "lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    ws = Workspace.from_env()
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        for task in tasks:
+            _run(args, task, ws, progress)
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> None:
+    cfg = apply_overrides(preset(task, args.preset), args.overrides)
+    if args.command == "data":
+        _prepare_data(cfg, ws, progress)
+    elif args.command == "train":
+        _train_and_publish(cfg, ws, progress)
+    elif args.command == "ensure-champion":
+        from training.registry import champion
+        from training.tracking import use_store
+
+        current = champion(use_store(ws), task)
+        if current is None:
+            print(f"{task}: no champion yet, training preset {cfg.preset}")
+            _train_and_publish(cfg, ws, progress)
+        else:
+            print(f"{task}: champion is version {current.version} (run {current.run_id}); not retraining")
+    elif args.command == "export":
+        from training.registry import export_best
+
+        _print(export_best(ws, task))
+    elif args.command == "baseline":
+        from training.baseline import run_baseline
+
+        print(json.dumps(run_baseline(cfg, ws), indent=2))
+    elif args.command == "promote":
+        from training.registry import promote
+        from training.tracking import use_store
+
+        if not args.version:
+            raise ValueError("promote needs --version")
+        promote(use_store(ws), task, args.version)
+        print(f"{task}: champion -> version {args.version}")
+    elif args.command == "rollback":
+        from training.registry import rollback
+        from training.tracking import use_store
+
+        print(f"{task}: champion -> version {rollback(use_store(ws), task)}")
+    elif args.command == "status":
+        _status(ws, task)
+
+
+def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:  # noqa: ANN001
+    if cfg.task == "sentiment":
+        from training.data.sentiment_corpus import prepare_sentiment
+
+        prepared = prepare_sentiment(cfg.data, ws, progress=progress)
+    else:
+        from training.data.translation_corpus import prepare_translation
+
+        prepared = prepare_translation(cfg.data, ws, progress=progress)
+    print(f"{cfg.task}: prepared in {prepared.dir}")
+    print(json.dumps(prepared.card.get("splits", prepared.card), indent=2, default=str))
+
+
+def _train_and_publish(cfg, ws: Workspace, progress: bool) -> None:  # noqa: ANN001
+    from training.registry import publish_run
+    from training.train import train
+
+    result = train(cfg, ws, progress=progress)
+    shown = {k: round(v, 4) for k, v in sorted(result.metrics.items()) if not k.startswith("final_")}
+    print(f"{cfg.task}: run {result.run_id} trained in {result.seconds:.0f}s")
+    print(json.dumps(shown, indent=2))
+    _print(publish_run(ws, result.run_id))
+
+
+def _print(result) -> None:  # noqa: ANN001
+    d = asdict(result)
+    verdict = "promoted to champion" if d["promoted"] else f"not promoted (champion stays v{d['champion_version']})"
+    print(f"{d['task']}: registered version {d['version']} (score {d['score']:.4f}, parity max diff "
+          f"{d['parity_max_abs_diff']:.1e}), {verdict}")
+
+
+def _status(ws: Workspace, task: str) -> None:
+    from training.registry import champion
+    from training.tracking import use_store
+
+    client = use_store(ws)
+    current = champion(client, task)
+    versions = client.search_model_versions(f"name = '{task}'")
+    print(f"{task}: {len(versions)} registered version(s); champion: {current.version if current else 'none'}")
+    for v in sorted(versions, key=lambda v: int(v.version)):
+        score = client.get_run(v.run_id).data.metrics.get("selection_score")
+        mark = "*" if current and v.version == current.version else " "
+        print(f" {mark} v{v.version}  run {v.run_id}  score {score}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Model directory logged by a training run -> verified model bundle (ONNX + tokenizer + manifest).
+
+Exports use torch.onnx's TorchScript path (`dynamo=False`, opset 17): with torch 2.13's dynamo exporter only the
+first LSTM/GRU export in a process keeps its sequence axis dynamic (later ones silently freeze it), and packed
+sequences do not trace at all. Every export is checked against PyTorch with onnxruntime at batch sizes and
+sequence lengths different from the export example; a bundle that fails is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from serving.bundle import write_manifest
+from training.config import from_dict
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+# (batch, max length) pairs checked; all differ from the export example (2, 7).
+PARITY_SHAPES = ((1, 3), (5, 17), (16, 48))
+EXPORT_EXAMPLE = (2, 7)
+
+
+class ParityError(RuntimeError):
+    """onnxruntime and PyTorch disagree beyond tolerance: the graph must not be served."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    bundle_dir: Path
+    manifest: dict[str, Any]
+    parity: dict[str, Any]
+
+
+def export_bundle(model_dir: Path, out_dir: Path, run_id: str, metrics: dict[str, float]) -> ExportReport:
+    """Build and verify a bundle in `out_dir` from a run's `model/` artifacts."""
+    spec = json.loads((model_dir / "spec.json").read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if spec["task"] == "sentiment":
+        manifest, parity = _export_sentiment(spec, model_dir, out_dir)
+    else:
+        from training.export_translation import export_translation
+
+        manifest, parity = export_translation(spec, model_dir, out_dir)
+    for name in spec["tokenizers"].values():
+        shutil.copy2(model_dir / name, out_dir / name)
+    manifest.update(
+        task=spec["task"],
+        tokenizers=spec["tokenizers"],
+        config=spec["config"],
+        metrics={k: float(v) for k, v in metrics.items()},
+        parity=parity,
+        source_run_id=run_id,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        versions=versions(),
+    )
+    full = write_manifest(out_dir, manifest)
+    return ExportReport(out_dir, full, parity)
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import tokenizers
+
+    return {
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+        "tokenizers": tokenizers.__version__,
+        "opset": str(OPSET),
+    }
+
+
+def export_onnx(
+    module: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter warns about itself and about RNN batch sizes
+        torch.onnx.export(
+            module, example, str(path), dynamo=False, opset_version=OPSET, input_names=inputs,
+            output_names=outputs, dynamic_axes=dynamic_axes,
+        )
+    onnx.checker.check_model(str(path))
+
+
+def cpu_session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def random_batch(vocab_size: int, batch: int, max_len: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random token ids (never special tokens) with random lengths; the first row has the full length."""
+    lengths = rng.integers(1, max_len + 1, size=batch).astype(np.int64)
+    lengths[0] = max_len
+    ids = rng.integers(4, vocab_size, size=(batch, max_len)).astype(np.int64)
+    ids[np.arange(max_len)[None, :] >= lengths[:, None]] = 0
+    return ids, lengths
+
+
+def _export_sentiment(spec: dict, model_dir: Path, out_dir: Path) -> tuple[dict, dict]:
+    from training.models.classifier import ProbabilityModel, RecurrentClassifier
+
+    cfg = from_dict("sentiment", spec["config"])
+    classifier = RecurrentClassifier(spec["vocab_size"], len(spec["labels"]), cfg.model)
+    classifier.load_state_dict(torch.load(model_dir / "state_dict.pt", map_location="cpu"))
+    model = ProbabilityModel(classifier).eval()
+    rng = np.random.default_rng(0)
+    ids, lengths = random_batch(spec["vocab_size"], *EXPORT_EXAMPLE, rng)
+    path = out_dir / "classifier.onnx"
+    export_onnx(
+        model, (torch.from_numpy(ids), torch.from_numpy(lengths)), path, ["input_ids", "lengths"],
+        ["probabilities"],
+        {"input_ids": {0: "batch", 1: "sequence"}, "lengths": {0: "batch"}, "probabilities": {0: "batch"}},
+    )
+    parity = sentiment_parity(model, path, spec["vocab_size"], rng)
+    manifest = {
+        "graphs": {"classifier": path.name},
+        "labels": spec["labels"],
+        "max_input_tokens": cfg.tokenizer.max_tokens,
+    }
+    return manifest, parity
+
+
+def sentiment_parity(model: torch.nn.Module, path: Path, vocab_size: int, rng: np.random.Generator) -> dict:
+    """Max |p_onnx - p_torch| over PARITY_SHAPES; raises ParityError beyond PARITY_TOLERANCE."""
+    session = cpu_session(path)
+    worst = 0.0
+    checked = []
+    for batch, max_len in PARITY_SHAPES:
+        ids, lengths = random_batch(vocab_size, batch, max_len, rng)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+        (actual,) = session.run(None, {"input_ids": ids, "lengths": lengths})
+        if actual.shape != expected.shape:
+            raise ParityError(f"onnx output shape {actual.shape} != torch {expected.shape} at batch {batch}")
+        diff = float(np.abs(actual - expected).max())
+        worst = max(worst, diff)
+        checked.append({"batch": batch, "max_length": max_len, "max_abs_diff": diff})
+        if diff > PARITY_TOLERANCE:
+            raise ParityError(f"probabilities differ by {diff:.2e} > {PARITY_TOLERANCE} at batch {batch}, length {max_len}")
+    return {"tolerance": PARITY_TOLERANCE, "max_abs_diff": worst, "shapes": checked}

@@ -1,0 +1,50 @@
+"""Figures logged to MLflow, where people would rather look than read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def confusion_matrix_figure(matrix: np.ndarray, labels: Sequence[str], title: str) -> Figure:
+    """Counts in each cell, colour by row-normalised rate (recall), true labels on rows."""
+    matrix = np.asarray(matrix, dtype=float)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            colour = "white" if rates[i, j] > 0.6 else "black"
+            ax.text(j, i, f"{int(matrix[i, j])}\n{rates[i, j]:.0%}", ha="center", va="center", color=colour)
+    fig.tight_layout()
+    return fig
+
+
+def attention_figure(weights: np.ndarray, source: Sequence[str], target: Sequence[str], title: str) -> Figure:
+    """Heatmap of attention: one row per generated target token, one column per source token."""
+    fig, ax = plt.subplots(
+        figsize=(max(4.0, 0.45 * len(source) + 1.5), max(3.0, 0.35 * len(target) + 1.5)), dpi=110
+    )
+    ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0)
+    ax.set_xticks(range(len(source)), source, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(target)), target, fontsize=8)
+    ax.set_xlabel("source (Spanish)")
+    ax.set_ylabel("output (English)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

@@ -1,0 +1,152 @@
+"""MLflow Model Registry: register verified bundles, move the `champion` alias, roll back.
+
+A version is registered only after its bundle passed parity and re-opened cleanly with serving's own loader,
+and the alias moves last, so `models:/<task>@champion` never points at something half-written. Earlier
+champions stay registered; `rollback` moves the alias back to the one before.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from serving.bundle import load_bundle
+from training.config import Workspace
+from training.export import export_bundle
+from training.tracking import SELECTION_SCORE, use_store
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+PREVIOUS_TAG = "memoria.previous_champion"  # on a version: the version that was champion before it
+DIGEST_TAG = "memoria.bundle_sha256"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    task: str
+    run_id: str
+    version: str
+    score: float
+    promoted: bool
+    champion_version: str
+    bundle_digest: str
+    parity_max_abs_diff: float
+
+
+def champion(client: MlflowClient, task: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(task, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def score_of(client: MlflowClient, version: ModelVersion) -> float:
+    return float(client.get_run(version.run_id).data.metrics.get(SELECTION_SCORE, float("-inf")))
+
+
+def publish_run(ws: Workspace, run_id: str) -> PublishResult:
+    """Export the run's model to a bundle, verify it, log it to the run, register it, promote it if better."""
+    client = use_store(ws)
+    run = client.get_run(run_id)
+    task = run.data.tags.get("memoria.task")
+    if task is None:
+        raise ValueError(f"run {run_id} is not a memoria training run (no memoria.task tag)")
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(client.download_artifacts(run_id, "model", tmp))
+        report = export_bundle(model_dir, Path(tmp) / "bundle", run_id, run.data.metrics)
+        bundle = load_bundle(report.bundle_dir, task)  # exactly what serving will do
+        client.log_artifacts(run_id, str(bundle.path), "bundle")
+    client.log_metric(run_id, "export/parity_max_abs_diff", report.parity["max_abs_diff"])
+    version = register(client, task, run_id, f"{run.info.artifact_uri}/bundle", bundle.digest)
+    promoted = promote_if_better(client, task, version)
+    current = champion(client, task)
+    return PublishResult(
+        task=task, run_id=run_id, version=version.version, score=score_of(client, version), promoted=promoted,
+        champion_version=current.version if current else "", bundle_digest=bundle.digest,
+        parity_max_abs_diff=report.parity["max_abs_diff"],
+    )
+
+
+def register(client: MlflowClient, task: str, run_id: str, source: str, digest: str) -> ModelVersion:
+    try:
+        client.get_registered_model(task)
+    except MlflowException:
+        client.create_registered_model(task, description=f"memoria {task} model bundles (ONNX + tokenizer)")
+    version = client.create_model_version(
+        name=task, source=source, run_id=run_id, tags={DIGEST_TAG: digest},
+        description=f"bundle sha256 {digest[:12]} from run {run_id}",
+    )
+    log.info("registered %s version %s", task, version.version)
+    return version
+
+
+def promote_if_better(client: MlflowClient, task: str, candidate: ModelVersion) -> bool:
+    """Move `champion` to `candidate` if there is none yet or the candidate's selection score is higher."""
+    current = champion(client, task)
+    if current is not None and score_of(client, candidate) <= score_of(client, current):
+        return False
+    promote(client, task, candidate.version)
+    return True
+
+
+def promote(client: MlflowClient, task: str, version: str) -> None:
+    current = champion(client, task)
+    if current is not None and current.version != version:
+        client.set_model_version_tag(task, version, PREVIOUS_TAG, current.version)
+    client.set_registered_model_alias(task, CHAMPION, version)
+
+
+def rollback(client: MlflowClient, task: str) -> str:
+    """Move `champion` back to the version it replaced; returns that version."""
+    current = champion(client, task)
+    if current is None:
+        raise ValueError(f"{task} has no champion to roll back")
+    previous = current.tags.get(PREVIOUS_TAG)
+    if not previous:
+        raise ValueError(f"{task} version {current.version} replaced no earlier champion")
+    client.set_registered_model_alias(task, CHAMPION, previous)
+    return previous
+
+
+def best_run_id(client: MlflowClient, task: str) -> str:
+    """The finished run of the task's experiment with the highest selection score."""
+    exp = client.get_experiment_by_name(task)
+    if exp is None:
+        raise ValueError(f"no {task} experiment yet: train first (make train TASK={task})")
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string=f"attributes.status = 'FINISHED' and metrics.{SELECTION_SCORE} > -1",
+        order_by=[f"metrics.{SELECTION_SCORE} DESC"], max_results=1,
+    )
+    if not runs:
+        raise ValueError(f"no finished {task} run with a {SELECTION_SCORE} metric")
+    return runs[0].info.run_id
+
+
+def registered_version_of(client: MlflowClient, task: str, run_id: str) -> ModelVersion | None:
+    for version in client.search_model_versions(f"name = '{task}' and run_id = '{run_id}'"):
+        return version
+    return None
+
+
+def export_best(ws: Workspace, task: str) -> PublishResult:
+    """`make export`: publish the experiment's best run (or just re-check promotion if already registered)."""
+    client = use_store(ws)
+    run_id = best_run_id(client, task)
+    existing = registered_version_of(client, task, run_id)
+    if existing is None:
+        return publish_run(ws, run_id)
+    promoted = promote_if_better(client, task, existing)
+    current = champion(client, task)
+    return PublishResult(
+        task=task, run_id=run_id, version=existing.version, score=score_of(client, existing), promoted=promoted,
+        champion_version=current.version if current else "", bundle_digest=existing.tags.get(DIGEST_TAG, ""),
+        parity_max_abs_diff=float(client.get_run(run_id).data.metrics.get("export/parity_max_abs_diff", "nan")),
+    )
+

@@ -1,0 +1,62 @@
+"""Fit subword tokenizers on the training split only and save them as one JSON file each.
+
+BPE over SentencePiece-style "▁" word boundaries: decoding joins pieces and turns "▁" back into spaces, so a
+translation comes out with its original spacing and punctuation. Everything a text goes through (Unicode
+normalisation, lower-casing, tweet placeholders) lives inside the tokenizer file, so serving applies exactly what
+training applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from serving.text import SPECIAL_TOKENS, UNK
+from training.config import TokenizerConfig
+
+# Tweets: user names and links carry no sentiment but would flood the vocabulary with one-off tokens.
+URL_PATTERN = r"(?:https?://|www\.)\S+"
+MENTION_PATTERN = r"@\w+"
+
+
+def build_normalizer(lowercase: bool, tweets: bool) -> normalizers.Normalizer:
+    steps: list[normalizers.Normalizer] = [normalizers.NFKC()]
+    if tweets:
+        steps += [
+            normalizers.Replace(Regex(URL_PATTERN), " http "),
+            normalizers.Replace(Regex(MENTION_PATTERN), " @user "),
+        ]
+    if lowercase:
+        steps.append(normalizers.Lowercase())
+    steps.append(normalizers.Replace(Regex(r"\s+"), " "))
+    steps.append(normalizers.Strip())
+    return normalizers.Sequence(steps)
+
+
+def fit_tokenizer(
+    texts: Iterable[str], cfg: TokenizerConfig, *, lowercase: bool, tweets: bool = False
+) -> Tokenizer:
+    """Train a BPE tokenizer whose first ids are SPECIAL_TOKENS (PAD=0, UNK=1, BOS=2, EOS=3)."""
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.normalizer = build_normalizer(lowercase, tweets)
+    # Metaspace marks word starts; Punctuation splits "wept." into "wept" + "." so punctuation is shared.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation(behavior="isolated")]
+    )
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+def save_tokenizer(tokenizer: Tokenizer, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path))
+    return path

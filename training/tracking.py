@@ -1,0 +1,58 @@
+"""MLflow plumbing shared by every run: store location, experiment, run start with the whole config logged."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+
+from training.config import Workspace, flatten, to_dict
+
+# The score a run is ranked by, whatever its task: export picks the run with the highest one and promotion
+# compares it with the champion's. Each task logs which metric it copied into it (param `selection_metric`).
+SELECTION_SCORE = "selection_score"
+
+
+def use_store(ws: Workspace) -> MlflowClient:
+    """Point MLflow at the workspace's store (SQLite in mlruns/ by default) and return a client for it."""
+    if ws.tracking_uri.startswith("sqlite:///"):
+        Path(ws.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    return MlflowClient(tracking_uri=ws.tracking_uri)
+
+
+def experiment_id(client: MlflowClient, ws: Workspace, name: str) -> str:
+    """Get or create the experiment; artifacts go under <root>/mlruns/artifacts/<name>."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = (ws.mlruns / "artifacts" / name).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextlib.contextmanager
+def start_run(ws: Workspace, experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | None = None) -> Iterator[
+    mlflow.ActiveRun
+]:
+    """Start a run with the whole config logged: flattened as params and as config.json."""
+    client = use_store(ws)
+    exp_id = experiment_id(client, ws, experiment)
+    all_tags = {"memoria.git_commit": git_commit(ws.root), **(tags or {})}
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as run:
+        config = to_dict(cfg)
+        mlflow.log_params({k: str(v)[:500] for k, v in flatten(config).items()})
+        mlflow.log_dict(config, "config.json")
+        yield run
