@@ -72,4 +72,4 @@ def _champion(task: str) -> ServedBundle:
     bundle = load_bundle(local, task)
     if digest and bundle.digest != digest:
         raise BundleError(f"{task} v{version.version}: bundle digest {bundle.short_digest} != registered {digest[:12]}")
-    return ServedBundle(bundle, "registry", version.version)
+    return ServedBundle(bundle, "registry", str(version.version))

@@ -68,8 +68,8 @@ def publish_run(ws: Workspace, run_id: str) -> PublishResult:
     promoted = promote_if_better(client, task, version)
     current = champion(client, task)
     return PublishResult(
-        task=task, run_id=run_id, version=version.version, score=score_of(client, version), promoted=promoted,
-        champion_version=current.version if current else "", bundle_digest=bundle.digest,
+        task=task, run_id=run_id, version=str(version.version), score=score_of(client, version), promoted=promoted,
+        champion_version=str(current.version) if current else "", bundle_digest=bundle.digest,
         parity_max_abs_diff=report.parity["max_abs_diff"],
     )
 
@@ -98,8 +98,8 @@ def promote_if_better(client: MlflowClient, task: str, candidate: ModelVersion) 
 
 def promote(client: MlflowClient, task: str, version: str) -> None:
     current = champion(client, task)
-    if current is not None and current.version != version:
-        client.set_model_version_tag(task, version, PREVIOUS_TAG, current.version)
+    if current is not None and str(current.version) != str(version):
+        client.set_model_version_tag(task, version, PREVIOUS_TAG, str(current.version))
     client.set_registered_model_alias(task, CHAMPION, version)
 
 
@@ -145,8 +145,8 @@ def export_best(ws: Workspace, task: str) -> PublishResult:
     promoted = promote_if_better(client, task, existing)
     current = champion(client, task)
     return PublishResult(
-        task=task, run_id=run_id, version=existing.version, score=score_of(client, existing), promoted=promoted,
-        champion_version=current.version if current else "", bundle_digest=existing.tags.get(DIGEST_TAG, ""),
+        task=task, run_id=run_id, version=str(existing.version), score=score_of(client, existing), promoted=promoted,
+        champion_version=str(current.version) if current else "", bundle_digest=existing.tags.get(DIGEST_TAG, ""),
         parity_max_abs_diff=float(client.get_run(run_id).data.metrics.get("export/parity_max_abs_diff", "nan")),
     )
 

@@ -1,0 +1,71 @@
+"""Registry: a verified bundle is registered, `champion` moves only to a better run, rollback restores it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from serving.bundle import load_bundle
+from serving.resolve import resolve_bundle
+from tests.test_export_sentiment import write_model_dir
+from training.config import Workspace
+from training.registry import champion, export_best, publish_run, rollback
+from training.tracking import SELECTION_SCORE, experiment_id, use_store
+
+
+def fake_training_run(ws: Workspace, tmp: Path, score: float, seed: int) -> str:
+    """A finished run shaped like train()'s: task tag, selection score, model/ artifacts (random weights)."""
+    client = use_store(ws)
+    exp = experiment_id(client, ws, "sentiment")
+    _, model_dir = write_model_dir(tmp / f"model-{seed}", "gru", seed=seed)
+    with mlflow.start_run(experiment_id=exp, tags={"memoria.task": "sentiment"}) as run:
+        mlflow.log_metric(SELECTION_SCORE, score)
+        mlflow.log_artifacts(str(model_dir), "model")
+    return run.info.run_id
+
+
+def test_promotion_only_when_better_and_rollback(ws: Workspace, tmp_path: Path, monkeypatch) -> None:
+    first = publish_run(ws, fake_training_run(ws, tmp_path, 0.50, seed=1))
+    assert (first.version, first.promoted, first.champion_version) == ("1", True, "1")
+
+    worse = publish_run(ws, fake_training_run(ws, tmp_path, 0.40, seed=2))
+    assert (worse.version, worse.promoted, worse.champion_version) == ("2", False, "1")
+
+    better = publish_run(ws, fake_training_run(ws, tmp_path, 0.60, seed=3))
+    assert (better.version, better.promoted) == ("3", True)
+    client = use_store(ws)
+    assert str(champion(client, "sentiment").version) == "3"
+    assert len(client.search_model_versions("name = 'sentiment'")) == 3, "earlier versions stay registered"
+
+    # Serving resolves models:/sentiment@champion to exactly the registered bundle.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", ws.tracking_uri)
+    monkeypatch.setenv("MEMORIA_BUNDLE_CACHE", str(tmp_path / "cache"))
+    served = resolve_bundle("sentiment")
+    assert served.registry_version == "3" and served.bundle.digest == better.bundle_digest
+    assert served.label.startswith("sentiment/v3 sha256:")
+
+    assert rollback(client, "sentiment") == "1"
+    assert str(champion(client, "sentiment").version) == "1"
+    with pytest.raises(ValueError, match="replaced no earlier champion"):
+        rollback(client, "sentiment")
+
+
+def test_export_picks_the_best_run_of_the_experiment(ws: Workspace, tmp_path: Path) -> None:
+    fake_training_run(ws, tmp_path, 0.30, seed=1)
+    best = fake_training_run(ws, tmp_path, 0.70, seed=2)
+    fake_training_run(ws, tmp_path, 0.50, seed=3)
+    result = export_best(ws, "sentiment")
+    assert result.run_id == best and result.promoted
+    again = export_best(ws, "sentiment")  # already registered: no second version
+    assert again.version == result.version and not again.promoted
+
+
+def test_registered_bundle_is_logged_to_its_run(ws: Workspace, tmp_path: Path) -> None:
+    run_id = fake_training_run(ws, tmp_path, 0.5, seed=1)
+    publish_run(ws, run_id)
+    local = use_store(ws).download_artifacts(run_id, "bundle", str(tmp_path / "dl"))
+    bundle = load_bundle(local, "sentiment")
+    assert bundle.manifest["source_run_id"] == run_id
+    assert bundle.manifest["metrics"][SELECTION_SCORE] == 0.5
