@@ -20,7 +20,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: help install data train export serve ui test test-slow run baseline peer lint format bench clean
+.PHONY: help install data train export serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -73,3 +73,7 @@ format: install ## ruff format + autofix
 clean: ## Remove the venv, prepared data and the local MLflow store
 	rm -rf $(VENV) data .bentoml bundles
 	find mlruns -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+
+bento: install ## Build a self-contained Bento: champion bundles copied into bundles/, then `bentoml build`
+	$(BIN)/python -m training pull --task all --to bundles
+	$(BIN)/bentoml build --version $$(git rev-parse --short HEAD)

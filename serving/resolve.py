@@ -42,24 +42,25 @@ def resolve_bundle(task: str) -> ServedBundle:
     path = os.environ.get(f"MEMORIA_{task.upper()}_BUNDLE")
     if path:
         return ServedBundle(load_bundle(path, task), "path")
-    return _champion(task)
+    cache = Path(os.environ.get("MEMORIA_BUNDLE_CACHE") or Path(tempfile.gettempdir()) / "memoria-bundles")
+    return champion_bundle(task, tracking_uri(), cache)
 
 
-def _champion(task: str) -> ServedBundle:
+def champion_bundle(task: str, uri: str, cache: Path) -> ServedBundle:
+    """Copy `models:/<task>@champion` into `cache` (once per version) and verify it."""
     from mlflow import MlflowClient  # imported here: a path-only deployment never needs MLflow
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri()
     client = MlflowClient(tracking_uri=uri)
     try:
         version = client.get_model_version_by_alias(task, CHAMPION)
     except MlflowException as e:
         raise BundleError(
-            f"no {task} champion in {uri}: train one first (make train TASK={task}) or set MEMORIA_{task.upper()}_BUNDLE"
+            f"no {task} champion in {uri}: train one first (make train TASK={task}) "
+            f"or set MEMORIA_{task.upper()}_BUNDLE"
         ) from e
     digest = version.tags.get(DIGEST_TAG, "")
-    cache = Path(os.environ.get("MEMORIA_BUNDLE_CACHE") or Path(tempfile.gettempdir()) / "memoria-bundles")
     local = cache / task / f"v{version.version}-{digest[:12]}"
     if not local.exists():
         local.parent.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from pydantic import Field
-from typing_extensions import Annotated
 
 from serving.resolve import ServedBundle, resolve_bundle
 from serving.runtime import device_from_env, providers_for
@@ -62,7 +61,7 @@ class BackgroundModel(Generic[T]):
             self.predictor = self._build(served.bundle, providers_for(device_from_env()))
             self.served = served
             log.info("%s model ready: %s (from %s)", self.task, served.label, served.origin)
-        except Exception as e:  # noqa: BLE001 - any failure must leave the service unready, with the reason logged
+        except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
             log.error("%s model NOT loaded, service stays unready: %s", self.task, self.error)
 

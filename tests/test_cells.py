@@ -21,7 +21,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
 
-def peephole_reference(x, w_ih, w_hh, b, p, h, c):  # noqa: ANN001, ANN201
+def peephole_reference(x, w_ih, w_hh, b, p, h, c):
     """The peephole LSTM equations, written out in numpy step by step (torch gate order i, f, g, o)."""
     hidden = h.shape[1]
     outputs = []
@@ -48,8 +48,10 @@ def test_peephole_layer_matches_its_equations() -> None:
     mask = torch.ones(3, 6, dtype=torch.bool)
     out, h, c = layer(x, mask, h0, c0)
     ref_out, ref_h, ref_c = peephole_reference(
-        x.numpy(), *(t.detach().numpy() for t in (layer.weight_ih, layer.weight_hh, layer.bias, layer.peephole)),
-        h0.numpy(), c0.numpy(),
+        x.numpy(),
+        *(t.detach().numpy() for t in (layer.weight_ih, layer.weight_hh, layer.bias, layer.peephole)),
+        h0.numpy(),
+        c0.numpy(),
     )
     np.testing.assert_allclose(out.detach().numpy(), ref_out, atol=1e-6)
     np.testing.assert_allclose(h.detach().numpy(), ref_h, atol=1e-6)

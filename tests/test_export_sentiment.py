@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,6 @@ import torch
 
 from serving.bundle import BundleError, load_bundle
 from serving.sentiment import SentimentPredictor
-from dataclasses import replace
-
 from training.config import RecurrentConfig, TokenizerConfig, preset, to_dict
 from training.export import EXPORT_EXAMPLE, PARITY_SHAPES, ParityError, export_bundle, sentiment_parity
 from training.models.cells import CELL_TYPES
@@ -38,8 +37,13 @@ def write_model_dir(path: Path, cell: str, seed: int = 0) -> tuple[RecurrentClas
     path.mkdir(parents=True)
     torch.save(model.state_dict(), path / "state_dict.pt")
     save_tokenizer(tokenizer, path / "tokenizer.json")
-    spec = {"task": "sentiment", "labels": LABELS, "vocab_size": tokenizer.get_vocab_size(),
-            "config": to_dict(cfg), "tokenizers": {"text": "tokenizer.json"}}
+    spec = {
+        "task": "sentiment",
+        "labels": LABELS,
+        "vocab_size": tokenizer.get_vocab_size(),
+        "config": to_dict(cfg),
+        "tokenizers": {"text": "tokenizer.json"},
+    }
     (path / "spec.json").write_text(json.dumps(spec))
     return model.eval(), path
 
@@ -63,7 +67,7 @@ def test_export_matches_pytorch_for_every_cell(tmp_path: Path, cell: str) -> Non
     np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
 
 
-def _encode(bundle, texts):  # noqa: ANN001, ANN202
+def _encode(bundle, texts):
     from serving.text import encode_batch, load_tokenizer
 
     return encode_batch(load_tokenizer(bundle.tokenizer("text")), texts, bundle.manifest["max_input_tokens"])
@@ -82,8 +86,8 @@ def test_a_tampered_bundle_is_refused(tmp_path: Path) -> None:
     report = export_bundle(model_dir, tmp_path / "bundle", run_id="r1", metrics={})
     graph = report.bundle_dir / "classifier.onnx"
     graph.write_bytes(graph.read_bytes() + b"\0")
-    with pytest.raises(BundleError, match="classifier.onnx has sha256"):
+    with pytest.raises(BundleError, match=r"classifier\.onnx has sha256"):
         load_bundle(report.bundle_dir)
     (report.bundle_dir / "manifest.json").unlink()
-    with pytest.raises(BundleError, match="manifest.json is missing"):
+    with pytest.raises(BundleError, match=r"manifest\.json is missing"):
         load_bundle(report.bundle_dir)

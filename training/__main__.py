@@ -1,13 +1,14 @@
 """memoria command line: `python -m training <command> --task ... [--preset ...] [--set key=value ...]`.
 
-    data             fetch the pinned data set and prepare its splits
-    train            train, export + verify + register the bundle, promote it if it beats the champion
-    export           export the experiment's best run, register, promote if better
-    ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
-    baseline         peer model on the same test split, logged as its own MLflow run
-    promote          move the champion alias to a registered version
-    rollback         move the champion alias back to the version it replaced
-    status           registered versions and champions
+data             fetch the pinned data set and prepare its splits
+train            train, export + verify + register the bundle, promote it if it beats the champion
+export           export the experiment's best run, register, promote if better
+ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
+baseline         peer model on the same test split, logged as its own MLflow run
+promote          move the champion alias to a registered version
+rollback         move the champion alias back to the version it replaced
+status           registered versions and champions
+pull             copy the champion bundles into --to (default bundles/), e.g. for `make bento`
 """
 
 from __future__ import annotations
@@ -15,27 +16,37 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from training.config import PRESETS, TASKS, Workspace, apply_overrides, preset
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["data", "train", "export", "ensure-champion", "baseline", "promote",
-                                            "rollback", "status"])
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "command",
+        choices=["data", "train", "export", "ensure-champion", "baseline", "promote", "rollback", "status", "pull"],
+    )
     parser.add_argument("--task", default="sentiment", choices=[*TASKS, "all"])
     parser.add_argument("--preset", default="default", choices=PRESETS)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set model.cell=gru --set optim.max_epochs=3")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set model.cell=gru --set optim.max_epochs=3",
+    )
     parser.add_argument("--version", help="registry version (promote)")
+    parser.add_argument("--to", default="bundles", help="destination folder (pull)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "mlflow", "lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _quiet_logs()
 
     ws = Workspace.from_env()
     tasks = list(TASKS) if args.task == "all" else [args.task]
@@ -47,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _quiet_logs() -> None:
+    """Our INFO lines, other libraries' warnings; Lightning keeps its own handler (no duplicate lines)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("training").setLevel(logging.INFO)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).propagate = False
+        logging.getLogger(name).addFilter(lambda record: "litlogger" not in record.getMessage())
 
 
 def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> None:
@@ -88,9 +109,11 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         print(f"{task}: champion -> version {rollback(use_store(ws), task)}")
     elif args.command == "status":
         _status(ws, task)
+    elif args.command == "pull":
+        _pull(ws, task, Path(args.to))
 
 
-def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:  # noqa: ANN001
+def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:
     if cfg.task == "sentiment":
         from training.data.sentiment_corpus import prepare_sentiment
 
@@ -103,7 +126,7 @@ def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:  # noqa: ANN001
     print(json.dumps(prepared.card.get("splits", prepared.card), indent=2, default=str))
 
 
-def _train_and_publish(cfg, ws: Workspace, progress: bool) -> None:  # noqa: ANN001
+def _train_and_publish(cfg, ws: Workspace, progress: bool) -> None:
     from training.registry import publish_run
     from training.train import train
 
@@ -114,11 +137,27 @@ def _train_and_publish(cfg, ws: Workspace, progress: bool) -> None:  # noqa: ANN
     _print(publish_run(ws, result.run_id))
 
 
-def _print(result) -> None:  # noqa: ANN001
+def _print(result) -> None:
     d = asdict(result)
     verdict = "promoted to champion" if d["promoted"] else f"not promoted (champion stays v{d['champion_version']})"
-    print(f"{d['task']}: registered version {d['version']} (score {d['score']:.4f}, parity max diff "
-          f"{d['parity_max_abs_diff']:.1e}), {verdict}")
+    print(
+        f"{d['task']}: registered version {d['version']} (score {d['score']:.4f}, parity max diff "
+        f"{d['parity_max_abs_diff']:.1e}), {verdict}"
+    )
+
+
+def _pull(ws: Workspace, task: str, dest: Path) -> None:
+    import shutil
+    import tempfile
+
+    from serving.resolve import champion_bundle
+
+    with tempfile.TemporaryDirectory() as cache:
+        served = champion_bundle(task, ws.tracking_uri, Path(cache))
+        target = dest / task
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(served.bundle.path, target)
+    print(f"{task}: {served.label} -> {target}")
 
 
 def _status(ws: Workspace, task: str) -> None:

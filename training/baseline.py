@@ -33,7 +33,7 @@ def run_baseline(cfg: TaskConfig, ws: Workspace) -> dict[str, float]:
     return run_tfidf_baseline(cfg, ws)
 
 
-def tfidf_pipeline(c: float):  # noqa: ANN201
+def tfidf_pipeline(c: float):
     features = make_union(
         TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=300_000),

@@ -150,7 +150,7 @@ def _sentiment_preset(name: str) -> SentimentConfig:
         )
     if name == "default":
         # Measured budget: a few minutes on 2 cores, for `make run` on a fresh clone.
-        return replace(base, optim=replace(base.optim, max_epochs=6, max_minutes=6.0, patience=2))
+        return replace(base, optim=replace(base.optim, max_epochs=6, max_minutes=5.0, patience=2))
     return replace(
         base,
         tokenizer=replace(base.tokenizer, vocab_size=16000),
@@ -169,7 +169,11 @@ def _translation_preset(name: str) -> TranslationConfig:
             source_tokenizer=TokenizerConfig(vocab_size=1000, max_tokens=48),
             target_tokenizer=TokenizerConfig(vocab_size=1000, max_tokens=48),
             model=replace(
-                base.model, encoder=small, decoder_hidden_size=32, target_embedding_dim=32, attention_dim=32,
+                base.model,
+                encoder=small,
+                decoder_hidden_size=32,
+                target_embedding_dim=32,
+                attention_dim=32,
                 dropout=0.0,
             ),
             optim=replace(base.optim, max_epochs=2, patience=1),

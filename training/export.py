@@ -83,15 +83,25 @@ def versions() -> dict[str, str]:
 
 
 def export_onnx(
-    module: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
+    module: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
     dynamic_axes: dict[str, dict[int, str]],
 ) -> None:
     module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter warns about itself and about RNN batch sizes
         torch.onnx.export(
-            module, example, str(path), dynamo=False, opset_version=OPSET, input_names=inputs,
-            output_names=outputs, dynamic_axes=dynamic_axes,
+            module,
+            example,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic_axes,
         )
     onnx.checker.check_model(str(path))
 
@@ -120,7 +130,10 @@ def _export_sentiment(spec: dict, model_dir: Path, out_dir: Path) -> tuple[dict,
     ids, lengths = random_batch(spec["vocab_size"], *EXPORT_EXAMPLE, rng)
     path = out_dir / "classifier.onnx"
     export_onnx(
-        model, (torch.from_numpy(ids), torch.from_numpy(lengths)), path, ["input_ids", "lengths"],
+        model,
+        (torch.from_numpy(ids), torch.from_numpy(lengths)),
+        path,
+        ["input_ids", "lengths"],
         ["probabilities"],
         {"input_ids": {0: "batch", 1: "sequence"}, "lengths": {0: "batch"}, "probabilities": {0: "batch"}},
     )
@@ -149,5 +162,7 @@ def sentiment_parity(model: torch.nn.Module, path: Path, vocab_size: int, rng: n
         worst = max(worst, diff)
         checked.append({"batch": batch, "max_length": max_len, "max_abs_diff": diff})
         if diff > PARITY_TOLERANCE:
-            raise ParityError(f"probabilities differ by {diff:.2e} > {PARITY_TOLERANCE} at batch {batch}, length {max_len}")
+            raise ParityError(
+                f"probabilities differ by {diff:.2e} > {PARITY_TOLERANCE} at batch {batch}, length {max_len}"
+            )
     return {"tolerance": PARITY_TOLERANCE, "max_abs_diff": worst, "shapes": checked}

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on training machines
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def confusion_matrix_figure(matrix: np.ndarray, labels: Sequence[str], title: str) -> Figure:
@@ -33,9 +33,7 @@ def confusion_matrix_figure(matrix: np.ndarray, labels: Sequence[str], title: st
 
 def attention_figure(weights: np.ndarray, source: Sequence[str], target: Sequence[str], title: str) -> Figure:
     """Heatmap of attention: one row per generated target token, one column per source token."""
-    fig, ax = plt.subplots(
-        figsize=(max(4.0, 0.45 * len(source) + 1.5), max(3.0, 0.35 * len(target) + 1.5)), dpi=110
-    )
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(source) + 1.5), max(3.0, 0.35 * len(target) + 1.5)), dpi=110)
     ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0)
     ax.set_xticks(range(len(source)), source, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(target)), target, fontsize=8)

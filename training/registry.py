@@ -68,8 +68,13 @@ def publish_run(ws: Workspace, run_id: str) -> PublishResult:
     promoted = promote_if_better(client, task, version)
     current = champion(client, task)
     return PublishResult(
-        task=task, run_id=run_id, version=str(version.version), score=score_of(client, version), promoted=promoted,
-        champion_version=str(current.version) if current else "", bundle_digest=bundle.digest,
+        task=task,
+        run_id=run_id,
+        version=str(version.version),
+        score=score_of(client, version),
+        promoted=promoted,
+        champion_version=str(current.version) if current else "",
+        bundle_digest=bundle.digest,
         parity_max_abs_diff=report.parity["max_abs_diff"],
     )
 
@@ -80,7 +85,10 @@ def register(client: MlflowClient, task: str, run_id: str, source: str, digest: 
     except MlflowException:
         client.create_registered_model(task, description=f"memoria {task} model bundles (ONNX + tokenizer)")
     version = client.create_model_version(
-        name=task, source=source, run_id=run_id, tags={DIGEST_TAG: digest},
+        name=task,
+        source=source,
+        run_id=run_id,
+        tags={DIGEST_TAG: digest},
         description=f"bundle sha256 {digest[:12]} from run {run_id}",
     )
     log.info("registered %s version %s", task, version.version)
@@ -121,8 +129,10 @@ def best_run_id(client: MlflowClient, task: str) -> str:
     if exp is None:
         raise ValueError(f"no {task} experiment yet: train first (make train TASK={task})")
     runs = client.search_runs(
-        [exp.experiment_id], filter_string=f"attributes.status = 'FINISHED' and metrics.{SELECTION_SCORE} > -1",
-        order_by=[f"metrics.{SELECTION_SCORE} DESC"], max_results=1,
+        [exp.experiment_id],
+        filter_string=f"attributes.status = 'FINISHED' and metrics.{SELECTION_SCORE} > -1",
+        order_by=[f"metrics.{SELECTION_SCORE} DESC"],
+        max_results=1,
     )
     if not runs:
         raise ValueError(f"no finished {task} run with a {SELECTION_SCORE} metric")
@@ -145,8 +155,12 @@ def export_best(ws: Workspace, task: str) -> PublishResult:
     promoted = promote_if_better(client, task, existing)
     current = champion(client, task)
     return PublishResult(
-        task=task, run_id=run_id, version=str(existing.version), score=score_of(client, existing), promoted=promoted,
-        champion_version=str(current.version) if current else "", bundle_digest=existing.tags.get(DIGEST_TAG, ""),
+        task=task,
+        run_id=run_id,
+        version=str(existing.version),
+        score=score_of(client, existing),
+        promoted=promoted,
+        champion_version=str(current.version) if current else "",
+        bundle_digest=existing.tags.get(DIGEST_TAG, ""),
         parity_max_abs_diff=float(client.get_run(run_id).data.metrics.get("export/parity_max_abs_diff", "nan")),
     )
-

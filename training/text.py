@@ -35,9 +35,7 @@ def build_normalizer(lowercase: bool, tweets: bool) -> normalizers.Normalizer:
     return normalizers.Sequence(steps)
 
 
-def fit_tokenizer(
-    texts: Iterable[str], cfg: TokenizerConfig, *, lowercase: bool, tweets: bool = False
-) -> Tokenizer:
+def fit_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, *, lowercase: bool, tweets: bool = False) -> Tokenizer:
     """Train a BPE tokenizer whose first ids are SPECIAL_TOKENS (PAD=0, UNK=1, BOS=2, EOS=3)."""
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.normalizer = build_normalizer(lowercase, tweets)

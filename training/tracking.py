@@ -44,9 +44,9 @@ def git_commit(root: Path) -> str:
 
 
 @contextlib.contextmanager
-def start_run(ws: Workspace, experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | None = None) -> Iterator[
-    mlflow.ActiveRun
-]:
+def start_run(
+    ws: Workspace, experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | None = None
+) -> Iterator[mlflow.ActiveRun]:
     """Start a run with the whole config logged: flattened as params and as config.json."""
     client = use_store(ws)
     exp_id = experiment_id(client, ws, experiment)

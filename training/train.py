@@ -102,7 +102,7 @@ def make_trainer(
         callbacks=callbacks,
         enable_progress_bar=progress,
         enable_model_summary=progress,
-        log_every_n_steps=10,
+        log_every_n_steps=1,  # the gradient norm is logged every step
         accelerator="auto",
         devices=1,
         num_sanity_val_steps=0,

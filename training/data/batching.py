@@ -18,7 +18,7 @@ class ListDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int):  # noqa: ANN204
+    def __getitem__(self, index: int):
         return self.items[index]
 
 
@@ -73,6 +73,6 @@ def collate_classification(batch: list[tuple[list[int], int]]) -> tuple[torch.Te
 
 def bucketed_loader(
     items: Sequence, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int, collate, num_workers: int = 0
-) -> DataLoader:  # noqa: ANN001
+) -> DataLoader:
     sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
     return DataLoader(ListDataset(items), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)

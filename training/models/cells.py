@@ -104,8 +104,14 @@ def _reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 def onnx_lstm_reference(
-    x: torch.Tensor, seq_lens: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
-    w: torch.Tensor, r: torch.Tensor, b: torch.Tensor, p: torch.Tensor,
+    x: torch.Tensor,
+    seq_lens: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    w: torch.Tensor,
+    r: torch.Tensor,
+    b: torch.Tensor,
+    p: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ONNX `LSTM` semantics (gates i, o, f, c; peepholes; sequence_lens) written out in torch.
 
@@ -145,24 +151,20 @@ class _PeepholeLSTMExport(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, seq_lens, h0, c0, w, r, b, p):  # noqa: ANN001, ARG004
+    def forward(ctx, x, seq_lens, h0, c0, w, r, b, p):
         return onnx_lstm_reference(x, seq_lens, h0, c0, w, r, b, p)
 
     @staticmethod
-    def symbolic(g, x, seq_lens, h0, c0, w, r, b, p):  # noqa: ANN001
+    def symbolic(g, x, seq_lens, h0, c0, w, r, b, p):
         hidden = r.type().sizes()[2]
         direction = "bidirectional" if r.type().sizes()[0] == 2 else "forward"
-        return g.op(
-            "LSTM", x, w, r, b, seq_lens, h0, c0, p, hidden_size_i=hidden, direction_s=direction, outputs=3
-        )
+        return g.op("LSTM", x, w, r, b, seq_lens, h0, c0, p, hidden_size_i=hidden, direction_s=direction, outputs=3)
 
 
 class PeepholeLSTM(nn.Module):
     """Multi-layer, optionally bidirectional peephole LSTM with an nn.LSTM-like interface (batch first)."""
 
-    def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -208,7 +210,13 @@ class PeepholeLSTM(nn.Module):
             ws, rs, bs, ps = zip(*(layer.onnx_weights() for layer in directions), strict=True)
             sl = slice(li * d_count, (li + 1) * d_count)
             y, h, c = _PeepholeLSTMExport.apply(
-                x, seq_lens, h0[sl], c0[sl], torch.stack(ws), torch.stack(rs), torch.stack(bs),
+                x,
+                seq_lens,
+                h0[sl],
+                c0[sl],
+                torch.stack(ws),
+                torch.stack(rs),
+                torch.stack(bs),
                 torch.stack(ps),
             )
             # Y [T, D, B, H] -> [T, B, D*H] for the next layer
@@ -247,7 +255,11 @@ class RecurrentStack(nn.Module):
         else:
             kind = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
             self.rnn = kind(
-                input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
+                input_size,
+                hidden_size,
+                num_layers,
+                batch_first=True,
+                bidirectional=bidirectional,
                 dropout=layer_dropout,
             )
         init_recurrent_weights(self, cell, init)

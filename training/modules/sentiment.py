@@ -31,12 +31,8 @@ class SentimentModule(RecurrentLightningModule):
         self.labels = labels
         self.model = RecurrentClassifier(vocab_size, len(labels), cfg.model)
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
-        self.metrics = nn.ModuleDict(
-            {stage: classification_metrics(len(labels)) for stage in ("val", "test")}
-        )
-        self.confusion = nn.ModuleDict(
-            {stage: MulticlassConfusionMatrix(len(labels)) for stage in ("val", "test")}
-        )
+        self.metrics = nn.ModuleDict({stage: classification_metrics(len(labels)) for stage in ("val", "test")})
+        self.confusion = nn.ModuleDict({stage: MulticlassConfusionMatrix(len(labels)) for stage in ("val", "test")})
         self.last_confusion: dict[str, torch.Tensor] = {}
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

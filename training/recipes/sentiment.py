@@ -54,11 +54,16 @@ class SentimentRecipe:
         module = SentimentModule(cfg, self.tokenizer.get_vocab_size(), LABELS, self._class_weights())
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
 
-    def loader(self, split: str, shuffle: bool):  # noqa: ANN201
+    def loader(self, split: str, shuffle: bool):
         items = self.encoded[split]
         return bucketed_loader(
-            items, [len(ids) for ids, _ in items], self.cfg.optim.batch_size, shuffle, self.cfg.optim.seed,
-            collate_classification, self.cfg.optim.num_workers,
+            items,
+            [len(ids) for ids, _ in items],
+            self.cfg.optim.batch_size,
+            shuffle,
+            self.cfg.optim.seed,
+            collate_classification,
+            self.cfg.optim.num_workers,
         )
 
     def _class_weights(self) -> torch.Tensor | None:
