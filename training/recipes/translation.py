@@ -1,0 +1,168 @@
+"""Translation recipe for `train`: data, source and target tokenizers, seq2seq model, and a test evaluation that
+decodes with the SERVING decoder (ONNX graphs + numpy beam search), so the reported score is the served one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import mlflow
+import torch
+from torch.utils.data import DataLoader
+
+from serving.bundle import load_bundle
+from serving.text import BOS_ID, EOS_ID, decode_ids, encode_ids
+from serving.translation import TranslationPredictor
+from training.config import TranslationConfig, Workspace, to_dict
+from training.data.batching import bucketed_loader, pad_tensor
+from training.data.translation_corpus import SPLITS, TranslationPair, prepare_translation
+from training.evaluation import translation_scores
+from training.export import export_bundle
+from training.modules.translation import BleuSample, TranslationBatch, TranslationModule
+from training.plots import attention_figure, close
+from training.text import fit_tokenizer, save_tokenizer
+
+log = logging.getLogger(__name__)
+
+SOURCE_TOKENIZER_FILE = "source_tokenizer.json"
+TARGET_TOKENIZER_FILE = "target_tokenizer.json"
+BLEU_SAMPLE_SIZE = 200  # validation sentences decoded every epoch: a stable BLEU for a few seconds per epoch
+SAMPLE_TABLE_SIZE = 20
+HEATMAPS = 4
+
+Example = tuple[list[int], list[int]]  # source ids, target ids + EOS
+
+
+def collate_translation(batch: list[Example]) -> TranslationBatch:
+    """(source, source lengths, decoder inputs = BOS + target, decoder targets = target + EOS)."""
+    src, src_len = pad_tensor([s for s, _ in batch])
+    tgt_in, _ = pad_tensor([[BOS_ID, *t[:-1]] for _, t in batch])
+    tgt_out, _ = pad_tensor([t for _, t in batch])
+    return src, src_len, tgt_in, tgt_out
+
+
+class TranslationRecipe:
+    monitor = "val/bleu"
+
+    def __init__(self, cfg: TranslationConfig, ws: Workspace, progress: bool) -> None:
+        self.cfg = cfg
+        self.ws = ws
+        self.progress = progress
+
+    def prepare(self) -> None:
+        self.prepared = prepare_translation(self.cfg.data, self.ws, progress=self.progress)
+
+    def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
+        cfg = self.cfg
+        mlflow.log_dict(self.prepared.card, "data/card.json")
+        self.splits: dict[str, list[TranslationPair]] = {name: self.prepared.pairs(name) for name in SPLITS}
+        mlflow.log_params({f"data.{name}_size": len(rows) for name, rows in self.splits.items()})
+        train = self.splits["train"]
+        # Case carries meaning in both languages (names, "LORD", sentence starts), and the output is read by people.
+        self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
+        self.target_tokenizer = fit_tokenizer((p.target for p in train), cfg.target_tokenizer, lowercase=False)
+        save_tokenizer(self.source_tokenizer, workdir / SOURCE_TOKENIZER_FILE)
+        save_tokenizer(self.target_tokenizer, workdir / TARGET_TOKENIZER_FILE)
+        self.encoded = {name: self._encode(rows) for name, rows in self.splits.items()}
+        validation = self.splits["validation"][:BLEU_SAMPLE_SIZE]
+        bleu = BleuSample(
+            sources=[src for src, _ in self.encoded["validation"][:BLEU_SAMPLE_SIZE]],
+            references=[p.target for p in validation],
+            detokenize=lambda ids: decode_ids(self.target_tokenizer, ids),
+            max_output_tokens=cfg.decoding.max_output_tokens,
+            batch_size=cfg.optim.batch_size,
+        )
+        module = TranslationModule(
+            cfg, self.source_tokenizer.get_vocab_size(), self.target_tokenizer.get_vocab_size(), bleu
+        )
+        return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def _encode(self, rows: Sequence[TranslationPair]) -> list[Example]:
+        cfg = self.cfg
+        sources = encode_ids(self.source_tokenizer, [p.source for p in rows], cfg.source_tokenizer.max_tokens)
+        # One slot is kept for EOS, so no target is longer than what the decoder may generate.
+        cap = min(cfg.target_tokenizer.max_tokens, cfg.decoding.max_output_tokens) - 1
+        targets = encode_ids(self.target_tokenizer, [p.target for p in rows], cap)
+        return [(s, [*t, EOS_ID]) for s, t in zip(sources, targets, strict=True)]
+
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        items = self.encoded[split]
+        # Bucket by target length first: the decoder's step loop runs to the longest target of a batch and costs
+        # more than the encoder; source length breaks ties.
+        keys = [len(t) * 4096 + len(s) for s, t in items]
+        return bucketed_loader(
+            items,
+            keys,
+            self.cfg.optim.batch_size,
+            shuffle,
+            self.cfg.optim.seed,
+            collate_translation,
+            self.cfg.optim.num_workers,
+        )
+
+    def evaluate(self, module: TranslationModule, trainer: L.Trainer, workdir: Path) -> dict[str, float]:
+        """Export the trained model exactly as `publish` will, then score the test split with the served decoder."""
+        model_dir, bundle_dir = workdir / "eval_model", workdir / "eval_bundle"
+        self.save_model(module, model_dir)
+        run = mlflow.active_run()
+        report = export_bundle(model_dir, bundle_dir, run.info.run_id if run else "", {})
+        predictor = TranslationPredictor(load_bundle(report.bundle_dir, "translation"))
+        test = self.splits["test"]
+        rows = [{"target": p.target, "references": list(p.references)} for p in test]
+        sources = [p.source for p in test]
+        started = time.perf_counter()
+        beam = predictor.translate(sources, beam_size=self.cfg.decoding.beam_size)
+        beam_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        greedy = predictor.translate(sources, beam_size=1)
+        greedy_seconds = time.perf_counter() - started
+        metrics = translation_scores(beam, rows, prefix="test/")
+        metrics.update({f"{k}_greedy": v for k, v in translation_scores(greedy, rows, prefix="test/").items()})
+        metrics["test/sentences_per_second_beam"] = len(test) / max(beam_seconds, 1e-9)
+        metrics["test/sentences_per_second_greedy"] = len(test) / max(greedy_seconds, 1e-9)
+        metrics["export/parity_max_abs_diff"] = float(report.parity["max_abs_diff"])
+        mlflow.log_dict(report.parity, "export/parity.json")
+        self._log_outputs(test, beam, greedy)
+        self._log_heatmaps(predictor, sources[:HEATMAPS])
+        return metrics
+
+    def _log_outputs(self, test: Sequence[TranslationPair], beam: list[str], greedy: list[str]) -> None:
+        lines = [
+            json.dumps({"id": p.id, "source": p.source, "target": p.target, "beam": b, "greedy": g}, ensure_ascii=False)
+            for p, b, g in zip(test, beam, greedy, strict=True)
+        ]
+        mlflow.log_text("\n".join(lines) + "\n", "predictions/test_hypotheses.jsonl")
+        sample = list(zip(test, beam, greedy, strict=True))[:SAMPLE_TABLE_SIZE]
+        mlflow.log_table(
+            {
+                "source": [p.source for p, _, _ in sample],
+                "reference": [p.target for p, _, _ in sample],
+                f"beam_{self.cfg.decoding.beam_size}": [b for _, b, _ in sample],
+                "greedy": [g for _, _, g in sample],
+            },
+            "predictions/test_samples.json",
+        )
+
+    def _log_heatmaps(self, predictor: TranslationPredictor, sources: Sequence[str]) -> None:
+        for i, t in enumerate(predictor.translate_with_attention(sources, beam_size=self.cfg.decoding.beam_size)):
+            fig = attention_figure(t.attention, t.source_tokens, t.output_tokens, f"test sentence {i}: {t.text[:80]}")
+            mlflow.log_figure(fig, f"plots/attention_test_{i}.png")
+            close(fig)
+
+    def save_model(self, module: TranslationModule, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(module.model.state_dict(), out_dir / "state_dict.pt")
+        spec = {
+            "task": "translation",
+            "source_vocab_size": self.source_tokenizer.get_vocab_size(),
+            "target_vocab_size": self.target_tokenizer.get_vocab_size(),
+            "config": to_dict(self.cfg),
+            "tokenizers": {"source": SOURCE_TOKENIZER_FILE, "target": TARGET_TOKENIZER_FILE},
+        }
+        (out_dir / "spec.json").write_text(json.dumps(spec, indent=2))
+        save_tokenizer(self.source_tokenizer, out_dir / SOURCE_TOKENIZER_FILE)
+        save_tokenizer(self.target_tokenizer, out_dir / TARGET_TOKENIZER_FILE)
