@@ -77,3 +77,7 @@ clean: ## Remove the venv, prepared data and the local MLflow store
 bento: install ## Build a self-contained Bento: champion bundles copied into bundles/, then `bentoml build`
 	$(BIN)/python -m training pull --task all --to bundles
 	$(BIN)/bentoml build --version $$(git rev-parse --short HEAD)
+
+bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency side by side, then HTTP load with locust
+	$(BIN)/python -m tests.benchmarks.bench_models
+	$(BIN)/python -m tests.benchmarks.bench_http

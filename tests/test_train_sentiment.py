@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -21,17 +22,17 @@ LABELS = ("negative", "neutral", "positive")
 class LoudSentimentModule(SentimentModule):
     """Loss scaled up so raw gradients are far above the clipping threshold; records post-clip norms."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.norms_at_step: list[float] = []
 
-    def training_step(self, batch, batch_idx):  # noqa: ANN001, ANN201
+    def training_step(self, batch, batch_idx):
         return super().training_step(batch, batch_idx) * 1e4
 
-    def configure_optimizers(self):  # noqa: ANN201
+    def configure_optimizers(self):
         config = super().configure_optimizers()
 
-        def record(optimizer, args, kwargs) -> None:  # noqa: ANN001, ARG001 - grads are the clipped ones here
+        def record(optimizer, args, kwargs) -> None:
             grads = [p.grad.norm() for p in self.parameters() if p.grad is not None]
             self.norms_at_step.append(torch.linalg.vector_norm(torch.stack(grads)).item())
 
@@ -96,4 +97,4 @@ def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert plots == {"plots/confusion_validation.png", "plots/confusion_test.png"}
     card = client.download_artifacts(result.run_id, "data/card.json")
-    assert "splits" in open(card).read()
+    assert "splits" in Path(card).read_text()
