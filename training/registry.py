@@ -17,15 +17,15 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from serving.bundle import load_bundle
+from serving.resolve import CHAMPION, DIGEST_TAG  # serving reads what registration writes
 from training.config import Workspace
 from training.export import export_bundle
 from training.tracking import SELECTION_SCORE, use_store
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
 PREVIOUS_TAG = "memoria.previous_champion"  # on a version: the version that was champion before it
-DIGEST_TAG = "memoria.bundle_sha256"
+PARITY_METRIC = "export/parity_max_abs_diff"
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,23 @@ def publish_run(ws: Workspace, run_id: str) -> PublishResult:
         report = export_bundle(model_dir, Path(tmp) / "bundle", run_id, run.data.metrics)
         bundle = load_bundle(report.bundle_dir, task)  # exactly what serving will do
         client.log_artifacts(run_id, str(bundle.path), "bundle")
-    client.log_metric(run_id, "export/parity_max_abs_diff", report.parity["max_abs_diff"])
+    client.log_metric(run_id, PARITY_METRIC, report.parity["max_abs_diff"])
     version = register(client, task, run_id, f"{run.info.artifact_uri}/bundle", bundle.digest)
+    return _promote_and_report(client, task, version)
+
+
+def _promote_and_report(client: MlflowClient, task: str, version: ModelVersion) -> PublishResult:
     promoted = promote_if_better(client, task, version)
     current = champion(client, task)
     return PublishResult(
         task=task,
-        run_id=run_id,
+        run_id=version.run_id,
         version=str(version.version),
         score=score_of(client, version),
         promoted=promoted,
         champion_version=str(current.version) if current else "",
-        bundle_digest=bundle.digest,
-        parity_max_abs_diff=report.parity["max_abs_diff"],
+        bundle_digest=version.tags.get(DIGEST_TAG, ""),
+        parity_max_abs_diff=float(client.get_run(version.run_id).data.metrics.get(PARITY_METRIC, "nan")),
     )
 
 
@@ -152,15 +156,4 @@ def export_best(ws: Workspace, task: str) -> PublishResult:
     existing = registered_version_of(client, task, run_id)
     if existing is None:
         return publish_run(ws, run_id)
-    promoted = promote_if_better(client, task, existing)
-    current = champion(client, task)
-    return PublishResult(
-        task=task,
-        run_id=run_id,
-        version=str(existing.version),
-        score=score_of(client, existing),
-        promoted=promoted,
-        champion_version=str(current.version) if current else "",
-        bundle_digest=existing.tags.get(DIGEST_TAG, ""),
-        parity_max_abs_diff=float(client.get_run(run_id).data.metrics.get("export/parity_max_abs_diff", "nan")),
-    )
+    return _promote_and_report(client, task, existing)
