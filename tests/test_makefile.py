@@ -1,0 +1,36 @@
+"""The Makefile is the user interface: every documented target exists and `make help` lists it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.conftest import REPO
+
+TARGETS = ["install", "data", "train", "export", "serve", "ui", "test", "run", "baseline", "lint", "bench", "bento"]
+
+
+def make(*args: str) -> str:
+    out = subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_help_lists_every_target() -> None:
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", make("help"))  # drop the colour codes
+    listed = {line.split()[0] for line in plain.splitlines() if line.startswith("  ") and line.split()}
+    assert set(TARGETS) <= listed
+
+
+def test_run_trains_only_missing_champions_then_serves() -> None:
+    plan = make("-n", "run")  # dry run: the commands `make run` would execute, in order (install is up to date)
+    assert plan.index("ensure-champion --task all --preset default") < plan.index("serve")
+
+
+def test_train_passes_task_preset_and_overrides() -> None:
+    plan = make("-n", "train", "TASK=translation", "PRESET=smoke", "ARGS=--set model.decoder_cell=peephole")
+    assert "-m training train --task translation --preset smoke --set model.decoder_cell=peephole" in plan
+
+
+def test_serve_honours_host_and_port() -> None:
+    assert "--host 0.0.0.0 --port 3999" in make("-n", "serve", "HOST=0.0.0.0", "PORT=3999")
