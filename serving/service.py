@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
+import aiohttp
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from pydantic import Field
@@ -40,6 +41,20 @@ log = logging.getLogger("bentoml.memoria")
 
 T = TypeVar("T")
 MODEL_HEADER = "X-Memoria-Model"
+
+# BentoML 1.4's client to a dependency closes its connection pool every `max_requests` calls, even while other
+# calls are in flight on it, and may reuse a keep-alive connection the server just dropped (bentoml#4971): under
+# load that surfaced here as 500s. The model services therefore ask for a pool that is (practically) never
+# recycled, and the API retries a call once on a connection-level error; the model calls are idempotent.
+STABLE_CONNECTIONS = {"max_requests": 1_000_000_000, "max_age": 86_400.0}
+
+
+async def call_model(call: Callable[[Any], Any], payload: Any) -> Any:
+    try:
+        return await call(payload)
+    except aiohttp.ClientConnectionError as e:
+        log.warning("retrying a model call once after a dropped connection: %s", e)
+        return await call(payload)
 
 
 class BackgroundModel(Generic[T]):
@@ -88,7 +103,9 @@ def _translation_predictor(bundle: Any, providers: list[str]) -> Any:
     return TranslationPredictor(bundle, providers)
 
 
-@bentoml.service(name="memoria-sentiment-model", workers=1, traffic={"timeout": 60})
+@bentoml.service(
+    name="memoria-sentiment-model", workers=1, traffic={"timeout": 60}, runner_connection=STABLE_CONNECTIONS
+)
 class SentimentModel:
     def __init__(self) -> None:
         self.model = BackgroundModel("sentiment", _sentiment_predictor)
@@ -107,7 +124,9 @@ class SentimentModel:
         return results
 
 
-@bentoml.service(name="memoria-translation-model", workers=1, traffic={"timeout": 120})
+@bentoml.service(
+    name="memoria-translation-model", workers=1, traffic={"timeout": 120}, runner_connection=STABLE_CONNECTIONS
+)
 class TranslationModel:
     def __init__(self) -> None:
         self.model = BackgroundModel("translation", _translation_predictor)
@@ -140,7 +159,7 @@ class Memoria:
     @bentoml.api(route="/sentiment")
     async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
         """Sentiment of each text: its label and the probability of every label."""
-        results = await self.sentiment_model.to_async.classify(texts)
+        results = await call_model(self.sentiment_model.to_async.classify, texts)
         ctx.response.headers[MODEL_HEADER] = results[0]["model"]
         return [SentimentResult(label=r["label"], scores=r["scores"]) for r in results]
 
@@ -153,6 +172,6 @@ class Memoria:
     ) -> list[TranslationResult]:
         """English translation of each Spanish text."""
         items = [TranslationItem(text=t, beam_size=beam_size) for t in texts]
-        results = await self.translation_model.to_async.translate(items)
+        results = await call_model(self.translation_model.to_async.translate, items)
         ctx.response.headers[MODEL_HEADER] = results[0]["model"]
         return [TranslationResult(translation=r["translation"]) for r in results]

@@ -241,3 +241,25 @@ def test_a_broken_bundle_keeps_the_service_unready_and_says_why(store: dict[str,
         assert code == 503, body
     finally:
         srv.stop()
+
+
+def test_concurrent_requests_are_batched_and_none_fail(server: Server) -> None:
+    """Over 100 calls with many in flight: BentoML's dependency client recycles its pool every 100 calls, which
+    used to drop in-flight requests (500s); every call must succeed and match its own text."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"flight {i} was {'great' if i % 2 else 'awful'}" for i in range(240)]
+
+    def one(text: str) -> tuple[int, list]:
+        code, body, _ = http("POST", server.base + "/sentiment", {"texts": [text]})
+        return code, json.loads(body) if code == 200 else body
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(one, texts))
+    assert [code for code, _ in answers] == [200] * len(texts), [a for a in answers if a[0] != 200][:3]
+    code, batch, _ = http("POST", server.base + "/sentiment", {"texts": texts[:8]})
+    assert code == 200
+    for (_, single), together in zip(answers[:8], json.loads(batch), strict=True):
+        assert single[0]["label"] == together["label"]  # batching with strangers does not change an answer
+        for label, p in together["scores"].items():
+            assert abs(single[0]["scores"][label] - p) < 1e-4
