@@ -74,9 +74,10 @@ clean: ## Remove the venv, prepared data and the local MLflow store
 	rm -rf $(VENV) data .bentoml bundles
 	find mlruns -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-bento: install ## Build a self-contained Bento: champion bundles copied into bundles/, then `bentoml build`
+bento: install ## Build a self-contained Bento: champion bundles packed in (bundles/, removed afterwards)
+	rm -rf bundles
 	$(BIN)/python -m training pull --task all --to bundles
-	$(BIN)/bentoml build --version $$(git rev-parse --short HEAD)
+	$(BIN)/bentoml build; status=$$?; rm -rf bundles; exit $$status
 
 bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency side by side, then HTTP load with locust
 	$(BIN)/python -m tests.benchmarks.bench_models

@@ -1,9 +1,12 @@
 """Which bundle a task serves: an explicit path, or the registry's `champion`.
 
-MEMORIA_<TASK>_BUNDLE=/path/to/bundle serves that folder (no registry needed: a bundle is self-contained).
-Otherwise `models:/<task>@champion` is looked up in MLFLOW_TRACKING_URI (default: SQLite in ./mlruns), its
-artifacts are copied to a local cache, and the copy is verified like any bundle (every file's sha256) and
-checked against the digest recorded when the version was registered.
+In this order:
+1. MEMORIA_<TASK>_BUNDLE=/path/to/bundle serves that folder (no registry needed: a bundle is self-contained);
+2. a packaged `bundles/<task>/` beside `serving/`: what `make bento` puts into a built Bento (and removes from
+   the working tree afterwards, so that during development the registry stays the source of truth);
+3. `models:/<task>@champion` in MLFLOW_TRACKING_URI (default: SQLite in ./mlruns): its artifacts are copied to a
+   local cache, verified like any bundle (every file's sha256) and checked against the digest recorded when the
+   version was registered.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ DIGEST_TAG = "memoria.bundle_sha256"  # written by training/registry.py when a v
 @dataclass(frozen=True)
 class ServedBundle:
     bundle: Bundle
-    origin: str  # "registry" or "path"
+    origin: str  # "path", "packaged" or "registry"
     registry_version: str | None = None
 
     @property
     def label(self) -> str:
         """What clients see in the X-Memoria-Model header, e.g. `sentiment/v3 sha256:1a2b3c4d5e6f`."""
-        version = f"v{self.registry_version}" if self.registry_version else "path"
+        version = f"v{self.registry_version}" if self.registry_version else self.origin
         return f"{self.bundle.task}/{version} sha256:{self.bundle.short_digest}"
 
 
@@ -38,10 +41,15 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(home / 'mlruns' / 'mlflow.db').resolve()}"
 
 
+PACKAGED = Path(__file__).resolve().parent.parent / "bundles"
+
+
 def resolve_bundle(task: str) -> ServedBundle:
     path = os.environ.get(f"MEMORIA_{task.upper()}_BUNDLE")
     if path:
         return ServedBundle(load_bundle(path, task), "path")
+    if (PACKAGED / task).is_dir():
+        return ServedBundle(load_bundle(PACKAGED / task, task), "packaged")
     cache = Path(os.environ.get("MEMORIA_BUNDLE_CACHE") or Path(tempfile.gettempdir()) / "memoria-bundles")
     return champion_bundle(task, tracking_uri(), cache)
 
@@ -52,6 +60,9 @@ def champion_bundle(task: str, uri: str, cache: Path) -> ServedBundle:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        # Don't let serving create an empty store (two model services would race to build its tables).
+        raise BundleError(f"no MLflow store at {uri}: train first (make train TASK={task})")
     client = MlflowClient(tracking_uri=uri)
     try:
         version = client.get_model_version_by_alias(task, CHAMPION)

@@ -69,3 +69,34 @@ def test_registered_bundle_is_logged_to_its_run(ws: Workspace, tmp_path: Path) -
     bundle = load_bundle(local, "sentiment")
     assert bundle.manifest["source_run_id"] == run_id
     assert bundle.manifest["metrics"][SELECTION_SCORE] == 0.5
+
+
+def test_resolution_order_path_then_packaged_then_registry(ws: Workspace, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import serving.resolve as resolve
+
+    publish_run(ws, fake_training_run(ws, tmp_path, 0.5, seed=1))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", ws.tracking_uri)
+    monkeypatch.setenv("MEMORIA_BUNDLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(resolve, "PACKAGED", tmp_path / "packaged")
+    registry = resolve.resolve_bundle("sentiment")
+    assert registry.origin == "registry"
+
+    shutil.copytree(registry.bundle.path, tmp_path / "packaged" / "sentiment")  # what `make bento` packs
+    assert resolve.resolve_bundle("sentiment").origin == "packaged"
+
+    monkeypatch.setenv("MEMORIA_SENTIMENT_BUNDLE", str(registry.bundle.path))
+    assert resolve.resolve_bundle("sentiment").origin == "path"
+
+
+def test_serving_never_creates_an_empty_store(tmp_path: Path, monkeypatch) -> None:
+    import serving.resolve as resolve
+    from serving.bundle import BundleError
+
+    store = tmp_path / "mlruns" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setattr(resolve, "PACKAGED", tmp_path / "none")
+    with pytest.raises(BundleError, match="no MLflow store"):
+        resolve.resolve_bundle("translation")
+    assert not store.exists()
