@@ -62,3 +62,11 @@ def reusable_card(out_dir: Path, card_name: str, expected_fingerprint: str) -> d
         if not path.is_file() or sha256_file(path) != digest:
             return None
     return card
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """One sha256 over the names and contents of `paths` (a local source made of several files)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()

