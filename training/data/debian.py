@@ -1,0 +1,125 @@
+"""Pinned Debian packages as data artifacts: `apt-get download NAME=VERSION`, check the .deb's sha256, read files
+out of it without installing it.
+
+Everyday Spanish -> English pairs ship inside Debian packages as gettext catalogs (human translations of modern
+English, see README "Data"). `apt-get download` needs no root and installs nothing; it goes through the machine's
+normal package client, so it works wherever `apt-get install` does. A .deb whose hash differs from the pin is
+refused, like a wheel: a silently changed data set would make every number in the README meaningless.
+
+A .deb is an `ar` archive holding `data.tar.*`; reading it needs only the standard library, so a machine without
+dpkg can still use a .deb placed in the cache by hand.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from training.data.sources import ArtifactError, sha256_of
+
+
+@dataclass(frozen=True)
+class PinnedDeb:
+    """A data artifact distributed as a Debian package."""
+
+    name: str
+    version: str  # Debian version, with its epoch ("1:1.16.9-1")
+    sha256: str
+    licence: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}={self.version}"
+
+    @property
+    def filename(self) -> str:
+        # apt-get download's own naming: the epoch's ":" is URL-encoded
+        return f"{self.name}_{self.version.replace(':', '%3a')}_all.deb"
+
+
+def fetch_deb(deb: PinnedDeb, cache_dir: Path) -> Path:
+    """Path of the verified .deb in `cache_dir`, downloading it with `apt-get download` if needed."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / deb.filename
+    if not target.exists():
+        _download(deb, cache_dir, target)
+    actual = sha256_of(target)
+    if actual != deb.sha256:
+        raise ArtifactError(
+            f"{target} has sha256 {actual}, expected {deb.sha256}; delete it and run again, "
+            "or update the pin after checking the new package"
+        )
+    return target
+
+
+def _download(deb: PinnedDeb, cache_dir: Path, target: Path) -> None:
+    if shutil.which("apt-get") is None:
+        raise ArtifactError(
+            f"{deb.requirement} comes from Debian's archive and this machine has no apt-get: download "
+            f"{deb.filename} from a Debian mirror (pool/main) and put it in {cache_dir}"
+        )
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        result = _apt_download(deb, tmp)
+        if result.returncode != 0 and os.geteuid() == 0:
+            # Stale package lists are the usual cause ("Can't find a source to download version ..."); refresh once.
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
+            result = _apt_download(deb, tmp)
+        downloaded = Path(tmp) / deb.filename
+        if result.returncode != 0 or not downloaded.exists():
+            raise ArtifactError(
+                f"could not download {deb.requirement} with apt-get (has the pinned version left the mirror? "
+                f"`apt-cache policy {deb.name}` lists what is there; as root, `apt-get update` refreshes the "
+                f"lists):\n{result.stderr.strip()[-2000:]}"
+            )
+        shutil.move(str(downloaded), target)  # moved only once complete: no half-written .deb in the cache
+
+
+def _apt_download(deb: PinnedDeb, cwd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["apt-get", "download", "-q", deb.requirement], cwd=cwd, capture_output=True, text=True)
+
+
+def _ar_members(f: IO[bytes]) -> Iterator[tuple[str, int]]:
+    """(name, size) of each member of an `ar` archive, leaving `f` at the member's data."""
+    if f.read(8) != b"!<arch>\n":
+        raise ArtifactError("not a Debian package (no ar header)")
+    while header := f.read(60):
+        name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58].decode().strip())
+        start = f.tell()
+        yield name, size
+        f.seek(start + size + (size % 2))  # members are 2-byte aligned
+
+
+def extract_from_deb(deb_path: Path, pattern: str, dest: Path) -> list[Path]:
+    """Extract the files of the .deb's data archive whose path matches `pattern` (fnmatch, no leading "./") into
+    `dest`, keeping their paths; returns them sorted."""
+    with open(deb_path, "rb") as f:
+        for name, size in _ar_members(f):
+            if name.startswith("data.tar"):
+                data = f.read(size)
+                break
+        else:
+            raise ArtifactError(f"{deb_path} has no data.tar member")
+    extracted = []
+    with tempfile.TemporaryFile() as buf:
+        buf.write(data)
+        buf.seek(0)
+        with tarfile.open(fileobj=buf, mode="r:*") as tar:
+            for member in tar:
+                path = member.name.removeprefix("./")
+                if member.isfile() and fnmatch.fnmatch(path, pattern):
+                    out = dest / path
+                    if not out.resolve().is_relative_to(dest.resolve()):  # fnmatch's * also matches "../"
+                        raise ArtifactError(f"{deb_path}: member {member.name} would land outside {dest}")
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(out, "wb") as dst:  # type: ignore[union-attr]
+                        shutil.copyfileobj(src, dst)
+                    extracted.append(out)
+    return sorted(extracted)
