@@ -115,6 +115,26 @@ def test_teacher_forced_training_step_for_every_decoder_cell(cell: str) -> None:
         assert any(float(g.abs().sum()) > 0 for n, g in grads.items() if n.startswith("decoder.rnn"))
 
 
+@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+@pytest.mark.parametrize("cell", CELL_TYPES)
+@torch.no_grad()
+def test_training_pass_equals_the_serving_step_loop(cell: str, attention: str) -> None:
+    # Given a model whose training pass may run the whole target at once (luong) or step by step (bahdanau)
+    model = tiny_model("gru", cell, layers=2, attention=attention)
+    ids, lengths = source_batch()
+    decoder_inputs = torch.randint(4, TARGET_VOCAB, (4, 5))
+    decoder_inputs[:, 0] = 2
+    # When the teacher-forced pass and the one-step-at-a-time decoder (what export and serving run) see the same
+    teacher_forced = model(ids, lengths, decoder_inputs)
+    memory, keys, state = model.encode(ids, lengths)
+    stepped = []
+    for t in range(decoder_inputs.shape[1]):
+        log_probs, state, _ = model.decode_step(decoder_inputs[:, t], state, memory, keys, lengths)
+        stepped.append(log_probs)
+    # Then they give the same log-probabilities: what was trained is what is served
+    torch.testing.assert_close(teacher_forced, torch.stack(stepped, 1), atol=1e-5, rtol=0)
+
+
 def test_smoothed_nll_matches_torch_cross_entropy() -> None:
     torch.manual_seed(0)
     logits = torch.randn(3, 5, TARGET_VOCAB)

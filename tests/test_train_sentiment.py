@@ -79,6 +79,7 @@ def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
             "data.max_examples=0",
             "optim.max_epochs=2",
             "optim.batch_size=8",
+            "optim.log_every_n_steps=1",
             "model.cell=peephole",
         ],
     )
@@ -91,7 +92,7 @@ def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
     for metric in ("selection_score", "test/macro_f1", "test/accuracy", "test/f1_positive"):
         assert 0.0 <= run.data.metrics[metric] <= 1.0, metric
     assert len(client.get_metric_history(result.run_id, "val/macro_f1")) >= 2, "one value per epoch"
-    assert len(client.get_metric_history(result.run_id, "train/grad_norm")) >= 2, "logged every step"
+    assert len(client.get_metric_history(result.run_id, "train/grad_norm")) >= 2, "logged every window"
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config.json", "data", "plots", "model", "metrics"} <= artifacts
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}

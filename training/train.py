@@ -84,6 +84,31 @@ def train(cfg: TaskConfig, ws: Workspace, progress: bool = True) -> TrainResult:
         return TrainResult(run.info.run_id, cfg.task, metrics, time.time() - started)
 
 
+class EpochLines(L.Callback):
+    """One line per epoch when there is no progress bar (a log file, CI): metrics, epoch time, time left in the cap.
+    Without it a run piped to a file is silent for many minutes."""
+
+    def __init__(self, max_minutes: float) -> None:
+        self.max_minutes = max_minutes
+        self.started = self.epoch_started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.epoch_started = time.monotonic()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        now = time.monotonic()
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/loss"))}
+        parts = [f"{k}={v:.4g}" for k, v in sorted(shown.items()) if not k.endswith("_step")]
+        left = f", {self.max_minutes - (now - self.started) / 60:.1f} min left in the cap" if self.max_minutes else ""
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {' '.join(parts)} "
+            f"({now - self.epoch_started:.0f}s{left})",
+            flush=True,
+        )
+
+
 def make_trainer(
     cfg: TaskConfig, ws: Workspace, run_id: str, monitor: str, ckpt_dir: Path, progress: bool
 ) -> L.Trainer:
@@ -92,6 +117,8 @@ def make_trainer(
         ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode="max", save_top_k=1, filename="best"),
         EarlyStopping(monitor=monitor, mode="max", patience=optim.patience),
     ]
+    if not progress:
+        callbacks.append(EpochLines(optim.max_minutes))
     return L.Trainer(
         max_epochs=optim.max_epochs,
         max_time={"minutes": optim.max_minutes} if optim.max_minutes > 0 else None,
@@ -102,7 +129,7 @@ def make_trainer(
         callbacks=callbacks,
         enable_progress_bar=progress,
         enable_model_summary=progress,
-        log_every_n_steps=1,  # the gradient norm is logged every step
+        log_every_n_steps=optim.log_every_n_steps,
         accelerator="auto",
         devices=1,
         num_sanity_val_steps=0,

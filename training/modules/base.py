@@ -1,9 +1,11 @@
-"""What every memoria LightningModule shares: AdamW with warm-up + cosine decay, and gradient clipping by norm
-with the gradient norm logged every step (before and after clipping), so exploding gradients show in MLflow."""
+"""What every memoria LightningModule shares: AdamW with warm-up + cosine decay sized to what the run can finish
+(epochs or the wall-clock cap, whichever ends first), and gradient clipping by norm with the norm logged (before
+and after clipping, the maximum over each logging window, so spikes still show)."""
 
 from __future__ import annotations
 
 import math
+import time
 
 import lightning as L
 import torch
@@ -11,21 +13,35 @@ import torch
 from training.config import OptimConfig
 
 
+def lr_factor(step: int, total_steps: int, warmup: int, elapsed_fraction: float = 0.0) -> float:
+    """Multiplier of the base learning rate: linear warm-up, then cosine down to 10%.
+
+    Progress is the larger of the step fraction and the elapsed share of the time cap, so a run stopped by its cap
+    (a busy or slow machine) still ends at the low learning rate that the last epochs need, instead of being cut
+    off at the top of a schedule sized for `max_epochs`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, max((step - warmup) / max(1, total_steps - warmup), elapsed_fraction))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class RecurrentLightningModule(L.LightningModule):
     def __init__(self, optim: OptimConfig) -> None:
         super().__init__()
         self.optim_cfg = optim
+        self._norm_window: list[tuple[float, float]] = []  # (raw, clipped) norms since the last write
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim_cfg.lr, weight_decay=self.optim_cfg.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = max(1, min(200, total // 20))
+        # The cap counts validation too; stop decaying a little early so the last epoch runs at the floor.
+        budget = self.optim_cfg.max_minutes * 60 * 0.95
+        started = time.monotonic()
 
         def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))  # cosine down to 10% of lr
+            elapsed = (time.monotonic() - started) / budget if budget > 0 else 0.0
+            return lr_factor(step, total, warmup, elapsed)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -36,9 +52,17 @@ class RecurrentLightningModule(L.LightningModule):
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
-        """Clip the global L2 norm to `gradient_clip_val` (Trainer setting) and log it every step."""
+        """Clip the global L2 norm to `gradient_clip_val` (Trainer setting); log the raw and the clipped norm.
+
+        The clipped norm is measured on the clipped gradients, not computed as min(norm, max). Both are logged as
+        the maximum over the Trainer's logging window (`optim.log_every_n_steps`): a write per step costs more than
+        the step on small models, and a window maximum keeps every spike visible."""
         max_norm = gradient_clip_val if gradient_clip_val else float("inf")
         params = [p for p in self.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
-        self.log("train/grad_norm_clipped", torch.clamp(norm, max=max_norm), on_step=True, on_epoch=False)
+        clipped = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+        self._norm_window.append((float(norm), float(clipped)))
+        if len(self._norm_window) >= max(1, self.trainer.log_every_n_steps) or self.trainer.is_last_batch:
+            self.log("train/grad_norm", max(n for n, _ in self._norm_window), on_step=True, on_epoch=False)
+            self.log("train/grad_norm_clipped", max(c for _, c in self._norm_window), on_step=True, on_epoch=False)
+            self._norm_window.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +20,9 @@ from serving.text import BOS_ID, EOS_ID, decode_ids, encode_ids
 from serving.translation import TranslationPredictor
 from training.config import TranslationConfig, Workspace, to_dict
 from training.data.batching import bucketed_loader, pad_tensor
-from training.data.translation_corpus import SPLITS, TranslationPair, prepare_translation
-from training.evaluation import translation_scores
+from training.data.pairs import TranslationPair
+from training.data.translation_corpus import SPLITS, prepare_translation
+from training.evaluation import sacrebleu_signatures, scores_by_domain
 from training.export import export_bundle
 from training.modules.translation import BleuSample, TranslationBatch, TranslationModule
 from training.plots import attention_figure, close
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_TOKENIZER_FILE = "source_tokenizer.json"
 TARGET_TOKENIZER_FILE = "target_tokenizer.json"
-BLEU_SAMPLE_SIZE = 200  # validation sentences decoded every epoch: a stable BLEU for a few seconds per epoch
+BLEU_SAMPLE_SIZE = 300  # validation sentences decoded every epoch: a stable BLEU for a few seconds per epoch
 SAMPLE_TABLE_SIZE = 20
 HEATMAPS = 4
 
@@ -43,6 +45,18 @@ def collate_translation(batch: list[Example]) -> TranslationBatch:
     tgt_in, _ = pad_tensor([[BOS_ID, *t[:-1]] for _, t in batch])
     tgt_out, _ = pad_tensor([t for _, t in batch])
     return src, src_len, tgt_in, tgt_out
+
+
+def bleu_sample_indices(validation: Sequence[TranslationPair], size: int, seed: int) -> list[int]:
+    """A seeded random sample of validation pairs, the same share from every domain (the validation split is in
+    corpus order: its first rows are all one domain, and an epoch picked on them would favour that domain)."""
+    by_domain: dict[str, list[int]] = {}
+    for i, pair in enumerate(validation):
+        by_domain.setdefault(pair.domain, []).append(i)
+    rng = random.Random(f"bleu-sample:{seed}")
+    per_domain = max(1, size // max(1, len(by_domain)))
+    chosen = [i for idx in by_domain.values() for i in rng.sample(idx, min(per_domain, len(idx)))]
+    return sorted(chosen)
 
 
 class TranslationRecipe:
@@ -60,7 +74,7 @@ class TranslationRecipe:
         cfg = self.cfg
         mlflow.log_dict(self.prepared.card, "data/card.json")
         self.splits: dict[str, list[TranslationPair]] = {name: self.prepared.pairs(name) for name in SPLITS}
-        mlflow.log_params({f"data.{name}_size": len(rows) for name, rows in self.splits.items()})
+        mlflow.log_params({f"data.rows_{name}": len(rows) for name, rows in self.splits.items()})
         train = self.splits["train"]
         # Case carries meaning in both languages (names, "LORD", sentence starts), and the output is read by people.
         self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
@@ -68,9 +82,10 @@ class TranslationRecipe:
         save_tokenizer(self.source_tokenizer, workdir / SOURCE_TOKENIZER_FILE)
         save_tokenizer(self.target_tokenizer, workdir / TARGET_TOKENIZER_FILE)
         self.encoded = {name: self._encode(rows) for name, rows in self.splits.items()}
-        validation = self.splits["validation"][:BLEU_SAMPLE_SIZE]
+        chosen = bleu_sample_indices(self.splits["validation"], BLEU_SAMPLE_SIZE, cfg.optim.seed)
+        validation = [self.splits["validation"][i] for i in chosen]
         bleu = BleuSample(
-            sources=[src for src, _ in self.encoded["validation"][:BLEU_SAMPLE_SIZE]],
+            sources=[self.encoded["validation"][i][0] for i in chosen],
             references=[p.target for p in validation],
             detokenize=lambda ids: decode_ids(self.target_tokenizer, ids),
             max_output_tokens=cfg.decoding.max_output_tokens,
@@ -112,7 +127,7 @@ class TranslationRecipe:
         report = export_bundle(model_dir, bundle_dir, run.info.run_id if run else "", {})
         predictor = TranslationPredictor(load_bundle(report.bundle_dir, "translation"))
         test = self.splits["test"]
-        rows = [{"target": p.target, "references": list(p.references)} for p in test]
+        rows = [{"target": p.target, "references": list(p.references), "domain": p.domain} for p in test]
         sources = [p.source for p in test]
         started = time.perf_counter()
         beam = predictor.translate(sources, beam_size=self.cfg.decoding.beam_size)
@@ -120,8 +135,9 @@ class TranslationRecipe:
         started = time.perf_counter()
         greedy = predictor.translate(sources, beam_size=1)
         greedy_seconds = time.perf_counter() - started
-        metrics = translation_scores(beam, rows, prefix="test/")
-        metrics.update({f"{k}_greedy": v for k, v in translation_scores(greedy, rows, prefix="test/").items()})
+        metrics = scores_by_domain(beam, rows, prefix="test/")
+        metrics.update({f"{k}_greedy": v for k, v in scores_by_domain(greedy, rows, prefix="test/").items()})
+        mlflow.log_dict(sacrebleu_signatures(), "eval/sacrebleu_signatures.json")
         metrics["test/sentences_per_second_beam"] = len(test) / max(beam_seconds, 1e-9)
         metrics["test/sentences_per_second_greedy"] = len(test) / max(greedy_seconds, 1e-9)
         metrics["export/parity_max_abs_diff"] = float(report.parity["max_abs_diff"])
