@@ -20,7 +20,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: help install data train export serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: help install apertium data train export serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -33,6 +33,13 @@ $(STAMP): $(REQS)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[train,dev]'
 	touch $(STAMP)
+
+apertium: ## Install Apertium (Debian apertium-eng-spa) if missing: translation peer and back-translation (needs root)
+	@if command -v apertium >/dev/null && apertium -l | grep -qx eng-spa; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q apertium-eng-spa >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q apertium-eng-spa >/dev/null; }; \
+	else echo "Apertium is not installed and this user cannot install it: sudo apt-get install apertium-eng-spa"; fi
 
 data: install ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
 	$(BIN)/python -m training data --task $(TASK) $(ARGS)
@@ -49,7 +56,7 @@ serve: install ## Serve the champion models on http://HOST:PORT (BentoML + onnxr
 ui: install ## MLflow UI over the local store on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
-test: install ## Run the default test suite (fast tier; no `slow` tests)
+test: install apertium ## Run the default test suite (fast tier; no `slow` tests)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-slow: install ## Run the slow tier (real data, longer training)

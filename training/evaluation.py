@@ -52,7 +52,8 @@ def scores_by_domain(hypotheses: Sequence[str], rows: Sequence[dict], prefix: st
 
 def sacrebleu_signatures() -> dict[str, str]:
     """sacrebleu's signatures of the single-reference BLEU and chrF reported everywhere (README, MLflow)."""
-    return {
-        "bleu": str(sacrebleu.metrics.BLEU().get_signature()),
-        "chrf": str(sacrebleu.metrics.CHRF().get_signature()),
-    }
+    signatures = {}
+    for name, metric in (("bleu", sacrebleu.metrics.BLEU()), ("chrf", sacrebleu.metrics.CHRF())):
+        metric.corpus_score(["a"], [["a"]])  # the signature names the reference count, known once it has scored
+        signatures[name] = str(metric.get_signature())
+    return signatures

@@ -95,9 +95,9 @@ class EpochLines(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.epoch_started = time.monotonic()
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # (Lightning 2 runs the epoch's validation before this hook, and the module's own validation-end hook after
+        # the callbacks' one: here every metric of the epoch is in.)
         now = time.monotonic()
         shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/loss"))}
         parts = [f"{k}={v:.4g}" for k, v in sorted(shown.items()) if not k.endswith("_step")]

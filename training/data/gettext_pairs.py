@@ -30,12 +30,19 @@ _WORD = re.compile(r"[^\W\d_]+")
 #   meant to be read as a sentence, so formatting tags that come in pairs (`<color_red>...</color>`,
 #   `<info>...</info>`) are removed and their words kept, while an entry with a placeholder or a lone template tag
 #   (`%s`, `{}`, `<npcname>`, `<u_name>`) is dropped: with its slot removed the sentence is no longer whole.
+#   An entry of several sentences whose two sides split into the same number of sentences becomes one pair per
+#   sentence (item descriptions and dialogue turns are mostly translated sentence by sentence): short pairs teach
+#   more per training step, and long entries would otherwise be lost to the length filter. Entries whose counts
+#   differ stay whole. Quotes around a whole line ("\"How was the movie?\"", a spoken line) are removed: the words
+#   are what people will type.
 
 _PLACEHOLDER = re.compile(
     # (no space flag: "100% sure" is a percent sign, not "% s")
     r"%(?:\d+\$)?(?:\([^)]*\))?[-+#0']*(?:\d+|\*)?(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGcspmn%]"
     r"|\{[^{}\s]*\}|\$\{?\w+\}?|<[^<>]+>|&\w+;|&#\d+;"
 )
+# A sentence ends at . ! ? or … (and a closing quote), before a capital or an opening mark.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"”»']))\s+(?=[¿¡\"“«(']?[A-ZÁÉÍÓÚÑÜ])")
 _TAG = re.compile(r"<(/?)([A-Za-z_][\w-]*)(?:[ :=][^<>]*)?>")
 _ACCELERATOR = {
     "_": re.compile(r"(?<![\w_])_(?=[^\W\d_])|(?<=[^\W\d_])_(?=[^\W\d_])"),
@@ -70,8 +77,11 @@ def read_gettext(path: Path, progress: bool = True, prose: bool = False, domain:
             result = gettext_pair(entry, prose)
             if isinstance(result, str):
                 dropped[result] += 1
-            else:
-                pairs.append(TranslationPair(f"{file.stem}:{number}", *result, domain=domain))
+                continue
+            sentences = [(unquote(es), unquote(en)) for es, en in aligned_sentences(*result)] if prose else [result]
+            for k, (spanish, english) in enumerate(sentences):
+                suffix = f".{k}" if len(sentences) > 1 else ""
+                pairs.append(TranslationPair(f"{file.stem}:{number}{suffix}", spanish, english, domain=domain))
     if not pairs:
         raise ValueError(
             f"no translated gettext entries found in {path} ({len(files)} catalogs); point data.path at a folder "
@@ -149,3 +159,23 @@ def strip_paired_tags(text: str) -> str | None:
         if not closing and not name.startswith("color") and ("/", name) not in tags:
             return None
     return _TAG.sub("", text)
+
+
+def aligned_sentences(spanish: str, english: str) -> list[tuple[str, str]]:
+    """One pair per sentence when both sides have the same number of sentences (more than one), else the pair."""
+    es, en = _SENTENCE_END.split(spanish), _SENTENCE_END.split(english)
+    if len(es) == len(en) > 1:
+        return list(zip(es, en, strict=True))
+    return [(spanish, english)]
+
+
+_WRAPPING_QUOTES = {'"': '"', "“": "”", "«": "»", "'": "'"}
+
+
+def unquote(text: str) -> str:
+    """`text` without one pair of quotes around all of it (and no other quote of that kind inside)."""
+    if len(text) > 2 and (close := _WRAPPING_QUOTES.get(text[0])) and text.endswith(close):
+        inner = text[1:-1]
+        if text[0] not in inner and close not in inner:
+            return inner.strip()
+    return text

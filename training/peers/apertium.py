@@ -36,15 +36,24 @@ def ensure_apertium() -> str:
 
 def _has_pair(binary: str) -> bool:
     out = subprocess.run([binary, "-l"], capture_output=True, text=True)
-    return "spa-eng" in out.stdout.split()
+    return {"spa-eng", "eng-spa"} <= set(out.stdout.split())
 
 
-def apertium_translate(texts: list[str], binary: str) -> list[str]:
+def installed_apertium() -> tuple[str, str] | None:
+    """(binary, package version) when Apertium and its English-Spanish pair are installed, else None."""
+    found = shutil.which("apertium")
+    if not found or not _has_pair(found):
+        return None
+    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True, text=True)
+    return found, version.stdout.strip() or "unknown"
+
+
+def apertium_translate(texts: list[str], binary: str, pair: str = "spa-eng") -> list[str]:
     """One Apertium process for all texts: one text per line in, one per line out. -u drops the '*' marks
     Apertium puts on unknown words (they would cost BLEU for a cosmetic reason)."""
     clean = [" ".join(t.split()) for t in texts]  # no newlines inside a text
     out = subprocess.run(
-        [binary, "-u", "spa-eng"], input="\n".join(clean) + "\n", capture_output=True, text=True, check=True
+        [binary, "-u", pair], input="\n".join(clean) + "\n", capture_output=True, text=True, check=True
     )
     lines = out.stdout.rstrip("\n").split("\n")
     if len(lines) != len(texts):
@@ -54,7 +63,7 @@ def apertium_translate(texts: list[str], binary: str) -> list[str]:
 
 def run_apertium(cfg: TranslationConfig, ws: Workspace) -> dict[str, float]:
     from training.data.translation_corpus import load_split, prepare_translation
-    from training.evaluation import translation_scores
+    from training.evaluation import sacrebleu_signatures, scores_by_domain
 
     binary = ensure_apertium()
     prepared = prepare_translation(cfg.data, ws, progress=False)
@@ -66,7 +75,8 @@ def run_apertium(cfg: TranslationConfig, ws: Workspace) -> dict[str, float]:
         mlflow.log_dict(prepared.card, "data/card.json")
         hypotheses = apertium_translate([r["source"] for r in test], binary)
         seconds = time.time() - started
-        metrics = translation_scores(hypotheses, test, prefix="test/")
+        metrics = scores_by_domain(hypotheses, test, prefix="test/")
+        mlflow.log_dict(sacrebleu_signatures(), "eval/sacrebleu_signatures.json")
         metrics["translate_seconds"] = seconds
         mlflow.log_metrics(metrics)
         mlflow.log_text("\n".join(hypotheses) + "\n", "test_hypotheses.txt")
