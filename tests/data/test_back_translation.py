@@ -55,7 +55,10 @@ def test_back_translated_domain_is_cached_and_synthetic(ws: Workspace, monkeypat
 
 @needs_apertium
 def test_synthetic_pairs_only_train(ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    english = [f"The number {i} is my favourite number of all time." for i in range(30)]
+    # distinct sentences, so that each is a group of its own and could be drawn for a held-out split
+    subjects = ["My sister", "The pilot", "Our neighbour", "A friend", "The teacher", "His father"]
+    things = ["coffee", "long trains", "the sea", "old films", "rainy days"]
+    english = [f"{s} really loves {t}." for s in subjects for t in things]
     monkeypatch.setattr(bt, "english_sentences", lambda name, ws: english)
     pairs_file = tmp_path / "pairs.tsv"
     pairs_file.write_text("".join(f"Frase {w} para probar.\tSentence {w} to test.\n" for w in "abcdefghij"))

@@ -59,7 +59,7 @@ from training.data.tab_pairs import read_tatoeba
 log = logging.getLogger(__name__)
 
 # Bump when cleaning or splitting changes: the fingerprint then differs and prepared data is rebuilt.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4
 SPLITS = ("train", "validation", "test")
 CARD_NAME = "card.json"
 
@@ -121,9 +121,7 @@ def prepare_translation(cfg: TranslationDataConfig, ws: Workspace, progress: boo
     subset = take_subset(pairs, cfg.max_examples, cfg.seed)
     dropped["not_in_subset"] = len(pairs) - len(subset)
     groups, joins = group_pairs(subset, cfg.near_duplicate_threshold)
-    train_only = frozenset(
-        d for d in domains_of(cfg) if d in game_catalogs.DOMAINS and game_catalogs.DOMAINS[d].train_only
-    )
+    train_only = frozenset(d for d in domains_of(cfg) if is_train_only(d))
     splits, split_drops = split_groups(subset, groups, cfg.validation_size, cfg.test_size, cfg.seed, train_only)
     dropped.update(split_drops)
     _check_sizes(splits, cfg)
