@@ -61,6 +61,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         )
 
 
+def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """Share of the padded [batch, longest] grid that is padding, over `batches` of indices into `lengths`: what
+    length bucketing saves (a step still computes padded positions)."""
+    grid = sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+    real = sum(lengths[i] for b in batches for i in b)
+    return 1.0 - real / max(1, grid)
+
+
 def pad_tensor(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     ids, lengths = pad_batch(sequences)
     return torch.from_numpy(ids), torch.from_numpy(lengths)

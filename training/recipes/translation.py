@@ -19,7 +19,7 @@ from serving.bundle import load_bundle
 from serving.text import BOS_ID, EOS_ID, decode_ids, encode_ids
 from serving.translation import TranslationPredictor
 from training.config import TranslationConfig, Workspace, to_dict
-from training.data.batching import bucketed_loader, pad_tensor
+from training.data.batching import BucketBatchSampler, bucketed_loader, pad_tensor, padding_share
 from training.data.pairs import TranslationPair
 from training.data.translation_corpus import SPLITS, prepare_translation
 from training.evaluation import sacrebleu_signatures, scores_by_domain
@@ -94,6 +94,7 @@ class TranslationRecipe:
         module = TranslationModule(
             cfg, self.source_tokenizer.get_vocab_size(), self.target_tokenizer.get_vocab_size(), bleu
         )
+        mlflow.log_metrics(self._padding_shares())
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
 
     def _encode(self, rows: Sequence[TranslationPair]) -> list[Example]:
@@ -104,14 +105,31 @@ class TranslationRecipe:
         targets = encode_ids(self.target_tokenizer, [p.target for p in rows], cap)
         return [(s, [*t, EOS_ID]) for s, t in zip(sources, targets, strict=True)]
 
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
-        items = self.encoded[split]
+    def _padding_shares(self) -> dict[str, float]:
+        """Padding share of one epoch's training batches, with and without length bucketing (where epoch time
+        goes: a padded step costs as much as a real one)."""
+        items, size = self.encoded["train"], self.cfg.optim.batch_size
+        bucketed = list(BucketBatchSampler(self._keys(items), size, shuffle=True, seed=self.cfg.optim.seed))
+        order = list(range(len(items)))
+        random.Random(self.cfg.optim.seed).shuffle(order)
+        unbucketed = [order[i : i + size] for i in range(0, len(order), size)]
+        shares = {}
+        for side, lengths in (("source", [len(s) for s, _ in items]), ("target", [len(t) for _, t in items])):
+            shares[f"data/padding_share_{side}"] = padding_share(lengths, bucketed)
+            shares[f"data/padding_share_{side}_unbucketed"] = padding_share(lengths, unbucketed)
+        return shares
+
+    @staticmethod
+    def _keys(items: Sequence[Example]) -> list[int]:
         # Bucket by target length first: the decoder's step loop runs to the longest target of a batch and costs
         # more than the encoder; source length breaks ties.
-        keys = [len(t) * 4096 + len(s) for s, t in items]
+        return [len(t) * 4096 + len(s) for s, t in items]
+
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        items = self.encoded[split]
         return bucketed_loader(
             items,
-            keys,
+            self._keys(items),
             self.cfg.optim.batch_size,
             shuffle,
             self.cfg.optim.seed,
