@@ -517,9 +517,10 @@ def test_prepared_files_are_identical_for_the_same_seed(tmp_path: Path) -> None:
 def test_max_examples_keeps_a_subset_before_splitting(workspace: Workspace) -> None:
     prepared = tc.prepare_translation(tatoeba_config(TWO_COLUMNS, max_examples=8), workspace, progress=False)
     assert prepared.card["splits"] == {"train": 4, "validation": 2, "test": 2}
-    # 12 distinct sources, "¿Cómo estás?" held out as a README demo sentence, 8 of the other 11 kept
-    assert prepared.card["counts"]["dropped"]["demo_sentence"] == 1
-    assert prepared.card["counts"]["dropped"]["not_in_subset"] == 3
+    # 12 distinct sources, "¿Cómo estás?" and "Necesitamos más tiempo." held out as README demo sentences, 8 of the
+    # other 10 kept
+    assert prepared.card["counts"]["dropped"]["demo_sentence"] == 2
+    assert prepared.card["counts"]["dropped"]["not_in_subset"] == 2
 
 
 def test_prepare_is_reused_when_nothing_changed(workspace: Workspace) -> None:
