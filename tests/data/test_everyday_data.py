@@ -220,13 +220,14 @@ def deb_bytes(tmp_path: Path) -> bytes:
 
 
 def pin(deb_bytes: bytes) -> PinnedDeb:
-    return PinnedDeb("game-data", "1:1.0-1", hashlib.sha256(deb_bytes).hexdigest(), "CC-BY-SA-3.0")
+    return PinnedDeb("game-data", "1:1.0-1", hashlib.sha256(deb_bytes).hexdigest(), "CC-BY-SA-3.0", source="game")
 
 
 def test_pinned_deb_names_its_file_as_apt_get_download_does() -> None:
-    deb = PinnedDeb("wesnoth-1.16-did", "1:1.16.9-1", "0" * 64, "GPL-2+")
+    deb = PinnedDeb("wesnoth-1.16-did", "1:1.16.9-1", "0" * 64, "GPL-2+", source="wesnoth-1.16")
     assert deb.requirement == "wesnoth-1.16-did=1:1.16.9-1"
     assert deb.filename == "wesnoth-1.16-did_1%3a1.16.9-1_all.deb"
+    assert deb.pool_path == "pool/main/w/wesnoth-1.16/wesnoth-1.16-did_1.16.9-1_all.deb"  # no epoch in the pool
 
 
 def test_extract_from_deb_takes_only_the_matching_files(tmp_path: Path, deb_bytes: bytes) -> None:
@@ -255,14 +256,19 @@ def test_extract_from_something_else_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def no_apt_get(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A machine without apt-get; any attempt to run a command fails the test."""
+def no_apt_get(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A machine without apt-get whose Debian mirror is an (empty) local folder; any attempt to run a command fails
+    the test. Returns the mirror's folder."""
     monkeypatch.setattr(debian.shutil, "which", lambda name: None)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv("MEMORIA_DEBIAN_MIRROR", mirror.as_uri())
 
     def no_subprocess(*args, **kwargs):
         raise AssertionError(f"a fast test tried to run {args}")
 
     monkeypatch.setattr(debian.subprocess, "run", no_subprocess)
+    return mirror
 
 
 def test_fetch_deb_uses_a_cached_deb_that_matches_its_pin(tmp_path: Path, deb_bytes: bytes, no_apt_get) -> None:
@@ -274,7 +280,7 @@ def test_fetch_deb_uses_a_cached_deb_that_matches_its_pin(tmp_path: Path, deb_by
 
 
 def test_fetch_deb_refuses_a_deb_whose_sha256_differs(tmp_path: Path, deb_bytes: bytes, no_apt_get) -> None:
-    deb = PinnedDeb("game-data", "1:1.0-1", "0" * 64, "CC-BY-SA-3.0")
+    deb = PinnedDeb("game-data", "1:1.0-1", "0" * 64, "CC-BY-SA-3.0", source="game")
     (tmp_path / deb.filename).write_bytes(deb_bytes)
 
     with pytest.raises(ArtifactError, match=f"has sha256 {hashlib.sha256(deb_bytes).hexdigest()}, expected 0000"):
@@ -286,7 +292,23 @@ def test_fetch_deb_without_apt_get_says_where_to_put_the_deb(tmp_path: Path, deb
     with pytest.raises(ArtifactError, match="no apt-get") as error:
         fetch_deb(deb, tmp_path / "cache")
     assert deb.filename in str(error.value) and str(tmp_path / "cache") in str(error.value)
+    assert "MEMORIA_DEBIAN_MIRROR" in str(error.value) and deb.pool_path in str(error.value)
     assert not (tmp_path / "cache" / deb.filename).exists()
+
+
+def test_fetch_deb_falls_back_to_a_mirrors_pool(tmp_path: Path, deb_bytes: bytes, no_apt_get: Path) -> None:
+    # Given no apt-get (or a distribution without the pinned version) and a mirror that has the package
+    deb = pin(deb_bytes)
+    in_pool = no_apt_get / deb.pool_path
+    in_pool.parent.mkdir(parents=True)
+    in_pool.write_bytes(deb_bytes)
+    # When it is fetched, Then it comes from the pool, checked against its pin
+    assert fetch_deb(deb, tmp_path / "cache").read_bytes() == deb_bytes
+    # and a mirror serving other bytes is refused
+    in_pool.write_bytes(deb_bytes + b"tampered")
+    (tmp_path / "cache" / deb.filename).unlink()
+    with pytest.raises(ArtifactError, match="expected"):
+        fetch_deb(deb, tmp_path / "cache")
 
 
 # --- game catalog domains ---------------------------------------------------------------------------------------

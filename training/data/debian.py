@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class PinnedDeb:
     version: str  # Debian version, with its epoch ("1:1.16.9-1")
     sha256: str
     licence: str
+    source: str  # the source package: names the folder in a mirror's pool
 
     @property
     def requirement(self) -> str:
@@ -43,6 +45,14 @@ class PinnedDeb:
     def filename(self) -> str:
         # apt-get download's own naming: the epoch's ":" is URL-encoded
         return f"{self.name}_{self.version.replace(':', '%3a')}_all.deb"
+
+    @property
+    def pool_path(self) -> str:
+        """Where a Debian mirror keeps it (the pool's file names carry no epoch)."""
+        return f"pool/main/{self.source[0]}/{self.source}/{self.name}_{self.version.split(':')[-1]}_all.deb"
+
+
+DEFAULT_MIRROR = "https://deb.debian.org/debian"
 
 
 def fetch_deb(deb: PinnedDeb, cache_dir: Path) -> Path:
@@ -61,25 +71,45 @@ def fetch_deb(deb: PinnedDeb, cache_dir: Path) -> Path:
 
 
 def _download(deb: PinnedDeb, cache_dir: Path, target: Path) -> None:
-    if shutil.which("apt-get") is None:
-        raise ArtifactError(
-            f"{deb.requirement} comes from Debian's archive and this machine has no apt-get: download "
-            f"{deb.filename} from a Debian mirror (pool/main) and put it in {cache_dir}"
-        )
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        result = _apt_download(deb, tmp)
-        if result.returncode != 0 and os.geteuid() == 0:
-            # Stale package lists are the usual cause ("Can't find a source to download version ..."); refresh once.
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
-            result = _apt_download(deb, tmp)
         downloaded = Path(tmp) / deb.filename
-        if result.returncode != 0 or not downloaded.exists():
-            raise ArtifactError(
-                f"could not download {deb.requirement} with apt-get (has the pinned version left the mirror? "
-                f"`apt-cache policy {deb.name}` lists what is there; as root, `apt-get update` refreshes the "
-                f"lists):\n{result.stderr.strip()[-2000:]}"
-            )
+        apt_error = _download_with_apt(deb, tmp)
+        if apt_error is not None:
+            mirror_error = _download_from_mirror(deb, downloaded)
+            if mirror_error is not None:
+                raise ArtifactError(
+                    f"could not download {deb.requirement}. With apt-get: {apt_error}. From the mirror: "
+                    f"{mirror_error}. Check `apt-cache policy {deb.name}` (has the pinned version left the archive? "
+                    f"as root, `apt-get update` refreshes the lists), set MEMORIA_DEBIAN_MIRROR to a reachable "
+                    f"Debian mirror, or put {deb.filename} in {cache_dir} by hand"
+                )
         shutil.move(str(downloaded), target)  # moved only once complete: no half-written .deb in the cache
+
+
+def _download_with_apt(deb: PinnedDeb, cwd: str) -> str | None:
+    """None once `apt-get download` has put the .deb in `cwd`, else why not."""
+    if shutil.which("apt-get") is None:
+        return "this machine has no apt-get"
+    result = _apt_download(deb, cwd)
+    if result.returncode != 0 and os.geteuid() == 0:
+        # Stale package lists are the usual cause ("Can't find a source to download version ..."); refresh once.
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
+        result = _apt_download(deb, cwd)
+    if result.returncode != 0 or not (Path(cwd) / deb.filename).exists():
+        return result.stderr.strip()[-1000:] or f"exit status {result.returncode}"
+    return None
+
+
+def _download_from_mirror(deb: PinnedDeb, dest: Path) -> str | None:
+    """None once the .deb is at `dest`, fetched from the mirror's pool, else why not."""
+    url = f"{os.environ.get('MEMORIA_DEBIAN_MIRROR', DEFAULT_MIRROR).rstrip('/')}/{deb.pool_path}"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 20)
+    except OSError as e:  # URLError and HTTPError are OSErrors
+        dest.unlink(missing_ok=True)
+        return f"{url}: {e}"
+    return None
 
 
 def _apt_download(deb: PinnedDeb, cwd: str) -> subprocess.CompletedProcess[str]:

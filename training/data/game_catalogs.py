@@ -31,7 +31,11 @@ from training.data.pairs import RawCorpus
 log = logging.getLogger(__name__)
 
 CATACLYSM = PinnedDeb(
-    "cataclysm-dda-data", "0.F-3-9", "cd0c097169fe364fdb6bcdab77663d24920a063387ce2fbf1b5d3be01c141105", "CC-BY-SA-3.0"
+    "cataclysm-dda-data",
+    "0.F-3-9",
+    "cd0c097169fe364fdb6bcdab77663d24920a063387ce2fbf1b5d3be01c141105",
+    "CC-BY-SA-3.0",
+    source="cataclysm-dda",
 )
 _WESNOTH_SHA256 = {
     "did": "774619f5aaeb7eb4c848e1cc1758795a8c58e96bd270cceecc9d847dbcc769b3",
@@ -51,7 +55,10 @@ _WESNOTH_SHA256 = {
     "ttb": "d0d45693665305191488553ade8dc1d0aa26ab17d4bffae3bf6969db4a766329",
     "utbs": "81e05717bebbfb6348c0bed2cd6ce2560c4fd9205ed419c2e7bc039b4a70e228",
 }
-WESNOTH = tuple(PinnedDeb(f"wesnoth-1.16-{c}", "1:1.16.9-1", sha, "GPL-2+") for c, sha in _WESNOTH_SHA256.items())
+WESNOTH = tuple(
+    PinnedDeb(f"wesnoth-1.16-{c}", "1:1.16.9-1", sha, "GPL-2+", source="wesnoth-1.16")
+    for c, sha in _WESNOTH_SHA256.items()
+)
 
 
 @dataclass(frozen=True)
