@@ -78,6 +78,6 @@ def test_without_apertium_the_domain_is_skipped_with_its_reason(
     monkeypatch.setattr(bt, "installed_apertium", lambda: None)
     corpus = bt.read_back_translated("tweets_bt", ws)
     assert corpus.pairs == [] and corpus.dropped == {"apertium_not_installed": 1}
-    assert bt.apertium_identity() == "unavailable"  # part of the data fingerprint: installing it re-prepares
+    assert bt.input_identity()["translator"] == "unavailable"  # in the data fingerprint: installing it re-prepares
     with pytest.raises(ValueError, match="unknown back-translation domain"):
         bt.read_back_translated("novels_bt", ws)

