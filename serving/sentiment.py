@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from serving.bundle import Bundle
-from serving.runtime import create_session
+from serving.runtime import Provider, create_session
 from serving.text import encode_ids, load_tokenizer, pad_batch
 
 # Texts are run in length-sorted chunks of this many, so a long text doesn't make a whole batch pay for padding.
@@ -15,7 +15,7 @@ CHUNK = 64
 
 
 class SentimentPredictor:
-    def __init__(self, bundle: Bundle, providers: list[str] | None = None) -> None:
+    def __init__(self, bundle: Bundle, providers: list[Provider] | None = None) -> None:
         self.bundle = bundle
         self.labels: list[str] = list(bundle.manifest["labels"])
         self.max_tokens = int(bundle.manifest["max_input_tokens"])

@@ -14,7 +14,7 @@ import numpy as np
 
 from serving.bundle import Bundle
 from serving.decoding import Decoded, beam_search, greedy_search
-from serving.runtime import create_session
+from serving.runtime import Provider, create_session
 from serving.text import EOS_ID, SPECIAL_TOKENS, decode_ids, encode_ids, load_tokenizer, pad_batch
 
 # Sentences are decoded in length-sorted chunks of this many (times the beam size in rows): enough rows to keep
@@ -26,7 +26,7 @@ DECODER_OUTPUTS = ["log_probs", "next_state", "attention"]
 class Seq2SeqRuntime:
     """The encoder and decoder-step graphs, and decoding over them, on token ids."""
 
-    def __init__(self, encoder: Path, decoder_step: Path, providers: list[str] | None = None) -> None:
+    def __init__(self, encoder: Path, decoder_step: Path, providers: list[Provider] | None = None) -> None:
         self.encoder = create_session(encoder, providers)
         self.decoder = create_session(decoder_step, providers)
 
@@ -87,7 +87,7 @@ class Translation:
 
 
 class TranslationPredictor:
-    def __init__(self, bundle: Bundle, providers: list[str] | None = None) -> None:
+    def __init__(self, bundle: Bundle, providers: list[Provider] | None = None) -> None:
         manifest = bundle.manifest
         self.bundle = bundle
         self.runtime = Seq2SeqRuntime(bundle.graph("encoder"), bundle.graph("decoder_step"), providers)
