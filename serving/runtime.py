@@ -49,8 +49,12 @@ def providers_for(device: str) -> list[Provider]:
     return [CPU]
 
 
-def device_from_env() -> str:
-    return os.environ.get("MEMORIA_DEVICE", "auto").strip().lower()
+def device_from_env(task: str | None = None) -> str:
+    """MEMORIA_<TASK>_DEVICE (e.g. MEMORIA_TRANSLATION_DEVICE=cpu) if set, else MEMORIA_DEVICE, else auto: a
+    device per task, since short single requests (sentiment at batch 1, step-by-step decoding) can be faster on
+    the CPU than through a GPU's launch and copy overhead."""
+    value = os.environ.get(f"MEMORIA_{task.upper()}_DEVICE", "") if task else ""
+    return (value or os.environ.get("MEMORIA_DEVICE", "auto")).strip().lower()
 
 
 def provider_name(provider: Provider) -> str:

@@ -15,12 +15,12 @@ CHUNK = 64
 
 
 class SentimentPredictor:
-    def __init__(self, bundle: Bundle, providers: list[Provider] | None = None) -> None:
+    def __init__(self, bundle: Bundle, providers: list[Provider] | None = None, device: str | None = None) -> None:
         self.bundle = bundle
         self.labels: list[str] = list(bundle.manifest["labels"])
         self.max_tokens = int(bundle.manifest["max_input_tokens"])
         self.tokenizer = load_tokenizer(bundle.tokenizer("text"))
-        self.session = create_session(bundle.graph("classifier"), providers)
+        self.session = create_session(bundle.graph("classifier"), providers, device)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), n_labels] class probabilities, in input order."""

@@ -60,7 +60,7 @@ async def call_model(call: Callable[[Any], Any], payload: Any) -> Any:
 class BackgroundModel(Generic[T]):
     """Resolve a task's bundle and build its predictor on a thread; `get()` raises 503 until it is ready."""
 
-    def __init__(self, task: str, build: Callable[[Any, list[str]], T]) -> None:
+    def __init__(self, task: str, build: Callable[[Any, list[Any], str], T]) -> None:
         self.task = task
         self.predictor: T | None = None
         self.served: ServedBundle | None = None
@@ -73,7 +73,8 @@ class BackgroundModel(Generic[T]):
             # Lets tests and demos watch /readyz go from 503 to 200 on a fast machine.
             time.sleep(float(os.environ.get("MEMORIA_LOAD_DELAY_SECONDS", "0")))
             served = resolve_bundle(self.task)
-            self.predictor = self._build(served.bundle, providers_for(device_from_env()))
+            device = device_from_env(self.task)
+            self.predictor = self._build(served.bundle, providers_for(device), device)
             self.served = served
             log.info("%s model ready: %s (from %s)", self.task, served.label, served.origin)
         except Exception as e:
@@ -91,16 +92,16 @@ class BackgroundModel(Generic[T]):
         return self.predictor, self.served
 
 
-def _sentiment_predictor(bundle: Any, providers: list[str]) -> Any:
+def _sentiment_predictor(bundle: Any, providers: list[Any], device: str) -> Any:
     from serving.sentiment import SentimentPredictor
 
-    return SentimentPredictor(bundle, providers)
+    return SentimentPredictor(bundle, providers, device)
 
 
-def _translation_predictor(bundle: Any, providers: list[str]) -> Any:
+def _translation_predictor(bundle: Any, providers: list[Any], device: str) -> Any:
     from serving.translation import TranslationPredictor
 
-    return TranslationPredictor(bundle, providers)
+    return TranslationPredictor(bundle, providers, device)
 
 
 @bentoml.service(

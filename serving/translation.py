@@ -26,9 +26,11 @@ DECODER_OUTPUTS = ["log_probs", "next_state", "attention"]
 class Seq2SeqRuntime:
     """The encoder and decoder-step graphs, and decoding over them, on token ids."""
 
-    def __init__(self, encoder: Path, decoder_step: Path, providers: list[Provider] | None = None) -> None:
-        self.encoder = create_session(encoder, providers)
-        self.decoder = create_session(decoder_step, providers)
+    def __init__(
+        self, encoder: Path, decoder_step: Path, providers: list[Provider] | None = None, device: str | None = None
+    ) -> None:
+        self.encoder = create_session(encoder, providers, device)
+        self.decoder = create_session(decoder_step, providers, device)
 
     def encode(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         memory, keys, state = self.encoder.run(["memory", "keys", "state"], {"input_ids": ids, "lengths": lengths})
@@ -87,10 +89,10 @@ class Translation:
 
 
 class TranslationPredictor:
-    def __init__(self, bundle: Bundle, providers: list[Provider] | None = None) -> None:
+    def __init__(self, bundle: Bundle, providers: list[Provider] | None = None, device: str | None = None) -> None:
         manifest = bundle.manifest
         self.bundle = bundle
-        self.runtime = Seq2SeqRuntime(bundle.graph("encoder"), bundle.graph("decoder_step"), providers)
+        self.runtime = Seq2SeqRuntime(bundle.graph("encoder"), bundle.graph("decoder_step"), providers, device)
         self.source_tokenizer = load_tokenizer(bundle.tokenizer("source"))
         self.target_tokenizer = load_tokenizer(bundle.tokenizer("target"))
         self.max_input_tokens = int(manifest["max_input_tokens"])

@@ -51,6 +51,16 @@ def test_cpu_only_onnxruntime_serves_on_the_cpu_for_auto_and_cpu() -> None:
         runtime.providers_for("tpu")
 
 
+def test_each_task_may_have_its_own_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORIA_DEVICE", "cuda")
+    monkeypatch.setenv("MEMORIA_TRANSLATION_DEVICE", "CPU ")
+    assert runtime.device_from_env("translation") == "cpu"
+    assert runtime.device_from_env("sentiment") == "cuda"
+    assert runtime.device_from_env() == "cuda"
+    monkeypatch.delenv("MEMORIA_DEVICE")
+    assert runtime.device_from_env("sentiment") == "auto"
+
+
 def test_cuda_is_asked_for_without_tf32_after_preloading_its_libraries(gpu_wheel_listed: list[str]) -> None:
     providers = runtime.providers_for("auto")
     assert providers == [(runtime.CUDA, {"use_tf32": "0"}), runtime.CPU]
