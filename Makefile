@@ -5,7 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+GPU ?=
+# GPU=1: onnxruntime-gpu in place of onnxruntime (serving on CUDA); its own stamp, so switching re-installs
+STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
 REQS := pyproject.toml serving/requirements.txt training/requirements.txt requirements-dev.txt
 
 TASK ?= sentiment
@@ -26,12 +28,13 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 	@echo "  variables: TASK=sentiment|translation  PRESET=smoke|default|full  HOST=$(HOST) PORT=$(PORT)  ARGS='--set model.cell=gru'"
 
-install: $(STAMP) ## Create .venv with the pinned dependencies (re-run when a requirements file changes)
+install: $(STAMP) ## Create .venv with the pinned dependencies (GPU=1: onnxruntime-gpu for serving on CUDA)
 
 $(STAMP): $(REQS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[train,dev]'
+	$(if $(GPU),$(BIN)/python -m pip uninstall -y -q onnxruntime && $(BIN)/python -m pip install -q -r serving/requirements-gpu.txt)
 	touch $(STAMP)
 
 apertium: ## Install Apertium (Debian apertium-eng-spa) if missing: translation peer and back-translation (needs root)

@@ -34,3 +34,9 @@ def test_train_passes_task_preset_and_overrides() -> None:
 
 def test_serve_honours_host_and_port() -> None:
     assert "--host 0.0.0.0 --port 3999" in make("-n", "serve", "HOST=0.0.0.0", "PORT=3999")
+
+
+def test_gpu_install_replaces_onnxruntime_with_the_gpu_build() -> None:
+    plan = make("-n", "install", "GPU=1")
+    assert plan.index("pip uninstall -y -q onnxruntime") < plan.index("-r serving/requirements-gpu.txt")
+    assert "requirements-gpu" not in make("-n", "install")  # the CPU install stays as it is
