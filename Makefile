@@ -38,7 +38,7 @@ $(STAMP): $(REQS)
 	touch $(STAMP)
 
 apertium: ## Install Apertium (Debian apertium-eng-spa) if missing: translation peer and back-translation (needs root)
-	@if command -v apertium >/dev/null && apertium -l | grep -qx eng-spa; then :; \
+	@if command -v apertium >/dev/null && apertium -l | grep -qE '^\s*eng-spa$$'; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q apertium-eng-spa >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q apertium-eng-spa >/dev/null; } \
