@@ -29,7 +29,8 @@ class RecurrentLightningModule(L.LightningModule):
     def __init__(self, optim: OptimConfig) -> None:
         super().__init__()
         self.optim_cfg = optim
-        self._norm_window: list[tuple[float, float]] = []  # (raw, clipped) norms since the last write
+        # (raw, clipped) norms since the last write, kept as tensors: no device sync on the steps that do not log
+        self._norm_window: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim_cfg.lr, weight_decay=self.optim_cfg.weight_decay)
@@ -61,8 +62,9 @@ class RecurrentLightningModule(L.LightningModule):
         params = [p for p in self.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         clipped = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
-        self._norm_window.append((float(norm), float(clipped)))
+        self._norm_window.append((norm.detach(), clipped.detach()))
         if len(self._norm_window) >= max(1, self.trainer.log_every_n_steps) or self.trainer.is_last_batch:
-            self.log("train/grad_norm", max(n for n, _ in self._norm_window), on_step=True, on_epoch=False)
-            self.log("train/grad_norm_clipped", max(c for _, c in self._norm_window), on_step=True, on_epoch=False)
+            raw, after = (torch.stack(column).max() for column in zip(*self._norm_window, strict=True))
+            self.log("train/grad_norm", raw, on_step=True, on_epoch=False)
+            self.log("train/grad_norm_clipped", after, on_step=True, on_epoch=False)
             self._norm_window.clear()
