@@ -90,6 +90,6 @@ bento: install ## Build a self-contained Bento: champion bundles packed in (bund
 	$(BIN)/python -m training pull --task all --to bundles
 	$(BIN)/bentoml build; status=$$?; rm -rf bundles; exit $$status
 
-bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency side by side, then HTTP load with locust
+bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency, then memoria vs peer servers under HTTP load (reports/)
 	$(BIN)/python -m tests.benchmarks.bench_models
-	$(BIN)/python -m tests.benchmarks.bench_http
+	$(BIN)/python -m tests.benchmarks.bench_serving $(ARGS)

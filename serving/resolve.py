@@ -44,44 +44,74 @@ def tracking_uri() -> str:
 PACKAGED = Path(__file__).resolve().parent.parent / "bundles"
 
 
-def resolve_bundle(task: str) -> ServedBundle:
-    path = os.environ.get(f"MEMORIA_{task.upper()}_BUNDLE")
-    if path:
-        return ServedBundle(load_bundle(path, task), "path")
+def bundle_origin(task: str) -> str:
+    """Where `resolve_bundle(task)` takes the bundle from: "path", "packaged" or "registry" (only a registry
+    champion can change while the service runs; a path or a packaged Bento is fixed)."""
+    if os.environ.get(f"MEMORIA_{task.upper()}_BUNDLE"):
+        return "path"
     if (PACKAGED / task).is_dir():
+        return "packaged"
+    return "registry"
+
+
+def bundle_cache() -> Path:
+    return Path(os.environ.get("MEMORIA_BUNDLE_CACHE") or Path(tempfile.gettempdir()) / "memoria-bundles")
+
+
+def resolve_bundle(task: str) -> ServedBundle:
+    origin = bundle_origin(task)
+    if origin == "path":
+        return ServedBundle(load_bundle(os.environ[f"MEMORIA_{task.upper()}_BUNDLE"], task), "path")
+    if origin == "packaged":
         return ServedBundle(load_bundle(PACKAGED / task, task), "packaged")
-    cache = Path(os.environ.get("MEMORIA_BUNDLE_CACHE") or Path(tempfile.gettempdir()) / "memoria-bundles")
-    return champion_bundle(task, tracking_uri(), cache)
+    return champion_bundle(task, tracking_uri(), bundle_cache())
 
 
-def champion_bundle(task: str, uri: str, cache: Path) -> ServedBundle:
-    """Copy `models:/<task>@champion` into `cache` (once per version) and verify it."""
+@dataclass(frozen=True)
+class ChampionRef:
+    """What the registry's `champion` alias points at, without downloading anything."""
+
+    version: str
+    source: str
+    digest: str
+
+
+def champion_ref(task: str, uri: str) -> ChampionRef:
     from mlflow import MlflowClient  # imported here: a path-only deployment never needs MLflow
-    from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        # Don't let serving create an empty store (two model services would race to build its tables).
+        # Don't let serving create an empty store (several workers would race to build its tables).
         raise BundleError(f"no MLflow store at {uri}: train first (make train TASK={task})")
-    client = MlflowClient(tracking_uri=uri)
     try:
-        version = client.get_model_version_by_alias(task, CHAMPION)
+        version = MlflowClient(tracking_uri=uri).get_model_version_by_alias(task, CHAMPION)
     except MlflowException as e:
         raise BundleError(
             f"no {task} champion in {uri}: train one first (make train TASK={task}) "
             f"or set MEMORIA_{task.upper()}_BUNDLE"
         ) from e
-    digest = version.tags.get(DIGEST_TAG, "")
-    local = cache / task / f"v{version.version}-{digest[:12]}"
+    return ChampionRef(str(version.version), version.source, version.tags.get(DIGEST_TAG, ""))
+
+
+def champion_bundle(task: str, uri: str, cache: Path, ref: ChampionRef | None = None) -> ServedBundle:
+    """Copy `models:/<task>@champion` (or the version `ref` names) into `cache`, once per version, and verify it."""
+    from mlflow.artifacts import download_artifacts
+
+    ref = ref or champion_ref(task, uri)
+    local = cache / task / f"v{ref.version}-{ref.digest[:12]}"
     if not local.exists():
         local.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=".download-"))
         try:
-            download_artifacts(artifact_uri=version.source, dst_path=str(staging), tracking_uri=uri)
-            os.replace(staging / "bundle", local)  # complete copies only
+            download_artifacts(artifact_uri=ref.source, dst_path=str(staging), tracking_uri=uri)
+            try:
+                os.replace(staging / "bundle", local)  # complete copies only
+            except OSError:
+                if not local.exists():  # another worker finished the same download first: use its copy
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     bundle = load_bundle(local, task)
-    if digest and bundle.digest != digest:
-        raise BundleError(f"{task} v{version.version}: bundle digest {bundle.short_digest} != registered {digest[:12]}")
-    return ServedBundle(bundle, "registry", str(version.version))
+    if ref.digest and bundle.digest != ref.digest:
+        raise BundleError(f"{task} v{ref.version}: bundle digest {bundle.short_digest} != registered {ref.digest[:12]}")
+    return ServedBundle(bundle, "registry", ref.version)

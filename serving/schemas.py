@@ -6,13 +6,14 @@ its own 400 naming the field and never fails another client's batch.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
 MAX_TEXTS = 64  # texts per request; more should be sent as several requests (they are batched anyway)
 MAX_SENTIMENT_CHARS = 2000  # a tweet is <= 280; this leaves room for reviews
 MAX_TRANSLATION_CHARS = 500  # about 80 words; the model is trained on verses of at most 20-40 words
+MAX_BEAM_SIZE = 8  # the API's ceiling; the served bundle's `max_beam_size` may be lower (checked per request)
 
 
 def _not_blank(text: str) -> str:
@@ -21,8 +22,17 @@ def _not_blank(text: str) -> str:
     return text
 
 
-SentimentText = Annotated[str, Field(min_length=1, max_length=MAX_SENTIMENT_CHARS), AfterValidator(_not_blank)]
-SpanishText = Annotated[str, Field(min_length=1, max_length=MAX_TRANSLATION_CHARS), AfterValidator(_not_blank)]
+# The pattern only documents the rule in the OpenAPI schema (clients and schemathesis read it there); the
+# validator enforces it with a message that says what is wrong. The class lists exactly what Python's
+# str.isspace() calls whitespace, so both agree: a bare `\S` means less in other regex engines (e.g. not \x1e).
+WHITESPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NOT_BLANK = {"pattern": f"[^{WHITESPACE}]"}
+SentimentText = Annotated[
+    str, Field(min_length=1, max_length=MAX_SENTIMENT_CHARS, json_schema_extra=NOT_BLANK), AfterValidator(_not_blank)
+]
+SpanishText = Annotated[
+    str, Field(min_length=1, max_length=MAX_TRANSLATION_CHARS, json_schema_extra=NOT_BLANK), AfterValidator(_not_blank)
+]
 SentimentTexts = Annotated[list[SentimentText], Field(min_length=1, max_length=MAX_TEXTS)]
 SpanishTexts = Annotated[list[SpanishText], Field(min_length=1, max_length=MAX_TEXTS)]
 
@@ -36,8 +46,4 @@ class TranslationResult(BaseModel):
     translation: str
 
 
-class TranslationItem(BaseModel):
-    """One text on its way to the batched translation model (beam size travels with it)."""
-
-    text: str
-    beam_size: int
+ReloadTask = Literal["all", "sentiment", "translation"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from serving.bundle import Bundle
 from serving.runtime import Provider, create_session
-from serving.text import encode_ids, load_tokenizer, pad_batch
+from serving.text import UNK_ID, encode_ids, load_tokenizer, pad_batch
 
 # Texts are run in length-sorted chunks of this many, so a long text doesn't make a whole batch pay for padding.
 CHUNK = 64
@@ -24,7 +24,9 @@ class SentimentPredictor:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), n_labels] class probabilities, in input order."""
-        ids = encode_ids(self.tokenizer, texts, self.max_tokens)
+        return self._probabilities(encode_ids(self.tokenizer, texts, self.max_tokens))
+
+    def _probabilities(self, ids: list[list[int]]) -> np.ndarray:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         for start in range(0, len(order), CHUNK):
@@ -35,11 +37,16 @@ class SentimentPredictor:
         return out
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
-        probs = self.probabilities(texts)
+        """Per text: `label`, `scores` (probability per label) and `tokens`/`unknown` (input counts, for the
+        drift metrics)."""
+        ids = encode_ids(self.tokenizer, texts, self.max_tokens)
+        probs = self._probabilities(ids)
         return [
             {
                 "label": self.labels[int(row.argmax())],
                 "scores": {label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                "tokens": len(seq),
+                "unknown": seq.count(UNK_ID),
             }
-            for row in probs
+            for row, seq in zip(probs, ids, strict=True)
         ]

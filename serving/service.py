@@ -1,167 +1,131 @@
-"""BentoML services: `Memoria` (the HTTP API) in front of one batched model service per task.
+"""The BentoML service: both models in the process that answers HTTP, batched in process.
 
-    POST /sentiment  {"texts": [...]}                   -> [{"label", "scores"}, ...]
-    POST /translate  {"texts": [...], "beam_size": 4}   -> [{"translation"}, ...]
+    POST /sentiment      {"texts": [...]}                  -> [{"label", "scores"}, ...]
+    POST /translate      {"texts": [...], "beam_size": 4}  -> [{"translation"}, ...]
+    POST /admin/reload   {"task": "all"}                   -> what each task's champion check did
 
-Why two layers: BentoML's adaptive batching merges the *items* of concurrent calls into one model call, and a
-batchable endpoint takes exactly one batched argument. The API service validates each request on its own (a bad
-request gets its own 400 and never fails a merged batch), carries per-request options such as `beam_size`, and
-sets the `X-Memoria-Model` header; the model services do the batched inference.
+Layout (why): one service, one process per core (MEMORIA_WORKERS, default: the machine's core count), each
+holding both models. A request is validated on its own (a bad one gets its own 400 naming the field), then its
+texts join whatever other requests are waiting for the same model (serving/batcher.py): one model call answers
+them all, and a request that finds the model idle runs at once. The old layout (an API service calling a batched
+model service per task) crossed a process and pickled every payload, which alone halved the throughput on
+2 cores. Each worker gives onnxruntime cores / workers threads, so workers don't fight over cores.
 
-Models load on a background thread, so `/readyz` answers 503 until every model is loaded (BentoML's readiness
-probe asks each dependency), and stays 503 with a logged reason if a bundle is broken. Nothing here imports
-torch: the models run on onnxruntime.
+Models load on a background thread, so `/readyz` answers 503 until both are loaded, and stays 503 with a
+logged reason if a bundle is broken. A registry champion is watched and swapped live (serving/live_model.py).
+Nothing here imports torch: the models run on onnxruntime.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import os
-import threading
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
-import aiohttp
 import bentoml
-from bentoml.exceptions import ServiceUnavailable
-from pydantic import Field
+from pydantic import Field, ValidationError
+from pydantic_core import InitErrorDetails
 
-from serving.resolve import ServedBundle, resolve_bundle
-from serving.runtime import device_from_env, providers_for
-from serving.schemas import (
-    SentimentResult,
-    SentimentTexts,
-    SpanishTexts,
-    TranslationItem,
-    TranslationResult,
-)
+from serving.http_guard import HttpGuard
+from serving.live_model import LiveModel, TaskSpec, request_reload
+from serving.metrics import serving_metrics
+from serving.openapi import OpenApiDocument
+from serving.schemas import MAX_BEAM_SIZE, ReloadTask, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
 
-log = logging.getLogger("bentoml.memoria")
-
-T = TypeVar("T")
 MODEL_HEADER = "X-Memoria-Model"
-
-# BentoML 1.4's client to a dependency closes its connection pool every `max_requests` calls, even while other
-# calls are in flight on it, and may reuse a keep-alive connection the server just dropped (bentoml#4971): under
-# load that surfaced here as 500s. The model services therefore ask for a pool that is (practically) never
-# recycled, and the API retries a call once on a connection-level error; the model calls are idempotent.
-STABLE_CONNECTIONS = {"max_requests": 1_000_000_000, "max_age": 86_400.0}
+TASKS = ("sentiment", "translation")
 
 
-async def call_model(call: Callable[[Any], Any], payload: Any) -> Any:
-    try:
-        return await call(payload)
-    except aiohttp.ClientConnectionError as e:
-        log.warning("retrying a model call once after a dropped connection: %s", e)
-        return await call(payload)
+def serving_workers() -> int:
+    return int(os.environ.get("MEMORIA_WORKERS", "0")) or os.cpu_count() or 1
 
 
-class BackgroundModel(Generic[T]):
-    """Resolve a task's bundle and build its predictor on a thread; `get()` raises 503 until it is ready."""
-
-    def __init__(self, task: str, build: Callable[[Any, list[Any], str], T]) -> None:
-        self.task = task
-        self.predictor: T | None = None
-        self.served: ServedBundle | None = None
-        self.error: str | None = None
-        self._build = build
-        threading.Thread(target=self._load, name=f"load-{task}", daemon=True).start()
-
-    def _load(self) -> None:
-        try:
-            # Lets tests and demos watch /readyz go from 503 to 200 on a fast machine.
-            time.sleep(float(os.environ.get("MEMORIA_LOAD_DELAY_SECONDS", "0")))
-            served = resolve_bundle(self.task)
-            device = device_from_env(self.task)
-            self.predictor = self._build(served.bundle, providers_for(device), device)
-            self.served = served
-            log.info("%s model ready: %s (from %s)", self.task, served.label, served.origin)
-        except Exception as e:
-            self.error = f"{type(e).__name__}: {e}"
-            log.error("%s model NOT loaded, service stays unready: %s", self.task, self.error)
-
-    @property
-    def ready(self) -> bool:
-        return self.served is not None
-
-    def get(self) -> tuple[T, ServedBundle]:
-        if self.predictor is None or self.served is None:
-            reason = self.error or "still loading"
-            raise ServiceUnavailable(f"{self.task} model is not ready: {reason}")
-        return self.predictor, self.served
+def max_batch_size(default: int) -> int:
+    """Texts per model call (MEMORIA_MAX_BATCH_SIZE; 1 turns batching off, which `make bench` measures)."""
+    return int(os.environ.get("MEMORIA_MAX_BATCH_SIZE", "0")) or default
 
 
-def _sentiment_predictor(bundle: Any, providers: list[Any], device: str) -> Any:
+def request_timeout() -> float:
+    return float(os.environ.get("MEMORIA_REQUEST_TIMEOUT_S", "60"))
+
+
+def _sentiment_spec() -> TaskSpec:
     from serving.sentiment import SentimentPredictor
 
-    return SentimentPredictor(bundle, providers, device)
+    return TaskSpec(
+        task="sentiment",
+        build=SentimentPredictor,
+        batch_fn=lambda predictor: predictor.predict,
+        warm_up=lambda predictor: predictor.predict(["warm-up"]),
+        max_batch_size=max_batch_size(128),
+    )
 
 
-def _translation_predictor(bundle: Any, providers: list[Any], device: str) -> Any:
-    from serving.translation import TranslationPredictor
-
-    return TranslationPredictor(bundle, providers, device)
-
-
-@bentoml.service(
-    name="memoria-sentiment-model", workers=1, traffic={"timeout": 60}, runner_connection=STABLE_CONNECTIONS
-)
-class SentimentModel:
-    def __init__(self) -> None:
-        self.model = BackgroundModel("sentiment", _sentiment_predictor)
-
-    def __is_ready__(self) -> bool:
-        return self.model.ready
-
-    # max_latency_ms is a cap, not a wait: the dispatcher waits only as long as it expects to gain. A generous
-    # cap avoids BentoML answering 503 "Service Busy" under bursts (measured in `make bench`).
-    @bentoml.api(batchable=True, max_batch_size=128, max_latency_ms=5000)
-    def classify(self, texts: list[str]) -> list[dict]:
-        predictor, served = self.model.get()
-        results = predictor.predict(texts)
-        for r in results:
-            r["model"] = served.label
-        return results
-
-
-@bentoml.service(
-    name="memoria-translation-model", workers=1, traffic={"timeout": 120}, runner_connection=STABLE_CONNECTIONS
-)
-class TranslationModel:
-    def __init__(self) -> None:
-        self.model = BackgroundModel("translation", _translation_predictor)
-
-    def __is_ready__(self) -> bool:
-        return self.model.ready
-
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=20000)
-    def translate(self, items: list[TranslationItem]) -> list[dict]:
-        """Items merged from concurrent requests; items sharing a beam size are decoded together."""
-        predictor, served = self.model.get()
-        out: list[dict] = [{} for _ in items]
+def _translate_items(predictor: Any) -> Any:
+    def run(items: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
+        """Items merged from concurrent requests; those sharing a beam size are decoded together."""
+        out: list[Any] = [None] * len(items)
         by_beam: dict[int, list[int]] = {}
-        for i, item in enumerate(items):
-            by_beam.setdefault(item.beam_size, []).append(i)
+        for i, (_, beam) in enumerate(items):
+            by_beam.setdefault(beam, []).append(i)
         for beam, indices in by_beam.items():
-            translations = predictor.translate([items[i].text for i in indices], beam_size=beam)
-            for i, text in zip(indices, translations, strict=True):
-                out[i] = {"translation": text, "model": served.label}
+            results = predictor.translate_with_stats([items[i][0] for i in indices], beam_size=beam)
+            for i, result in zip(indices, results, strict=True):
+                out[i] = result
         return out
 
+    return run
 
-@bentoml.service(name="memoria", workers=1, traffic={"timeout": 120})
+
+def _translation_spec() -> TaskSpec:
+    from serving.translation import TranslationPredictor
+
+    return TaskSpec(
+        task="translation",
+        build=TranslationPredictor,
+        batch_fn=_translate_items,
+        warm_up=lambda predictor: predictor.translate(["hola"], beam_size=1),
+        max_batch_size=max_batch_size(64),
+    )
+
+
+def _field_error(field: str, value: Any, limit: int) -> ValidationError:
+    """A 400 shaped exactly like pydantic's own (BentoML answers it with the field named in `detail`)."""
+    detail = InitErrorDetails(type="less_than_equal", loc=(field,), input=value, ctx={"le": limit})
+    return ValidationError.from_exception_data("Input", [detail])
+
+
+@bentoml.service(
+    name="memoria",
+    workers=serving_workers(),
+    # A request still unanswered after this many seconds gets 504 with a message (BentoML's TimeoutMiddleware).
+    traffic={"timeout": request_timeout()},
+)
 class Memoria:
     """The public API. Limits: see serving/schemas.py (and the OpenAPI page at /)."""
 
-    sentiment_model = bentoml.depends(SentimentModel)
-    translation_model = bentoml.depends(TranslationModel)
+    def __init__(self) -> None:
+        # One onnxruntime thread pool per worker, sized so that the workers together use the cores once.
+        os.environ.setdefault("MEMORIA_ORT_THREADS", str(max(1, (os.cpu_count() or 1) // serving_workers())))
+        self.metrics = serving_metrics()
+        self.sentiment_model = LiveModel(_sentiment_spec(), self.metrics)
+        self.translation_model = LiveModel(_translation_spec(), self.metrics)
+
+    def __is_ready__(self) -> bool:
+        return self.sentiment_model.ready and self.translation_model.ready
 
     @bentoml.api(route="/sentiment")
     async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
         """Sentiment of each text: its label and the probability of every label."""
-        results = await call_model(self.sentiment_model.to_async.classify, texts)
-        ctx.response.headers[MODEL_HEADER] = results[0]["model"]
+        started = time.perf_counter()
+        model = self.sentiment_model.current()
+        results = await model.batcher(texts)
+        m, label = self.metrics, model.label
+        for r in results:
+            m.observe_inputs("sentiment", label, r["tokens"], r["unknown"])
+            m.predictions.labels("sentiment", label, r["label"]).inc()
+        self._answered("sentiment", label, started, ctx)
         return [SentimentResult(label=r["label"], scores=r["scores"]) for r in results]
 
     @bentoml.api(route="/translate")
@@ -169,10 +133,38 @@ class Memoria:
         self,
         texts: SpanishTexts,
         ctx: bentoml.Context,
-        beam_size: Annotated[int, Field(ge=1, le=8, description="beam width; 1 = greedy")] = 4,
+        beam_size: Annotated[
+            int, Field(ge=1, le=MAX_BEAM_SIZE, description="beam width; 1 = greedy; the model may allow fewer")
+        ] = 4,
     ) -> list[TranslationResult]:
         """English translation of each Spanish text."""
-        items = [TranslationItem(text=t, beam_size=beam_size) for t in texts]
-        results = await call_model(self.translation_model.to_async.translate, items)
-        ctx.response.headers[MODEL_HEADER] = results[0]["model"]
-        return [TranslationResult(translation=r["translation"]) for r in results]
+        started = time.perf_counter()
+        model = self.translation_model.current()
+        limit = model.predictor.max_beam_size
+        if beam_size > limit:  # checked per request, so one client's beam never fails another's merged batch
+            raise _field_error("beam_size", beam_size, limit)
+        results = await model.batcher([(t, beam_size) for t in texts])
+        for _, tokens, unknown in results:
+            self.metrics.observe_inputs("translation", model.label, tokens, unknown)
+        self._answered("translation", model.label, started, ctx)
+        return [TranslationResult(translation=text) for text, _, _ in results]
+
+    @bentoml.api(route="/admin/reload")
+    async def reload(self, task: ReloadTask = "all") -> list[dict[str, str]]:
+        """Check the registry's champion now and swap to it if it moved (needs MEMORIA_ADMIN_TOKEN)."""
+        tasks = TASKS if task == "all" else (task,)
+        out = []
+        for name in tasks:
+            request_reload(name)  # the other workers follow within a second
+            live = self.sentiment_model if name == "sentiment" else self.translation_model
+            out.append(await asyncio.to_thread(live.reload))
+        return out
+
+    def _answered(self, task: str, label: str, started: float, ctx: bentoml.Context) -> None:
+        self.metrics.requests.labels(task, label, "ok").inc()
+        self.metrics.latency.labels(task, label).observe(time.perf_counter() - started)
+        ctx.response.headers[MODEL_HEADER] = label
+
+
+Memoria.add_asgi_middleware(HttpGuard)
+Memoria.add_asgi_middleware(OpenApiDocument, service=Memoria)

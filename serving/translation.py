@@ -15,7 +15,7 @@ import numpy as np
 from serving.bundle import Bundle
 from serving.decoding import Decoded, beam_search, greedy_search
 from serving.runtime import Provider, create_session
-from serving.text import EOS_ID, SPECIAL_TOKENS, decode_ids, encode_ids, load_tokenizer, pad_batch
+from serving.text import EOS_ID, SPECIAL_TOKENS, UNK_ID, decode_ids, encode_ids, load_tokenizer, pad_batch
 
 # Sentences are decoded in length-sorted chunks of this many (times the beam size in rows): enough rows to keep
 # the matrix products efficient, few enough that one long sentence doesn't make many short ones pay for padding.
@@ -124,11 +124,18 @@ class TranslationPredictor:
 
     def translate(self, texts: Sequence[str], beam_size: int | None = None) -> list[str]:
         """English translation of each text, in input order."""
+        return [text for text, _, _ in self.translate_with_stats(texts, beam_size)]
+
+    def translate_with_stats(self, texts: Sequence[str], beam_size: int | None = None) -> list[tuple[str, int, int]]:
+        """(translation, input tokens, unknown input tokens) per text: the counts feed the drift metrics."""
         beam = self._beam(beam_size)
         if not texts:
             return []
-        _, rows = self._decode_all(texts, beam, with_attention=False)
-        return [decode_ids(self.target_tokenizer, d.tokens[r, : d.lengths[r]]) for d, r in rows]
+        ids, rows = self._decode_all(texts, beam, with_attention=False)
+        return [
+            (decode_ids(self.target_tokenizer, d.tokens[r, : d.lengths[r]]), len(seq), seq.count(UNK_ID))
+            for seq, (d, r) in zip(ids, rows, strict=True)
+        ]
 
     def translate_with_attention(self, texts: Sequence[str], beam_size: int | None = None) -> list[Translation]:
         """Translations with their attention weights (one row per output token, EOS included)."""

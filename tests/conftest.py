@@ -20,3 +20,11 @@ def ws(tmp_path: Path):
     from training.config import Workspace
 
     return Workspace(root=tmp_path, tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A registry with a tiny champion per task (trained through the CLI), shared by the HTTP test modules."""
+    from tests.serving_harness import train_store
+
+    return train_store(tmp_path_factory.mktemp("store"))

@@ -1,0 +1,1 @@
+"""Servers `make bench` compares memoria against (see tests/benchmarks/bench_serving.py)."""

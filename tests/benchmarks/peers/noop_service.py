@@ -1,0 +1,59 @@
+"""memoria's serving layout with the models taken out: the ceiling that layout allows on this machine.
+
+One BentoML service with memoria's worker count, the same HttpGuard middleware, the same pydantic input schemas
+and the same in-process MicroBatcher, but the batch functions answer constants without running a model. The gap
+between this and memoria is what the models (and memoria's per-request metrics) cost; the gap between this and
+the FastAPI peers is what BentoML's layout costs.
+
+    bentoml serve tests.benchmarks.peers.noop_service:Noop --port 3000
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import bentoml
+from pydantic import Field
+
+from serving.batcher import MicroBatcher
+from serving.http_guard import HttpGuard
+from serving.schemas import MAX_BEAM_SIZE, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
+from serving.service import MODEL_HEADER, max_batch_size, request_timeout, serving_workers
+
+NOOP_LABEL = "noop (no model)"
+SCORES = {"negative": 0.2, "neutral": 0.5, "positive": 0.3}
+
+
+def constant_sentiment(texts: list[str]) -> list[dict[str, Any]]:
+    return [{"label": "neutral", "scores": SCORES} for _ in texts]
+
+
+def constant_translation(items: list[tuple[str, int]]) -> list[str]:
+    return ["In the beginning." for _ in items]
+
+
+@bentoml.service(name="memoria-noop", workers=serving_workers(), traffic={"timeout": request_timeout()})
+class Noop:
+    def __init__(self) -> None:
+        self.sentiment_batcher = MicroBatcher(constant_sentiment, max_batch_size(128), name="sentiment")
+        self.translation_batcher = MicroBatcher(constant_translation, max_batch_size(64), name="translation")
+
+    @bentoml.api(route="/sentiment")
+    async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
+        results = await self.sentiment_batcher(texts)
+        ctx.response.headers[MODEL_HEADER] = NOOP_LABEL
+        return [SentimentResult(label=r["label"], scores=r["scores"]) for r in results]
+
+    @bentoml.api(route="/translate")
+    async def translate(
+        self,
+        texts: SpanishTexts,
+        ctx: bentoml.Context,
+        beam_size: Annotated[int, Field(ge=1, le=MAX_BEAM_SIZE)] = 4,
+    ) -> list[TranslationResult]:
+        results = await self.translation_batcher([(t, beam_size) for t in texts])
+        ctx.response.headers[MODEL_HEADER] = NOOP_LABEL
+        return [TranslationResult(translation=t) for t in results]
+
+
+Noop.add_asgi_middleware(HttpGuard)
