@@ -14,6 +14,7 @@ that `POST /admin/reload` touches, so every worker process follows, not only the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -85,6 +86,7 @@ class LiveModel(Generic[P]):
         self._refused: str | None = None  # registry version refused last; not retried until the alias moves
         self._lock = threading.Lock()  # one load at a time (watcher and /admin/reload)
         self._stop = threading.Event()
+        self._settled = threading.Event()  # set once the first load has succeeded or failed
         self._watch = watch
         threading.Thread(target=self._run, name=f"model-{self.task}", daemon=True).start()
 
@@ -99,6 +101,14 @@ class LiveModel(Generic[P]):
             raise ServiceUnavailable(f"{self.task} model is not ready: {self.error or 'still loading'}")
         return model
 
+    async def loaded(self, timeout: float) -> LoadedModel[P]:
+        """`current()`, but a request that reaches this worker while its first load is still running waits for
+        it (up to `timeout`) instead of failing: /readyz is answered per worker, so a client may see 200 from one
+        worker and be sent to another that is a moment behind."""
+        if self._current is None and not self._settled.is_set():
+            await asyncio.to_thread(self._settled.wait, timeout)
+        return self.current()
+
     # -- loading and swapping ------------------------------------------------------------------------------
     def _run(self) -> None:
         # Lets tests and demos watch /readyz go from 503 to 200 on a fast machine.
@@ -108,6 +118,8 @@ class LiveModel(Generic[P]):
         except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
             log.error("%s model NOT loaded, service stays unready: %s", self.task, self.error)
+        finally:
+            self._settled.set()
         if self._watch and bundle_origin(self.task) == "registry" and reload_interval() > 0:
             self._watch_champion()
 

@@ -119,7 +119,7 @@ class Memoria:
     async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
         """Sentiment of each text: its label and the probability of every label."""
         started = time.perf_counter()
-        model = self.sentiment_model.current()
+        model = await self.sentiment_model.loaded(request_timeout())
         results = await model.batcher(texts)
         m, label = self.metrics, model.label
         for r in results:
@@ -139,7 +139,7 @@ class Memoria:
     ) -> list[TranslationResult]:
         """English translation of each Spanish text."""
         started = time.perf_counter()
-        model = self.translation_model.current()
+        model = await self.translation_model.loaded(request_timeout())
         limit = model.predictor.max_beam_size
         if beam_size > limit:  # checked per request, so one client's beam never fails another's merged batch
             raise _field_error("beam_size", beam_size, limit)

@@ -179,3 +179,20 @@ def test_a_request_over_the_time_limit_gets_504_with_a_message(store: dict[str, 
         assert http("POST", srv.base + "/sentiment", SENTIMENT)[0] == 200  # and the server goes on
     finally:
         srv.stop()
+
+
+def test_a_request_that_comes_while_the_models_load_waits_instead_of_failing(
+    store: dict[str, str], tmp_path: Path
+) -> None:
+    """/readyz is answered per worker; a client that saw one worker ready may reach another still loading."""
+    srv = Server({**store, "MEMORIA_LOAD_DELAY_SECONDS": "2"}, tmp_path / "serve.log")
+    try:
+        deadline = time.time() + 60
+        while http("GET", srv.base + "/readyz")[0] != 503:  # listening, models not loaded yet
+            assert time.time() < deadline and srv.proc.poll() is None, srv.log.read_text()[-2000:]
+            time.sleep(0.05)
+        code, body, headers = http("POST", srv.base + "/sentiment", SENTIMENT)
+        assert code == 200, body
+        assert headers["x-memoria-model"].startswith("sentiment/v")
+    finally:
+        srv.stop()
