@@ -55,6 +55,7 @@ class TaskSpec(Generic[P]):
     batch_fn: Callable[[P], Callable[[list[Any]], list[Any]]]
     warm_up: Callable[[P], object]
     max_batch_size: int
+    inline: bool  # run batches in the event loop (short model calls) or on the model's thread (long ones)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ class LiveModel(Generic[P]):
         device = device_from_env(self.task)
         predictor = self.spec.build(served.bundle, providers_for(device), device)
         self.spec.warm_up(predictor)
-        batcher = MicroBatcher(self.spec.batch_fn(predictor), self.spec.max_batch_size, name=self.task)
+        batcher = MicroBatcher(
+            self.spec.batch_fn(predictor), self.spec.max_batch_size, name=self.task, inline=self.spec.inline
+        )
         batcher.on_batch = self.metrics.batch_size.labels(self.task).observe
         return LoadedModel(predictor, served, batcher)
 

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from serving.batcher import MicroBatcher
 from serving.http_guard import HttpGuard
+from serving.responses import SENTIMENT_RESULTS, TRANSLATION_RESULTS, json_response
 from serving.schemas import MAX_BEAM_SIZE, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
 from serving.service import MODEL_HEADER, max_batch_size, request_timeout, serving_workers
 
@@ -35,14 +36,15 @@ def constant_translation(items: list[tuple[str, int]]) -> list[str]:
 @bentoml.service(name="memoria-noop", workers=serving_workers(), traffic={"timeout": request_timeout()})
 class Noop:
     def __init__(self) -> None:
-        self.sentiment_batcher = MicroBatcher(constant_sentiment, max_batch_size(128), name="sentiment")
+        self.sentiment_batcher = MicroBatcher(constant_sentiment, max_batch_size(128), name="sentiment", inline=True)
         self.translation_batcher = MicroBatcher(constant_translation, max_batch_size(64), name="translation")
 
     @bentoml.api(route="/sentiment")
     async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
         results = await self.sentiment_batcher(texts)
         ctx.response.headers[MODEL_HEADER] = NOOP_LABEL
-        return [SentimentResult(label=r["label"], scores=r["scores"]) for r in results]
+        answers = [SentimentResult(label=r["label"], scores=r["scores"]) for r in results]
+        return json_response(SENTIMENT_RESULTS, answers)  # type: ignore[return-value]
 
     @bentoml.api(route="/translate")
     async def translate(
@@ -53,7 +55,7 @@ class Noop:
     ) -> list[TranslationResult]:
         results = await self.translation_batcher([(t, beam_size) for t in texts])
         ctx.response.headers[MODEL_HEADER] = NOOP_LABEL
-        return [TranslationResult(translation=t) for t in results]
+        return json_response(TRANSLATION_RESULTS, [TranslationResult(translation=t) for t in results])  # type: ignore[return-value]
 
 
 Noop.add_asgi_middleware(HttpGuard)
