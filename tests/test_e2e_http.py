@@ -195,3 +195,18 @@ def test_a_short_soak_at_64_clients_has_no_errors_and_flat_memory(server: Server
 @pytest.mark.slow
 def test_a_minute_soak_at_64_clients_has_no_errors_and_flat_memory(server: Server) -> None:
     soak(server, seconds=60)
+
+
+def test_metrics_show_requests_inputs_and_labels_per_task_and_model(server: Server) -> None:
+    assert http("POST", server.base + "/sentiment", {"texts": ["I love it", "zzqx qqzx"]})[0] == 200
+    assert http("POST", server.base + "/translate", {"texts": ["Buenos días."], "beam_size": 1})[0] == 200
+    metrics = http("GET", server.base + "/metrics")[1]
+    lines = [line for line in metrics.splitlines() if line.startswith("memoria_")]
+    for task in ("sentiment", "translation"):
+        ours = [line for line in lines if f'task="{task}"' in line]
+        for name in ("memoria_requests_total", "memoria_request_seconds_bucket", "memoria_input_tokens_bucket"):
+            assert any(line.startswith(name) and f'model="{task}/v1 sha256:' in line for line in ours), (name, task)
+        assert any(line.startswith("memoria_unknown_token_share_bucket") for line in ours)
+        assert any(line.startswith("memoria_batch_size_bucket") for line in ours)
+        assert any(line.startswith("memoria_model_served") and line.endswith(" 1.0") for line in ours), task
+    assert any(line.startswith("memoria_predictions_total") and 'label="' in line for line in lines)
