@@ -42,7 +42,8 @@ def serving_metrics() -> ServingMetrics:
 
     by_model = ["task", "model"]
     return ServingMetrics(
-        requests=Counter("memoria_requests", "Prediction requests answered", [*by_model, "outcome"]),
+        # Answered requests per model; refused ones (4xx/5xx) are in BentoML's own bentoml_service_request_total.
+        requests=Counter("memoria_requests", "Prediction requests answered by a model", by_model),
         latency=Histogram(
             "memoria_request_seconds", "Time to answer a request (queue + model)", by_model, buckets=LATENCY_BUCKETS
         ),

@@ -166,7 +166,7 @@ class Memoria:
         return out
 
     def _answered(self, task: str, label: str, started: float, ctx: bentoml.Context) -> None:
-        self.metrics.requests.labels(task, label, "ok").inc()
+        self.metrics.requests.labels(task, label).inc()
         self.metrics.latency.labels(task, label).observe(time.perf_counter() - started)
         ctx.response.headers[MODEL_HEADER] = label
 
