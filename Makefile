@@ -93,4 +93,5 @@ bento: install ## Build a self-contained Bento: champion bundles packed in (bund
 bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency, then memoria vs peer servers under HTTP load (reports/)
 	$(BIN)/python -m tests.benchmarks.bench_models
 	$(BIN)/python -m tests.benchmarks.bench_serving $(ARGS)
+	$(BIN)/python -m tests.benchmarks.bench_bucketing
 	$(BIN)/python -m tests.benchmarks.bench_swap

@@ -59,14 +59,14 @@ def resolve_champions() -> Champions:
     return Champions(resolve_bundle("sentiment"), resolve_bundle("translation"))
 
 
-def _test_split(served: ServedBundle) -> Path:
+def held_out_split(served: ServedBundle) -> Path:
     """data/<task>/<source>/test.jsonl of the data set the bundle was trained on."""
     source = served.bundle.manifest.get("config", {}).get("data", {}).get("source", "")
     root = Path(os.environ.get("MEMORIA_HOME") or Path.cwd())
     return root / "data" / served.bundle.task / source / "test.jsonl"
 
 
-def _read_field(path: Path, key: str, max_chars: int, limit: int) -> list[str]:
+def read_field(path: Path, key: str, max_chars: int, limit: int) -> list[str]:
     texts: list[str] = []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -84,15 +84,15 @@ def load_texts(champions: Champions) -> tuple[list[str], list[str], str]:
     """(English tweets, Spanish sentences, where they came from)."""
     origins = []
     try:
-        path = _test_split(champions.sentiment)
-        sentiment = _read_field(path, "text", MAX_SENTIMENT_CHARS, TEXTS_PER_TASK)
+        path = held_out_split(champions.sentiment)
+        sentiment = read_field(path, "text", MAX_SENTIMENT_CHARS, TEXTS_PER_TASK)
         origins.append(f"sentiment: {len(sentiment)} texts of {path}")
     except OSError:
         sentiment = list(FALLBACK_SENTIMENT)
         origins.append(f"sentiment: {len(sentiment)} fixed tweets (no prepared test split)")
     try:
-        path = _test_split(champions.translation)
-        spanish = _read_field(path, "source", MAX_TRANSLATION_CHARS, TEXTS_PER_TASK)
+        path = held_out_split(champions.translation)
+        spanish = read_field(path, "source", MAX_TRANSLATION_CHARS, TEXTS_PER_TASK)
         origins.append(f"translation: {len(spanish)} sentences of {path}")
     except OSError:
         spanish = list(FALLBACK_SPANISH)
