@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from serving.resolve import resolve_bundle
-from tests.benchmarks.workload import read_field, held_out_split
+from tests.benchmarks.workload import held_out_split, read_field
 
 BATCH = 128  # a merged batch as 32 clients x 4 texts, or 8 clients x 16 texts, produce it
 VARIANTS = [(False, 128), (True, 128), (True, 64), (True, 32), (True, 16), (True, 8)]
