@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from serving.bundle import Bundle
-from serving.runtime import Provider, create_session
+from serving.runtime import CPU, CUDA, Provider, create_session, provider_name
 from serving.text import UNK_ID, encode_ids, load_tokenizer, pad_batch
 
 # Texts are run in length-sorted chunks of this many: a recurrent graph computes every row up to the longest row
@@ -16,14 +16,26 @@ from serving.text import UNK_ID, encode_ids, load_tokenizer, pad_batch
 CHUNK = 16
 
 
+def activations_quantized(manifest: dict) -> bool:
+    """Whether the served classifier is the int8 one (training/quantize.py). Dynamic quantisation takes each
+    activation's range from the whole call, so a text's scores would move (by ~4e-4) with its batch-mates; such a
+    graph gets one call per text, which keeps every answer the same whoever else asked at the same moment
+    (0.39 vs 0.26 ms per text at calls of 16 on one core, still 1.4x faster than fp32)."""
+    return manifest.get("quantization", {}).get("served") == "int8"
+
+
 class SentimentPredictor:
     def __init__(self, bundle: Bundle, providers: list[Provider] | None = None, device: str | None = None) -> None:
         self.bundle = bundle
         self.labels: list[str] = list(bundle.manifest["labels"])
         self.max_tokens = int(bundle.manifest["max_input_tokens"])
         self.tokenizer = load_tokenizer(bundle.tokenizer("text"))
-        self.session = create_session(bundle.graph("classifier"), providers, device)
-        self.chunk = CHUNK  # texts per onnxruntime call
+        graph = "classifier"
+        on_cuda = provider_name((providers or [CPU])[0]) == CUDA
+        if on_cuda and "classifier_fp32" in bundle.manifest["graphs"]:
+            graph = "classifier_fp32"  # onnxruntime has no CUDA kernel for DynamicQuantizeLSTM: int8 would run on CPU
+        self.session = create_session(bundle.graph(graph), providers, device)
+        self.chunk = 1 if graph == "classifier" and activations_quantized(bundle.manifest) else CHUNK
         self.bucketing = True  # sort by length before chunking (make bench measures both)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:

@@ -97,17 +97,20 @@ def train_store(root: Path) -> dict[str, str]:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, target: str = "serving.service:Memoria") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
+        # Its own BENTOML_HOME: a server starting clears $BENTOML_HOME/prometheus_multiproc_dir, so two servers
+        # sharing one would wipe each other's metrics.
+        env = {**env, "BENTOML_HOME": str(log.parent / f"bentoml-home-{self.port}")}
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "bentoml",
                 "serve",
-                "serving.service:Memoria",
+                target,
                 "--host",
                 "127.0.0.1",
                 "--port",

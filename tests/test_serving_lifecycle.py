@@ -154,8 +154,12 @@ def test_sigterm_lets_requests_in_flight_finish_then_exits(store: dict[str, str]
         return code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
+        # 64 texts fill a translation batch, so the 16 requests are decoded one after another: SIGTERM comes as
+        # soon as the first is answered, with the others queued or decoding.
         futures = [pool.submit(ask, i) for i in range(16)]
-        time.sleep(0.5)
+        deadline = time.time() + 60
+        while not finished and time.time() < deadline:
+            time.sleep(0.005)
         stopped_at = time.time()
         os.kill(srv.proc.pid, signal.SIGTERM)
         codes = [f.result() for f in futures]
@@ -166,7 +170,7 @@ def test_sigterm_lets_requests_in_flight_finish_then_exits(store: dict[str, str]
 
 
 def test_a_request_over_the_time_limit_gets_504_with_a_message(store: dict[str, str], tmp_path: Path) -> None:
-    env = {**store, "MEMORIA_WORKERS": "1", "MEMORIA_REQUEST_TIMEOUT_S": "0.5"}
+    env = {**store, "MEMORIA_WORKERS": "1", "MEMORIA_REQUEST_TIMEOUT_S": "0.05"}
     srv = Server(env, tmp_path / "serve.log")
     try:
         srv.wait_ready()
@@ -174,9 +178,10 @@ def test_a_request_over_the_time_limit_gets_504_with_a_message(store: dict[str, 
             answers = list(pool.map(lambda _: http("POST", srv.base + "/translate", heavy_translation(64)), range(16)))
         timed_out = [body for code, body, _ in answers if code == 504]
         assert timed_out, [code for code, _, _ in answers]
-        assert "0.5 seconds" in json.loads(timed_out[0])["error"]
+        assert "0.05 seconds" in json.loads(timed_out[0])["error"]
         assert {code for code, _, _ in answers} <= {200, 504}
-        assert http("POST", srv.base + "/sentiment", SENTIMENT)[0] == 200  # and the server goes on
+        # and the server goes on: a small request fits in the limit (a few tries, in case the machine is busy)
+        assert 200 in [http("POST", srv.base + "/sentiment", SENTIMENT)[0] for _ in range(10)]
     finally:
         srv.stop()
 

@@ -140,9 +140,10 @@ def _train_and_publish(cfg, ws: Workspace, progress: bool) -> None:
 def _print(result) -> None:
     d = asdict(result)
     verdict = "promoted to champion" if d["promoted"] else f"not promoted (champion stays v{d['champion_version']})"
+    served = f", serves {d['served_precision']}" if d.get("served_precision") else ""
     print(
         f"{d['task']}: registered version {d['version']} (score {d['score']:.4f}, parity max diff "
-        f"{d['parity_max_abs_diff']:.1e}), {verdict}"
+        f"{d['parity_max_abs_diff']:.1e}{served}), {verdict}"
     )
 
 

@@ -66,6 +66,15 @@ class TokenizerConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """What export does beyond the verified fp32 graph."""
+
+    # also build an int8 (dynamic quantisation) classifier and serve it if it keeps the validation macro-F1 within
+    # training/quantize.py's MAX_MACRO_F1_LOSS; false = build and serve fp32 only
+    quantize: bool = True
+
+
+@dataclass(frozen=True)
 class SentimentConfig:
     task: Literal["sentiment"] = "sentiment"
     preset: str = "default"
@@ -74,6 +83,7 @@ class SentimentConfig:
     model: RecurrentConfig = field(default_factory=RecurrentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     class_weighted_loss: bool = True  # positive is the rarest class (18%); weighting lifts macro-F1
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Exports use torch.onnx's TorchScript path (`dynamo=False`, opset 17): with torch 2.13's dynamo exporter only the
 first LSTM/GRU export in a process keeps its sequence axis dynamic (later ones silently freeze it), and packed
 sequences do not trace at all. Every export is checked against PyTorch with onnxruntime at batch sizes and
-sequence lengths different from the export example; a bundle that fails is never written.
+sequence lengths different from the export example; a bundle that fails is never written. A sentiment bundle
+then gets an int8 candidate of its classifier, served only if it keeps the validation macro-F1
+(training/quantize.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import onnxruntime as ort
 import torch
 
 from serving.bundle import write_manifest
-from training.config import from_dict
+from training.config import SentimentConfig, Workspace, from_dict
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -42,12 +44,17 @@ class ExportReport:
     parity: dict[str, Any]
 
 
-def export_bundle(model_dir: Path, out_dir: Path, run_id: str, metrics: dict[str, float]) -> ExportReport:
-    """Build and verify a bundle in `out_dir` from a run's `model/` artifacts."""
+def export_bundle(
+    model_dir: Path, out_dir: Path, run_id: str, metrics: dict[str, float], ws: Workspace | None = None
+) -> ExportReport:
+    """Build and verify a bundle in `out_dir` from a run's `model/` artifacts.
+
+    `ws` locates the run's prepared data, on which a sentiment export scores its int8 candidate; without it (or
+    without the data) the bundle serves fp32 and its manifest says why."""
     spec = json.loads((model_dir / "spec.json").read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec["task"] == "sentiment":
-        manifest, parity = _export_sentiment(spec, model_dir, out_dir)
+        manifest, parity = _export_sentiment(spec, model_dir, out_dir, ws)
     else:
         from training.export_translation import export_translation
 
@@ -119,7 +126,7 @@ def random_batch(vocab_size: int, batch: int, max_len: int, rng: np.random.Gener
     return ids, lengths
 
 
-def _export_sentiment(spec: dict, model_dir: Path, out_dir: Path) -> tuple[dict, dict]:
+def _export_sentiment(spec: dict, model_dir: Path, out_dir: Path, ws: Workspace | None) -> tuple[dict, dict]:
     from training.models.classifier import ProbabilityModel, RecurrentClassifier
 
     cfg = from_dict("sentiment", spec["config"])
@@ -138,12 +145,52 @@ def _export_sentiment(spec: dict, model_dir: Path, out_dir: Path) -> tuple[dict,
         {"input_ids": {0: "batch", 1: "sequence"}, "lengths": {0: "batch"}, "probabilities": {0: "batch"}},
     )
     parity = sentiment_parity(model, path, spec["vocab_size"], rng)
+    graphs, quantization = _choose_classifier(cfg, spec, model_dir, path, ws)
     manifest = {
-        "graphs": {"classifier": path.name},
+        "graphs": graphs,
         "labels": spec["labels"],
         "max_input_tokens": cfg.tokenizer.max_tokens,
+        "quantization": quantization,
     }
     return manifest, parity
+
+
+def _choose_classifier(
+    cfg: SentimentConfig, spec: dict, model_dir: Path, fp32: Path, ws: Workspace | None
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """`graphs` and `quantization` of the manifest: `classifier` (what serving loads) is the int8 graph where it
+    passed training/quantize.py's rule, else the parity-checked fp32 one. Both graphs stay in the bundle
+    (`classifier_fp32`, `classifier_int8`), so the decision can be re-checked from the bundle alone."""
+    from training.quantize import not_quantized, quantize_classifier
+
+    graphs = {"classifier": fp32.name, "classifier_fp32": fp32.name}
+    if not cfg.export.quantize:
+        return graphs, not_quantized("switched off (export.quantize=false)")
+    splits, why_not = _run_splits(cfg, ws)
+    if splits is None:
+        return graphs, not_quantized(why_not)
+    tokenizer = model_dir / spec["tokenizers"]["text"]
+    int8, section = quantize_classifier(fp32, tokenizer, spec["labels"], cfg.tokenizer.max_tokens, splits)
+    graphs["classifier_int8"] = int8.name
+    if section["served"] == "int8":
+        graphs["classifier"] = int8.name
+    return graphs, section
+
+
+def _run_splits(cfg: SentimentConfig, ws: Workspace | None) -> tuple[dict[str, list[tuple[str, str]]] | None, str]:
+    """The validation and test (text, label) pairs the run was trained against, or None and why not."""
+    if ws is None:
+        return None, "no workspace given to export: the run's prepared data cannot be located"
+    from training.data.sentiment_corpus import find_prepared
+
+    prepared = find_prepared(cfg.data, ws)
+    if prepared is None:
+        where = ws.prepared("sentiment", cfg.data.source)
+        return None, (
+            f"the run's prepared {cfg.data.source} data (its data config, unchanged files) are not in {where}: "
+            "int8 cannot be checked against fp32 without them"
+        )
+    return {split: prepared.pairs(split) for split in ("validation", "test")}, ""
 
 
 def sentiment_parity(model: torch.nn.Module, path: Path, vocab_size: int, rng: np.random.Generator) -> dict:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.entities import Metric, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
@@ -26,6 +29,9 @@ log = logging.getLogger(__name__)
 
 PREVIOUS_TAG = "memoria.previous_champion"  # on a version: the version that was champion before it
 PARITY_METRIC = "export/parity_max_abs_diff"
+QUANTIZATION_PREFIX = "quantization/"  # metrics of the int8-or-fp32 decision (training/quantize.py)
+SERVED_TAG = "memoria.served_precision"  # on a sentiment run: "int8" or "fp32", the graph its bundle serves
+REASON_TAG = "memoria.quantization_reason"
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class PublishResult:
     champion_version: str
     bundle_digest: str
     parity_max_abs_diff: float
+    served_precision: str = ""  # "int8" or "fp32" for a sentiment bundle (training/quantize.py), "" otherwise
 
 
 def champion(client: MlflowClient, task: str) -> ModelVersion | None:
@@ -60,17 +67,38 @@ def publish_run(ws: Workspace, run_id: str) -> PublishResult:
         raise ValueError(f"run {run_id} is not a memoria training run (no memoria.task tag)")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(client.download_artifacts(run_id, "model", tmp))
-        report = export_bundle(model_dir, Path(tmp) / "bundle", run_id, run.data.metrics)
+        report = export_bundle(model_dir, Path(tmp) / "bundle", run_id, run.data.metrics, ws)
         bundle = load_bundle(report.bundle_dir, task)  # exactly what serving will do
         client.log_artifacts(run_id, str(bundle.path), "bundle")
     client.log_metric(run_id, PARITY_METRIC, report.parity["max_abs_diff"])
+    if "quantization" in report.manifest:
+        log_quantization(client, run_id, report.manifest["quantization"])
     version = register(client, task, run_id, f"{run.info.artifact_uri}/bundle", bundle.digest)
     return _promote_and_report(client, task, version)
+
+
+def log_quantization(client: MlflowClient, run_id: str, section: dict[str, Any]) -> None:
+    """The bundle's int8-or-fp32 decision on the source run, where runs are compared: its numbers as
+    `quantization/...` metrics (`served_int8` 1/0), the served graph and the reason as tags (tags, not params:
+    params cannot change, and a re-publish of the run after the prepared data changed may decide otherwise)."""
+    metrics = {"served_int8": 1.0 if section["served"] == "int8" else 0.0}
+    for key, value in section.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metrics[key] = float(value)
+    for batch, row in section.get("latency_one_thread", {}).items():
+        metrics.update({f"{key}_{batch}": float(value) for key, value in row.items()})
+    stamp = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(f"{QUANTIZATION_PREFIX}{key}", value, stamp, 0) for key, value in sorted(metrics.items())],
+        tags=[RunTag(SERVED_TAG, section["served"]), RunTag(REASON_TAG, section["reason"][:5000])],
+    )
 
 
 def _promote_and_report(client: MlflowClient, task: str, version: ModelVersion) -> PublishResult:
     promoted = promote_if_better(client, task, version)
     current = champion(client, task)
+    run = client.get_run(version.run_id)
     return PublishResult(
         task=task,
         run_id=version.run_id,
@@ -79,7 +107,8 @@ def _promote_and_report(client: MlflowClient, task: str, version: ModelVersion) 
         promoted=promoted,
         champion_version=str(current.version) if current else "",
         bundle_digest=version.tags.get(DIGEST_TAG, ""),
-        parity_max_abs_diff=float(client.get_run(version.run_id).data.metrics.get(PARITY_METRIC, "nan")),
+        parity_max_abs_diff=float(run.data.metrics.get(PARITY_METRIC, "nan")),
+        served_precision=run.data.tags.get(SERVED_TAG, ""),
     )
 
 

@@ -148,6 +148,19 @@ def prepare_sentiment(
     return PreparedSentiment(out_dir, card, reused=False)
 
 
+def find_prepared(cfg: SentimentDataConfig, ws: Workspace) -> PreparedSentiment | None:
+    """The prepared splits of `cfg` if they are on this machine, complete, unchanged and made from this config and
+    input; None otherwise. Never downloads or rebuilds: export uses it to score a run on the run's own splits, and
+    another preparation of the same source (say a smaller `max_examples`) would mix its training texts into them."""
+    out_dir = ws.prepared("sentiment", cfg.source)
+    try:
+        expected = config_fingerprint(cfg, input_identity(cfg))
+    except (OSError, ValueError):  # e.g. the run's local csv is not on this machine
+        return None
+    card = _reusable_card(out_dir, expected)
+    return None if card is None else PreparedSentiment(out_dir, card, reused=True)
+
+
 def load_split(dir: Path, split: str) -> list[dict[str, str]]:
     """Rows of a prepared split file, as `{"text", "label"}` dicts."""
     if split not in SPLITS:

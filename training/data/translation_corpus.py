@@ -198,6 +198,19 @@ def _check_sizes(splits: Mapping[str, Sequence[TranslationPair]], cfg: Translati
         )
 
 
+def find_prepared(cfg: TranslationDataConfig, ws: Workspace) -> PreparedTranslation | None:
+    """The prepared splits of `cfg` if they are on this machine, complete, unchanged and made from this config and
+    input; None otherwise. Never downloads or rebuilds: a run is only fairly scored on its own test split, and
+    another preparation of the same source (other domains, other length limits) splits the pairs differently."""
+    out_dir = ws.prepared("translation", cfg.source)
+    try:
+        expected = config_fingerprint(cfg, input_identity(cfg))
+    except (OSError, ValueError):  # e.g. the run's local pairs file is not on this machine
+        return None
+    card = _reusable_card(out_dir, expected)
+    return None if card is None else PreparedTranslation(out_dir, card, reused=True)
+
+
 def load_split(directory: Path, split: str) -> list[dict[str, Any]]:
     """A prepared split as plain dicts: {"id", "source", "target", "references"}."""
     if split not in SPLITS:
