@@ -15,6 +15,7 @@ that `POST /admin/reload` touches, so every worker process follows, not only the
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -121,6 +122,10 @@ class LiveModel(Generic[P]):
             log.error("%s model NOT loaded, service stays unready: %s", self.task, self.error)
         finally:
             self._settled.set()
+        # Everything loaded so far (mlflow, onnxruntime, the tokenizers: hundreds of thousands of objects) lives
+        # as long as the process; moving it out of the collector's reach keeps full collections, which otherwise
+        # walk all of it every few thousand requests, from stalling the event loop.
+        gc.freeze()
         if self._watch and bundle_origin(self.task) == "registry" and reload_interval() > 0:
             self._watch_champion()
 

@@ -10,6 +10,7 @@ the FastAPI peers is what BentoML's layout costs.
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated, Any
 
 import bentoml
@@ -36,6 +37,7 @@ def constant_translation(items: list[tuple[str, int]]) -> list[str]:
 @bentoml.service(name="memoria-noop", workers=serving_workers(), traffic={"timeout": request_timeout()})
 class Noop:
     def __init__(self) -> None:
+        gc.freeze()  # as memoria's workers do once their models are loaded (serving/live_model.py)
         self.sentiment_batcher = MicroBatcher(constant_sentiment, max_batch_size(128), name="sentiment", inline=True)
         self.translation_batcher = MicroBatcher(constant_translation, max_batch_size(64), name="translation")
 
