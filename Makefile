@@ -94,4 +94,5 @@ bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency, t
 	$(BIN)/python -m tests.benchmarks.bench_models
 	$(BIN)/python -m tests.benchmarks.bench_serving $(ARGS)
 	$(BIN)/python -m tests.benchmarks.bench_bucketing
+	$(BIN)/python -m tests.benchmarks.bench_quantization
 	$(BIN)/python -m tests.benchmarks.bench_swap
