@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,24 +81,21 @@ def read_field(path: Path, key: str, max_chars: int, limit: int) -> list[str]:
     return texts
 
 
+def _texts_of(served: ServedBundle, key: str, max_chars: int, fallback: Sequence[str], what: str) -> tuple[list, str]:
+    """The champion's test-split texts, or the fixed fallback list when the split is not on this machine."""
+    try:
+        path = held_out_split(served)
+        texts = read_field(path, key, max_chars, TEXTS_PER_TASK)
+        return (texts or list(fallback)), f"{len(texts)} {what} of {path}"
+    except OSError:
+        return list(fallback), f"{len(fallback)} fixed {what} (no prepared test split)"
+
+
 def load_texts(champions: Champions) -> tuple[list[str], list[str], str]:
     """(English tweets, Spanish sentences, where they came from)."""
-    origins = []
-    try:
-        path = held_out_split(champions.sentiment)
-        sentiment = read_field(path, "text", MAX_SENTIMENT_CHARS, TEXTS_PER_TASK)
-        origins.append(f"sentiment: {len(sentiment)} texts of {path}")
-    except OSError:
-        sentiment = list(FALLBACK_SENTIMENT)
-        origins.append(f"sentiment: {len(sentiment)} fixed tweets (no prepared test split)")
-    try:
-        path = held_out_split(champions.translation)
-        spanish = read_field(path, "source", MAX_TRANSLATION_CHARS, TEXTS_PER_TASK)
-        origins.append(f"translation: {len(spanish)} sentences of {path}")
-    except OSError:
-        spanish = list(FALLBACK_SPANISH)
-        origins.append(f"translation: {len(spanish)} fixed sentences (no prepared test split)")
-    return sentiment or list(FALLBACK_SENTIMENT), spanish or list(FALLBACK_SPANISH), "; ".join(origins)
+    sentiment, s_origin = _texts_of(champions.sentiment, "text", MAX_SENTIMENT_CHARS, FALLBACK_SENTIMENT, "texts")
+    spanish, t_origin = _texts_of(champions.translation, "source", MAX_TRANSLATION_CHARS, FALLBACK_SPANISH, "sentences")
+    return sentiment, spanish, f"sentiment: {s_origin}; translation: {t_origin}"
 
 
 def request_bodies(texts: list[str], per_request: int, beam_size: int | None = None) -> list[bytes]:
