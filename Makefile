@@ -22,7 +22,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: help install apertium data train export serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: help install apertium data train export rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ train: install ## Train TASK with PRESET, export + register the bundle, promote 
 
 export: install ## Export the best run of TASK's experiment (validation metric), register, promote if better
 	$(BIN)/python -m training export --task $(TASK) $(ARGS)
+
+rollback: install ## Move TASK's champion back to the version it replaced (a running service follows within 10 s)
+	$(BIN)/python -m training rollback --task $(TASK)
+
+history: install ## Every move of TASK's champion alias (also in the MLflow UI: experiment memoria-alias-history)
+	$(BIN)/python -m training history --task $(TASK)
 
 serve: install ## Serve the champion models on http://HOST:PORT (BentoML + onnxruntime)
 	$(BIN)/bentoml serve serving.service:Memoria --host $(HOST) --port $(PORT)

@@ -104,8 +104,10 @@ def champion_bundle(task: str, uri: str, cache: Path, ref: ChampionRef | None = 
         staging = Path(tempfile.mkdtemp(dir=local.parent, prefix=".download-"))
         try:
             download_artifacts(artifact_uri=ref.source, dst_path=str(staging), tracking_uri=uri)
+            # The copy lands in a folder named like the source's last part (`bundle` for versions registered
+            # before bundles were kept per digest, `bundles/<digest>` since): complete copies only.
             try:
-                os.replace(staging / "bundle", local)  # complete copies only
+                os.replace(staging / ref.source.rstrip("/").rsplit("/", 1)[-1], local)
             except OSError:
                 if not local.exists():  # another worker finished the same download first: use its copy
                     raise

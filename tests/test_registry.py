@@ -8,10 +8,11 @@ import mlflow
 import pytest
 
 from serving.bundle import load_bundle
-from serving.resolve import resolve_bundle
+from serving.resolve import DIGEST_TAG, ChampionRef, champion_bundle, resolve_bundle
 from tests.test_export_sentiment import write_model_dir
+from training.alias_history import read_history
 from training.config import Workspace
-from training.registry import champion, export_best, publish_run, rollback
+from training.registry import ROLLED_BACK_TAG, champion, export_best, promote, publish_run, rollback
 from training.tracking import SELECTION_SCORE, experiment_id, use_store
 
 
@@ -65,7 +66,9 @@ def test_export_picks_the_best_run_of_the_experiment(ws: Workspace, tmp_path: Pa
 def test_registered_bundle_is_logged_to_its_run(ws: Workspace, tmp_path: Path) -> None:
     run_id = fake_training_run(ws, tmp_path, 0.5, seed=1)
     publish_run(ws, run_id)
-    local = use_store(ws).download_artifacts(run_id, "bundle", str(tmp_path / "dl"))
+    client = use_store(ws)
+    (folder,) = client.list_artifacts(run_id, "bundles")  # one folder per bundle digest
+    local = client.download_artifacts(run_id, folder.path, str(tmp_path / "dl"))
     bundle = load_bundle(local, "sentiment")
     assert bundle.manifest["source_run_id"] == run_id
     assert bundle.manifest["metrics"][SELECTION_SCORE] == 0.5
@@ -100,3 +103,54 @@ def test_serving_never_creates_an_empty_store(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(BundleError, match="no MLflow store"):
         resolve.resolve_bundle("translation")
     assert not store.exists()
+
+
+def test_a_rolled_back_version_never_comes_back_by_itself(ws: Workspace, tmp_path: Path) -> None:
+    first = publish_run(ws, fake_training_run(ws, tmp_path, 0.50, seed=1))
+    better = publish_run(ws, fake_training_run(ws, tmp_path, 0.60, seed=2))
+    client = use_store(ws)
+    assert better.promoted and rollback(client, "sentiment") == first.version
+    # `make export` finds the best run (the rolled-back one) already registered: it must not re-promote it
+    again = export_best(ws, "sentiment")
+    assert again.version == better.version and not again.promoted
+    assert str(champion(client, "sentiment").version) == first.version
+    # a deliberate override still can, and clears the mark
+    promote(client, "sentiment", better.version)
+    assert str(champion(client, "sentiment").version) == better.version
+    assert ROLLED_BACK_TAG not in client.get_model_version("sentiment", better.version).tags
+
+
+def test_every_alias_move_is_recorded_and_read_back(ws: Workspace, tmp_path: Path) -> None:
+    first = publish_run(ws, fake_training_run(ws, tmp_path, 0.50, seed=1))
+    second = publish_run(ws, fake_training_run(ws, tmp_path, 0.70, seed=2))
+    client = use_store(ws)
+    rollback(client, "sentiment")
+    promote(client, "sentiment", second.version)
+    moves = read_history(client, "sentiment")
+    assert [(m.from_version, m.to_version, m.reason) for m in moves] == [
+        ("", first.version, "promoted"),
+        (first.version, second.version, "promoted"),
+        (second.version, first.version, "rolled back"),
+        (first.version, second.version, "forced"),
+    ]
+    assert moves[1].from_score == pytest.approx(0.5) and moves[1].to_score == pytest.approx(0.7)
+    assert all(m.user and m.host and m.at > 0 for m in moves)
+    assert read_history(client, "translation") == []
+
+
+def test_publishing_a_run_again_keeps_its_earlier_version_servable(ws: Workspace, tmp_path: Path) -> None:
+    """Each bundle is logged under its own digest: a re-export never overwrites what a version points at."""
+    run_id = fake_training_run(ws, tmp_path, 0.5, seed=1)
+    first = publish_run(ws, run_id)
+    second = publish_run(ws, run_id)  # same run, new bundle (its manifest has a new creation time)
+    assert first.bundle_digest != second.bundle_digest
+    client = use_store(ws)
+    for result in (first, second):
+        ref = champion_ref_for(client, result.version)
+        served = champion_bundle("sentiment", ws.tracking_uri, tmp_path / "cache", ref)
+        assert served.bundle.digest == result.bundle_digest
+
+
+def champion_ref_for(client, version: str) -> ChampionRef:
+    v = client.get_model_version("sentiment", version)
+    return ChampionRef(str(v.version), v.source, v.tags[DIGEST_TAG])

@@ -74,6 +74,6 @@ def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
 
     published = publish_run(ws, result.run_id)
     assert published.promoted and published.parity_max_abs_diff <= 1e-4
-    bundle = load_bundle(artifacts / "bundle", "translation")
+    bundle = load_bundle(artifacts / "bundles" / published.bundle_digest[:12], "translation")
     translations = TranslationPredictor(bundle).translate(["El perro come pan.", "La niña ve la casa."])
     assert len(translations) == 2 and all(isinstance(t, str) for t in translations)

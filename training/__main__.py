@@ -6,7 +6,8 @@ export           export the experiment's best run, register, promote if better
 ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
 baseline         peer model on the same test split, logged as its own MLflow run
 promote          move the champion alias to a registered version
-rollback         move the champion alias back to the version it replaced
+rollback         move the champion alias back to the version it replaced (it is never promoted again by itself)
+history          every move of the champion alias: versions, reason, scores, who, when
 status           registered versions and champions
 pull             copy the champion bundles into --to (default bundles/), e.g. for `make bento`
 """
@@ -30,7 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "command",
-        choices=["data", "train", "export", "ensure-champion", "baseline", "promote", "rollback", "status", "pull"],
+        choices=[
+            "data",
+            "train",
+            "export",
+            "ensure-champion",
+            "baseline",
+            "promote",
+            "rollback",
+            "history",
+            "status",
+            "pull",
+        ],
     )
     parser.add_argument("--task", default="sentiment", choices=[*TASKS, "all"])
     parser.add_argument("--preset", default="default", choices=PRESETS)
@@ -107,6 +119,14 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         from training.tracking import use_store
 
         print(f"{task}: champion -> version {rollback(use_store(ws), task)}")
+    elif args.command == "history":
+        from training.alias_history import read_history
+        from training.tracking import use_store
+
+        moves = read_history(use_store(ws), task)
+        print(f"{task}: {len(moves)} move(s) of the champion alias" + (":" if moves else ""))
+        for move in moves:
+            print("  " + move.line())
     elif args.command == "status":
         _status(ws, task)
     elif args.command == "pull":

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from serving.bundle import load_bundle
 from serving.resolve import CHAMPION, DIGEST_TAG  # serving reads what registration writes
+from training.alias_history import record_move
 from training.config import Workspace
 from training.export import export_bundle
 from training.tracking import SELECTION_SCORE, use_store
@@ -28,6 +29,8 @@ from training.tracking import SELECTION_SCORE, use_store
 log = logging.getLogger(__name__)
 
 PREVIOUS_TAG = "memoria.previous_champion"  # on a version: the version that was champion before it
+ROLLED_BACK_TAG = "memoria.rolled_back"  # on a version the alias was rolled back from: never auto-promoted again
+BUNDLES = "bundles"  # a run's bundles, one folder per bundle digest: re-publishing never overwrites a registered one
 PARITY_METRIC = "export/parity_max_abs_diff"
 QUANTIZATION_PREFIX = "quantization/"  # metrics of the int8-or-fp32 decision (training/quantize.py)
 SERVED_TAG = "memoria.served_precision"  # on a sentiment run: "int8" or "fp32", the graph its bundle serves
@@ -69,11 +72,12 @@ def publish_run(ws: Workspace, run_id: str) -> PublishResult:
         model_dir = Path(client.download_artifacts(run_id, "model", tmp))
         report = export_bundle(model_dir, Path(tmp) / "bundle", run_id, run.data.metrics, ws)
         bundle = load_bundle(report.bundle_dir, task)  # exactly what serving will do
-        client.log_artifacts(run_id, str(bundle.path), "bundle")
+        artifact_path = f"{BUNDLES}/{bundle.short_digest}"
+        client.log_artifacts(run_id, str(bundle.path), artifact_path)
     client.log_metric(run_id, PARITY_METRIC, report.parity["max_abs_diff"])
     if "quantization" in report.manifest:
         log_quantization(client, run_id, report.manifest["quantization"])
-    version = register(client, task, run_id, f"{run.info.artifact_uri}/bundle", bundle.digest)
+    version = register(client, task, run_id, f"{run.info.artifact_uri}/{artifact_path}", bundle.digest)
     return _promote_and_report(client, task, version)
 
 
@@ -129,31 +133,59 @@ def register(client: MlflowClient, task: str, run_id: str, source: str, digest: 
 
 
 def promote_if_better(client: MlflowClient, task: str, candidate: ModelVersion) -> bool:
-    """Move `champion` to `candidate` if there is none yet or the candidate's selection score is higher."""
+    """Move `champion` to `candidate` if there is none yet or the candidate's selection score is higher. A version
+    that was rolled back never comes back by itself (only `promote --version N`, a deliberate override)."""
+    if candidate.tags.get(ROLLED_BACK_TAG):
+        log.info("%s version %s was rolled back: not promoted again automatically", task, candidate.version)
+        return False
     current = champion(client, task)
     if current is not None and score_of(client, candidate) <= score_of(client, current):
         return False
-    promote(client, task, candidate.version)
+    promote(client, task, candidate.version, reason="promoted")
     return True
 
 
-def promote(client: MlflowClient, task: str, version: str) -> None:
+def promote(client: MlflowClient, task: str, version: str, reason: str = "forced") -> None:
+    """Move `champion` to `version` and record the move (`forced`: a person chose it; clears a rollback mark)."""
     current = champion(client, task)
-    if current is not None and str(current.version) != str(version):
+    version = str(version)
+    if current is not None and str(current.version) != version:
         client.set_model_version_tag(task, version, PREVIOUS_TAG, str(current.version))
     client.set_registered_model_alias(task, CHAMPION, version)
+    if reason == "forced" and ROLLED_BACK_TAG in client.get_model_version(task, version).tags:
+        client.delete_model_version_tag(task, version, ROLLED_BACK_TAG)
+    _record(client, task, current, version, reason)
 
 
 def rollback(client: MlflowClient, task: str) -> str:
-    """Move `champion` back to the version it replaced; returns that version."""
+    """Move `champion` back to the version it replaced; returns that version. The version rolled back from is
+    marked, so a later `make export` or training cannot promote it again by itself."""
     current = champion(client, task)
     if current is None:
         raise ValueError(f"{task} has no champion to roll back")
     previous = current.tags.get(PREVIOUS_TAG)
     if not previous:
         raise ValueError(f"{task} version {current.version} replaced no earlier champion")
+    client.set_model_version_tag(task, str(current.version), ROLLED_BACK_TAG, "true")
     client.set_registered_model_alias(task, CHAMPION, previous)
+    _record(client, task, current, previous, "rolled back")
     return previous
+
+
+def _record(client: MlflowClient, task: str, current: ModelVersion | None, to_version: str, reason: str) -> None:
+    from_version = str(current.version) if current is not None else ""
+    if from_version == to_version:
+        return
+    target = client.get_model_version(task, to_version)
+    record_move(
+        client,
+        task,
+        from_version,
+        to_version,
+        reason,
+        score_of(client, current) if current is not None else None,
+        score_of(client, target),
+    )
 
 
 def best_run_id(client: MlflowClient, task: str) -> str:
