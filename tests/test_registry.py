@@ -6,13 +6,23 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow import MlflowClient
 
 from serving.bundle import load_bundle
 from serving.resolve import DIGEST_TAG, ChampionRef, champion_bundle, resolve_bundle
 from tests.test_export_sentiment import write_model_dir
 from training.alias_history import read_history
 from training.config import Workspace
-from training.registry import ROLLED_BACK_TAG, champion, export_best, promote, publish_run, rollback
+from training.registry import (
+    ROLLED_BACK_TAG,
+    champion,
+    export_best,
+    promote,
+    promote_if_better,
+    publish_run,
+    register,
+    rollback,
+)
 from training.tracking import SELECTION_SCORE, experiment_id, use_store
 
 
@@ -154,3 +164,38 @@ def test_publishing_a_run_again_keeps_its_earlier_version_servable(ws: Workspace
 def champion_ref_for(client, version: str) -> ChampionRef:
     v = client.get_model_version("sentiment", version)
     return ChampionRef(str(v.version), v.source, v.tags[DIGEST_TAG])
+
+
+def test_concurrent_promotions_leave_the_best_candidate_champion(ws: Workspace, tmp_path: Path) -> None:
+    """Six gates that finish together, each with its own client: the read-then-write of the alias is locked and
+    re-checked, so the best candidate wins whatever the interleaving."""
+    import threading
+
+    client = use_store(ws)
+    exp = experiment_id(client, ws, "sentiment")
+    scores = [0.31, 0.77, 0.52, 0.64, 0.45, 0.58]
+    versions = []
+    for i, score in enumerate(scores):
+        with mlflow.start_run(experiment_id=exp, tags={"memoria.task": "sentiment"}) as run:
+            mlflow.log_metric(SELECTION_SCORE, score)
+        versions.append(register(client, "sentiment", run.info.run_id, f"{tmp_path}/bundle-{i}", f"{i:064d}"))
+    barrier = threading.Barrier(len(versions))
+    errors: list[BaseException] = []
+
+    def gate(version) -> None:
+        own = MlflowClient(tracking_uri=ws.tracking_uri)
+        barrier.wait()
+        try:
+            promote_if_better(own, "sentiment", version)
+        except BaseException as e:  # surfaced below: a thread's exception would otherwise vanish
+            errors.append(e)
+
+    threads = [threading.Thread(target=gate, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert str(champion(client, "sentiment").version) == str(versions[scores.index(max(scores))].version)
+    moves = read_history(client, "sentiment")
+    assert moves and all(m.reason == "promoted" for m in moves)

@@ -7,9 +7,12 @@ champions stay registered; `rollback` moves the alias back to the one before.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,11 +141,37 @@ def promote_if_better(client: MlflowClient, task: str, candidate: ModelVersion) 
     if candidate.tags.get(ROLLED_BACK_TAG):
         log.info("%s version %s was rolled back: not promoted again automatically", task, candidate.version)
         return False
-    current = champion(client, task)
-    if current is not None and score_of(client, candidate) <= score_of(client, current):
-        return False
-    promote(client, task, candidate.version, reason="promoted")
+    score = score_of(client, candidate)
+    with promotion_lock(client, task):
+        current = champion(client, task)
+        if current is not None and score <= score_of(client, current):
+            return False
+        promote(client, task, candidate.version, reason="promoted")
+    # Compare-and-set: the lock covers processes sharing a local store; against a remote tracking server another
+    # gate may have written meanwhile. Whoever reads a worse champion after its own write restores the better one,
+    # so concurrent gates converge on the best candidate.
+    after = champion(client, task)
+    if after is not None and str(after.version) != str(candidate.version) and score_of(client, after) < score:
+        promote(client, task, candidate.version, reason="promoted")
     return True
+
+
+@contextlib.contextmanager
+def promotion_lock(client: MlflowClient, task: str) -> Iterator[None]:
+    """An exclusive lock per task, held from reading the champion to moving it: two trainings that finish
+    together cannot both read the old champion and leave the worse of them promoted. A file lock beside a local
+    SQLite store; with a remote tracking server, the compare-and-set in promote_if_better is what remains."""
+    uri = getattr(getattr(client, "_tracking_client", None), "tracking_uri", "")
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///")).parent / f".promotion-{task}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def promote(client: MlflowClient, task: str, version: str, reason: str = "forced") -> None:
