@@ -22,7 +22,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: help install apertium data train export rollback history serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: help install apertium data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ train: install ## Train TASK with PRESET, export + register the bundle, promote 
 
 export: install ## Export the best run of TASK's experiment (validation metric), register, promote if better
 	$(BIN)/python -m training export --task $(TASK) $(ARGS)
+
+retrain: install ## Train TASK again with its champion's own config (on the data as it is now), then the same gate
+	$(BIN)/python -m training retrain --task $(TASK) $(ARGS)
 
 rollback: install ## Move TASK's champion back to the version it replaced (a running service follows within 10 s)
 	$(BIN)/python -m training rollback --task $(TASK)

@@ -2,6 +2,7 @@
 
 data             fetch the pinned data set and prepare its splits
 train            train, export + verify + register the bundle, promote it if it beats the champion
+retrain          train again with the champion's own config (on the data as it is now), then the same gate
 export           export the experiment's best run, register, promote if better
 ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
 baseline         peer model on the same test split, logged as its own MLflow run
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=[
             "data",
             "train",
+            "retrain",
             "export",
             "ensure-champion",
             "baseline",
@@ -88,6 +91,8 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         _prepare_data(cfg, ws, progress)
     elif args.command == "train":
         _train_and_publish(cfg, ws, progress)
+    elif args.command == "retrain":
+        _train_and_publish(apply_overrides(champion_config(ws, task), args.overrides), ws, progress)
     elif args.command == "ensure-champion":
         from training.registry import champion
         from training.tracking import use_store
@@ -131,6 +136,22 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         _status(ws, task)
     elif args.command == "pull":
         _pull(ws, task, Path(args.to))
+
+
+def champion_config(ws: Workspace, task: str):
+    """The whole config the champion's run was trained with (its logged config.json)."""
+    from training.config import from_dict
+    from training.registry import champion
+    from training.tracking import use_store
+
+    client = use_store(ws)
+    current = champion(client, task)
+    if current is None:
+        raise ValueError(f"{task} has no champion to retrain: make train TASK={task} first")
+    with tempfile.TemporaryDirectory() as tmp:
+        logged = json.loads(Path(client.download_artifacts(current.run_id, "config.json", tmp)).read_text())
+    print(f"{task}: retraining with the config of champion v{current.version} (run {current.run_id})")
+    return from_dict(task, logged)
 
 
 def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:
