@@ -67,6 +67,7 @@ serve: install ## Serve the champion models on http://HOST:PORT (BentoML + onnxr
 	$(BIN)/bentoml serve serving.service:Memoria --host $(HOST) --port $(PORT)
 
 ui: install ## MLflow UI over the local store on http://127.0.0.1:5000
+	$(BIN)/python -c "from serving.store_location import relocate_if_moved as r; r('$(MLFLOW_TRACKING_URI)')"
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
 test: install apertium ## Run the default test suite (fast tier; no `slow` tests)

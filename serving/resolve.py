@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.bundle import Bundle, BundleError, load_bundle
+from serving.store_location import relocate_if_moved
 
 CHAMPION = "champion"
 DIGEST_TAG = "memoria.bundle_sha256"  # written by training/registry.py when a version is registered
@@ -83,6 +84,7 @@ def champion_ref(task: str, uri: str) -> ChampionRef:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         # Don't let serving create an empty store (several workers would race to build its tables).
         raise BundleError(f"no MLflow store at {uri}: train first (make train TASK={task})")
+    relocate_if_moved(uri)  # a copied or moved store still serves its champions
     try:
         version = MlflowClient(tracking_uri=uri).get_model_version_by_alias(task, CHAMPION)
     except MlflowException as e:

@@ -199,3 +199,25 @@ def test_concurrent_promotions_leave_the_best_candidate_champion(ws: Workspace, 
     assert str(champion(client, "sentiment").version) == str(versions[scores.index(max(scores))].version)
     moves = read_history(client, "sentiment")
     assert moves and all(m.reason == "promoted" for m in moves)
+
+
+def test_a_copied_store_keeps_its_runs_and_serves_its_champion(tmp_path: Path, monkeypatch) -> None:
+    """Copy mlruns/ elsewhere, take the original away: runs' artifacts download and the champion serves."""
+    import shutil
+
+    old = Workspace(root=tmp_path / "a", tracking_uri=f"sqlite:///{tmp_path}/a/mlruns/mlflow.db")
+    published = publish_run(old, fake_training_run(old, tmp_path, 0.5, seed=1))
+    shutil.copytree(tmp_path / "a" / "mlruns", tmp_path / "b" / "mlruns")
+    (tmp_path / "a").rename(tmp_path / "gone")  # nothing may still be read from the old folder
+
+    new = Workspace(root=tmp_path / "b", tracking_uri=f"sqlite:///{tmp_path}/b/mlruns/mlflow.db")
+    client = use_store(new)
+    run = client.get_run(published.run_id)
+    assert run.info.artifact_uri.startswith((tmp_path / "b").as_uri())
+    local = client.download_artifacts(published.run_id, "model", str(tmp_path / "dl"))
+    assert (Path(local) / "spec.json").is_file()
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", new.tracking_uri)
+    monkeypatch.setenv("MEMORIA_BUNDLE_CACHE", str(tmp_path / "cache"))
+    served = resolve_bundle("sentiment")
+    assert served.registry_version == published.version and served.bundle.digest == published.bundle_digest

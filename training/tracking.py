@@ -11,6 +11,7 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 
+from serving.store_location import relocate_if_moved
 from training.config import Workspace, flatten, to_dict
 
 # The score a run is ranked by, whatever its task: export picks the run with the highest one and promotion
@@ -22,6 +23,7 @@ def use_store(ws: Workspace) -> MlflowClient:
     """Point MLflow at the workspace's store (SQLite in mlruns/ by default) and return a client for it."""
     if ws.tracking_uri.startswith("sqlite:///"):
         Path(ws.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    relocate_if_moved(ws.tracking_uri)  # a copied or moved store keeps its artifacts reachable
     mlflow.set_tracking_uri(ws.tracking_uri)
     return MlflowClient(tracking_uri=ws.tracking_uri)
 
