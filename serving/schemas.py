@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 MAX_TEXTS = 64  # texts per request; more should be sent as several requests (they are batched anyway)
 MAX_SENTIMENT_CHARS = 2000  # a tweet is <= 280; this leaves room for reviews
@@ -35,6 +35,23 @@ SpanishText = Annotated[
 ]
 SentimentTexts = Annotated[list[SentimentText], Field(min_length=1, max_length=MAX_TEXTS)]
 SpanishTexts = Annotated[list[SpanishText], Field(min_length=1, max_length=MAX_TEXTS)]
+
+
+def _json_integer(value: object) -> object:
+    """A JSON integer only: pydantic's lax mode would also take `true` (as 1) and "4" (as 4), which the OpenAPI
+    schema (type integer) says are invalid; 4.0 stays accepted, as JSON Schema counts it an integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+# Field before the validator: in the other order pydantic writes `ge`/`le` into the JSON schema, which no client
+# reads, instead of `minimum`/`maximum`.
+BeamSize = Annotated[
+    int,
+    Field(ge=1, le=MAX_BEAM_SIZE, description="beam width; 1 = greedy; the served model may allow fewer"),
+    BeforeValidator(_json_integer),
+]
 
 
 class SentimentResult(BaseModel):

@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import bentoml
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
 
 from serving import bentoml_patches
@@ -33,7 +33,7 @@ from serving.live_model import LiveModel, TaskSpec, request_reload
 from serving.metrics import serving_metrics
 from serving.openapi import OpenApiDocument
 from serving.responses import SENTIMENT_RESULTS, TRANSLATION_RESULTS, json_response
-from serving.schemas import MAX_BEAM_SIZE, ReloadTask, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
+from serving.schemas import BeamSize, ReloadTask, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
 
 # BentoML 1.4.40 builds and keeps an OpenTelemetry span per request even with tracing off (its default sample
 # rate is 0): measured ~2.3 KB of resident memory per request that never came back (plain BentoML too; cf.
@@ -144,9 +144,7 @@ class Memoria:
         self,
         texts: SpanishTexts,
         ctx: bentoml.Context,
-        beam_size: Annotated[
-            int, Field(ge=1, le=MAX_BEAM_SIZE, description="beam width; 1 = greedy; the model may allow fewer")
-        ] = 4,
+        beam_size: BeamSize = 4,
     ) -> list[TranslationResult]:
         """English translation of each Spanish text."""
         started = time.perf_counter()

@@ -73,6 +73,8 @@ def test_translation_over_http(server: Server) -> None:
         ("/translate", {"texts": ["hola " * 200]}, "texts"),
         ("/translate", {"texts": ["hola"], "beam_size": 0}, "beam_size"),
         ("/translate", {"texts": ["hola"], "beam_size": 99}, "beam_size"),
+        ("/translate", {"texts": ["hola"], "beam_size": True}, "beam_size"),  # JSON true is not an integer
+        ("/translate", {"texts": ["hola"], "beam_size": "4"}, "beam_size"),
     ],
 )
 def test_bad_input_gets_a_4xx_naming_the_field(server: Server, path: str, body: dict, field: str) -> None:

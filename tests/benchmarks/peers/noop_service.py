@@ -11,15 +11,14 @@ the FastAPI peers is what BentoML's layout costs.
 from __future__ import annotations
 
 import gc
-from typing import Annotated, Any
+from typing import Any
 
 import bentoml
-from pydantic import Field
 
 from serving.batcher import MicroBatcher
 from serving.http_guard import HttpGuard
 from serving.responses import SENTIMENT_RESULTS, TRANSLATION_RESULTS, json_response
-from serving.schemas import MAX_BEAM_SIZE, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
+from serving.schemas import BeamSize, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
 from serving.service import MODEL_HEADER, max_batch_size, request_timeout, serving_workers
 
 NOOP_LABEL = "noop (no model)"
@@ -53,7 +52,7 @@ class Noop:
         self,
         texts: SpanishTexts,
         ctx: bentoml.Context,
-        beam_size: Annotated[int, Field(ge=1, le=MAX_BEAM_SIZE)] = 4,
+        beam_size: BeamSize = 4,
     ) -> list[TranslationResult]:
         results = await self.translation_batcher([(t, beam_size) for t in texts])
         ctx.response.headers[MODEL_HEADER] = NOOP_LABEL
