@@ -119,6 +119,7 @@ class Memoria:
         # One onnxruntime thread pool per worker, sized so that the workers together use the cores once.
         os.environ.setdefault("MEMORIA_ORT_THREADS", str(max(1, (os.cpu_count() or 1) // serving_workers())))
         self.metrics = serving_metrics()
+        self.timeout = request_timeout()  # read once, not per request
         self.sentiment_model = LiveModel(_sentiment_spec(), self.metrics)
         self.translation_model = LiveModel(_translation_spec(), self.metrics)
 
@@ -129,7 +130,7 @@ class Memoria:
     async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
         """Sentiment of each text: its label and the probability of every label."""
         started = time.perf_counter()
-        model = await self.sentiment_model.loaded(request_timeout())
+        model = await self.sentiment_model.loaded(self.timeout)
         results = await model.batcher(texts)
         m, label = self.metrics, model.label
         for r in results:
@@ -148,7 +149,7 @@ class Memoria:
     ) -> list[TranslationResult]:
         """English translation of each Spanish text."""
         started = time.perf_counter()
-        model = await self.translation_model.loaded(request_timeout())
+        model = await self.translation_model.loaded(self.timeout)
         limit = model.predictor.max_beam_size
         if beam_size > limit:  # checked per request, so one client's beam never fails another's merged batch
             raise _field_error("beam_size", beam_size, limit)
