@@ -55,6 +55,7 @@ class SentimentDataConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     max_examples: int = 0  # keep a stratified subset of this size before splitting (0 = all)
+    near_duplicate_threshold: float = 0.7  # character 5-gram Jaccard of two texts' keys that keeps them in one split
     seed: int = 13
 
 

