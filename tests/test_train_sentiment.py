@@ -96,6 +96,11 @@ def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config.json", "data", "plots", "model", "metrics"} <= artifacts
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
-    assert plots == {"plots/confusion_validation.png", "plots/confusion_test.png"}
+    assert plots == {
+        f"plots/{kind}_{split}.png" for kind in ("confusion", "reliability") for split in ("validation", "test")
+    }
+    assert run.data.metrics["calibration/temperature"] > 0
+    for split in ("validation", "test"):
+        assert 0.0 <= run.data.metrics[f"calibration/ece_after_{split}"] <= 1.0
     card = client.download_artifacts(result.run_id, "data/card.json")
     assert "splits" in Path(card).read_text()

@@ -127,12 +127,11 @@ def random_batch(vocab_size: int, batch: int, max_len: int, rng: np.random.Gener
 
 
 def _export_sentiment(spec: dict, model_dir: Path, out_dir: Path, ws: Workspace | None) -> tuple[dict, dict]:
-    from training.models.classifier import ProbabilityModel, RecurrentClassifier
+    from training.models.classifier import ProbabilityModel, describe, load_sentiment_net
 
     cfg = from_dict("sentiment", spec["config"])
-    classifier = RecurrentClassifier(spec["vocab_size"], len(spec["labels"]), cfg.model)
-    classifier.load_state_dict(torch.load(model_dir / "state_dict.pt", map_location="cpu"))
-    model = ProbabilityModel(classifier).eval()
+    net, _ = load_sentiment_net(model_dir)
+    model = ProbabilityModel(net).eval()
     rng = np.random.default_rng(0)
     ids, lengths = random_batch(spec["vocab_size"], *EXPORT_EXAMPLE, rng)
     path = out_dir / "classifier.onnx"
@@ -151,6 +150,9 @@ def _export_sentiment(spec: dict, model_dir: Path, out_dir: Path, ws: Workspace 
         "labels": spec["labels"],
         "max_input_tokens": cfg.tokenizer.max_tokens,
         "quantization": quantization,
+        # in the graph already; recorded so a reader of the bundle knows its probabilities are calibrated
+        "calibration": {"temperature": float(net.temperature), "offsets": net.offsets.tolist()},
+        "architecture": describe(net),
     }
     return manifest, parity
 

@@ -44,5 +44,40 @@ def attention_figure(weights: np.ndarray, source: Sequence[str], target: Sequenc
     return fig
 
 
+def reliability_diagram_figure(before: Sequence[dict], after: Sequence[dict], title: str) -> Figure:
+    """Accuracy vs confidence per bin (from calibration.reliability_bins), before and after temperature scaling.
+
+    A calibrated model sits on the diagonal. The small lower axes shows how many predictions each bin holds, since
+    a point far from the diagonal matters little when its bin is nearly empty.
+    """
+    fig, (ax, counts) = plt.subplots(
+        2, 1, figsize=(4.6, 5.2), dpi=120, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for bins, name, colour in ((before, "before", "tab:red"), (after, "after", "tab:blue")):
+        confidence = [b["confidence"] for b in bins]
+        accuracy = [b["accuracy"] for b in bins]
+        ax.plot(confidence, accuracy, marker="o", markersize=4, color=colour, label=f"{name} (ECE {_ece(bins):.3f})")
+        centres = [(b["lower"] + b["upper"]) / 2 for b in bins]
+        widths = [b["upper"] - b["lower"] for b in bins]
+        counts.bar(centres, [b["count"] for b in bins], width=widths, color=colour, alpha=0.35, edgecolor=colour)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    counts.set_xlim(0, 1)
+    counts.set_xlabel("confidence (top probability)")
+    counts.set_ylabel("count")
+    fig.tight_layout()
+    return fig
+
+
+def _ece(bins: Sequence[dict]) -> float:
+    # Same formula as calibration.expected_calibration_error, recomputed here so plotting does not import torch.
+    total = sum(b["count"] for b in bins)
+    return sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / max(total, 1)
+
+
 def close(fig: Figure) -> None:
     plt.close(fig)

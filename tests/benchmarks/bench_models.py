@@ -61,15 +61,13 @@ def model_dir_of(ws: Workspace, run_id: str, dest: Path) -> Path:
 
 def bench_sentiment(ws: Workspace, tmp: Path) -> list[dict]:
     from training.config import from_dict
-    from training.models.classifier import ProbabilityModel, RecurrentClassifier
+    from training.models.classifier import ProbabilityModel, load_sentiment_net
 
     served = champion_bundle("sentiment", ws.tracking_uri, tmp / "cache")
     bundle = served.bundle
-    spec = json.loads((model_dir_of(ws, bundle.manifest["source_run_id"], tmp / "s") / "spec.json").read_text())
+    net, spec = load_sentiment_net(model_dir_of(ws, bundle.manifest["source_run_id"], tmp / "s"))
     cfg = from_dict("sentiment", spec["config"])
-    model = RecurrentClassifier(spec["vocab_size"], len(spec["labels"]), cfg.model)
-    model.load_state_dict(torch.load(tmp / "s" / "model" / "state_dict.pt", map_location="cpu"))
-    model = ProbabilityModel(model).eval()
+    model = ProbabilityModel(net).eval()
     predictor = SentimentPredictor(bundle)
     tokenizer = load_tokenizer(bundle.tokenizer("text"))
     texts = [r["text"] for r in load_sentiment_split(ws.prepared("sentiment", cfg.data.source), "test")]

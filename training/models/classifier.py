@@ -1,31 +1,86 @@
-"""Many-to-one recurrent classifier: token ids -> class logits."""
+"""Many-to-one recurrent classifier: token ids -> class logits; optionally beside a bag of hashed n-grams, and
+optionally several of them averaged into one model.
+
+Everything here exports to one ONNX graph with the same inputs (`input_ids`, `lengths`), so serving never knows
+which variant it runs.
+"""
 
 from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from serving.text import PAD_ID
-from training.config import RecurrentConfig
+from training.config import NgramConfig, RecurrentConfig, SentimentConfig, from_dict
 from training.models.cells import RecurrentStack
+
+# Multipliers of the n-gram hash (distinct odd primes): ids < 2^17 times these stay far below 2^63.
+_HASH_PRIMES = (1, 1_000_003, 999_999_937, 2_147_483_647)
+
+
+class HashedNgrams(nn.Module):
+    """fastText's bag of n-grams (Joulin et al., 2017) over subword ids: the mean embedding of every unigram (own
+    row per token) and of every 2..n-gram (hashed into `buckets` rows). A linear view of which pieces occur, that the
+    recurrent encoder, reading in order, learns slowly from ~30k texts; the same signal that makes the TF-IDF peer
+    strong. The hash is computed in the graph from `input_ids`, so serving's inputs do not change."""
+
+    def __init__(self, vocab_size: int, cfg: NgramConfig) -> None:
+        super().__init__()
+        if any(n < 1 or n > len(_HASH_PRIMES) for n in cfg.orders):
+            raise ValueError(f"ngrams.orders must lie in 1..{len(_HASH_PRIMES)}, got {cfg.orders}")
+        self.orders = tuple(sorted(set(cfg.orders)))
+        self.vocab_size = vocab_size
+        self.buckets = cfg.buckets
+        self.table = nn.Embedding(vocab_size + cfg.buckets, cfg.dim)
+        nn.init.normal_(self.table.weight, std=0.05)
+        self.output_size = cfg.dim
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """input_ids [B, T], lengths [B] -> [B, dim]: mean over the n-grams that lie inside each text."""
+        steps = input_ids.shape[1]
+        positions = torch.arange(steps, device=input_ids.device).unsqueeze(0)  # [1, T]
+        total: torch.Tensor | None = None
+        count = torch.zeros_like(lengths, dtype=torch.float32)
+        for n in self.orders:
+            if n == 1:
+                rows = input_ids
+            else:
+                # Pad n-1 steps so every start position has a window, whatever T is (no branch on the traced shape).
+                padded = nn.functional.pad(input_ids, (0, n - 1), value=PAD_ID)
+                key = padded[:, 0:steps] * _HASH_PRIMES[0]
+                for k in range(1, n):
+                    key = key + padded[:, k : k + steps] * _HASH_PRIMES[k]
+                rows = self.vocab_size + torch.remainder(key, self.buckets)
+            inside = (positions + n <= lengths.unsqueeze(1)).to(torch.float32)  # [B, T]
+            summed = (self.table(rows) * inside.unsqueeze(2)).sum(dim=1)
+            total = summed if total is None else total + summed
+            count = count + inside.sum(dim=1)
+        return total / count.clamp(min=1.0).unsqueeze(1)
 
 
 class RecurrentClassifier(nn.Module):
-    """Embedding -> recurrent stack -> [final hidden state ; max over time] -> linear.
+    """Embedding -> recurrent stack -> [final hidden state ; max over time (; n-gram bag)] -> linear.
 
     The final state is taken at each text's true length (packed sequences / masked steps), and max pooling
     skips padded positions, so padding never changes a prediction. Max pooling also gives every position a
     short gradient path to the loss, which helps the vanilla RNN most.
     """
 
-    def __init__(self, vocab_size: int, num_labels: int, cfg: RecurrentConfig) -> None:
+    def __init__(self, vocab_size: int, num_labels: int, cfg: RecurrentConfig, ngrams: NgramConfig | None = None):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
         self.encoder = RecurrentStack(
             cfg.cell, cfg.embedding_dim, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout, cfg.init
         )
+        self.ngrams = HashedNgrams(vocab_size, ngrams) if ngrams is not None and ngrams.buckets > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(2 * self.encoder.output_size, num_labels)
+        features = 2 * self.encoder.output_size + (self.ngrams.output_size if self.ngrams is not None else 0)
+        self.head = nn.Linear(features, num_labels)
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """input_ids [B, T] int64, lengths [B] int64 -> logits [B, num_labels]."""
@@ -34,16 +89,81 @@ class RecurrentClassifier(nn.Module):
         steps = torch.arange(outputs.shape[1], device=outputs.device).unsqueeze(0)
         pad = (steps >= lengths.unsqueeze(1)).unsqueeze(2)
         pooled = outputs.masked_fill(pad, -1e4).max(dim=1).values
-        features = torch.cat([self.encoder.last_hidden(state), pooled], dim=1)
-        return self.head(self.dropout(features))
+        parts = [self.encoder.last_hidden(state), pooled]
+        if self.ngrams is not None:
+            parts.append(self.ngrams(input_ids, lengths))
+        return self.head(self.dropout(torch.cat(parts, dim=1)))
+
+
+def member_cells(cfg: SentimentConfig) -> tuple[str, ...]:
+    """The cell of each ensemble member: `ensemble.cells` if given, else `model.cell` `ensemble.members` times."""
+    return tuple(cfg.ensemble.cells) or (cfg.model.cell,) * max(1, cfg.ensemble.members)
+
+
+class SentimentNet(nn.Module):
+    """One classifier, or several averaged in probability space (each trained on its own loss, from its own
+    initialisation), then the decision offsets and the calibration temperature.
+
+    `forward` returns (log p + offsets) / temperature, where p is the members' mean probability (for one member,
+    log p is its logits up to a constant). Offsets (one per class, tuned on validation for macro-F1) move the
+    decision; the temperature (fitted on validation, training/calibration.py) only sharpens or softens, so the argmax
+    of the softmax never changes with it. Both are buffers: saved with the weights, exported in the graph."""
+
+    def __init__(self, vocab_size: int, num_labels: int, cfg: SentimentConfig) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(
+            RecurrentClassifier(vocab_size, num_labels, replace(cfg.model, cell=cell), cfg.ngrams)
+            for cell in member_cells(cfg)
+        )
+        self.register_buffer("offsets", torch.zeros(num_labels))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def member_logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        return [member(input_ids, lengths) for member in self.members]
+
+    def combine(self, logits: list[torch.Tensor]) -> torch.Tensor:
+        """Members' logits -> the uncalibrated, unshifted log-probability of the model."""
+        if len(logits) == 1:
+            return logits[0]
+        probs = torch.stack([torch.softmax(z, dim=-1) for z in logits]).mean(dim=0)
+        return torch.log(probs.clamp(min=1e-12))
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raw = self.combine(self.member_logits(input_ids, lengths))
+        return (raw + self.offsets) / self.temperature
 
 
 class ProbabilityModel(nn.Module):
-    """What the exported graph computes: class probabilities (softmax of the classifier's logits)."""
+    """What the exported graph computes: class probabilities (softmax of the model's calibrated logits)."""
 
-    def __init__(self, classifier: RecurrentClassifier) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.classifier = classifier
+        self.model = model
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.classifier(input_ids, lengths), dim=-1)
+        return torch.softmax(self.model(input_ids, lengths), dim=-1)
+
+
+def load_sentiment_net(model_dir: Path) -> tuple[SentimentNet, dict[str, Any]]:
+    """The trained model of a run's `model/` folder (spec.json + state_dict.pt), in eval mode, and its spec."""
+    spec = json.loads((Path(model_dir) / "spec.json").read_text())
+    cfg = from_dict("sentiment", spec["config"])
+    net = SentimentNet(spec["vocab_size"], len(spec["labels"]), cfg)
+    state = torch.load(Path(model_dir) / "state_dict.pt", map_location="cpu")
+    if not any(key.startswith("members.") for key in state):  # a run from before ensembles: one bare classifier
+        state = {f"members.0.{key}": value for key, value in state.items()}
+        state.update(offsets=net.offsets, temperature=net.temperature)
+    net.load_state_dict(state)
+    return net.eval(), spec
+
+
+def describe(net: SentimentNet) -> dict[str, Any]:
+    """What the exported graph holds, for the bundle's manifest and the model card."""
+    first = net.members[0]
+    return {
+        "members": [m.encoder.cell for m in net.members],
+        "ngram_branch": None
+        if first.ngrams is None
+        else {"orders": list(first.ngrams.orders), "buckets": first.ngrams.buckets, "dim": first.ngrams.output_size},
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }

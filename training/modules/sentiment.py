@@ -8,8 +8,9 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from serving.text import PAD_ID, UNK_ID
 from training.config import SentimentConfig
-from training.models.classifier import RecurrentClassifier
+from training.models.classifier import SentimentNet
 from training.modules.base import RecurrentLightningModule
 
 
@@ -29,7 +30,8 @@ class SentimentModule(RecurrentLightningModule):
     ) -> None:
         super().__init__(cfg.optim)
         self.labels = labels
-        self.model = RecurrentClassifier(vocab_size, len(labels), cfg.model)
+        self.model = SentimentNet(vocab_size, len(labels), cfg)
+        self.word_dropout = cfg.word_dropout
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
         self.metrics = nn.ModuleDict({stage: classification_metrics(len(labels)) for stage in ("val", "test")})
         self.confusion = nn.ModuleDict({stage: MulticlassConfusionMatrix(len(labels)) for stage in ("val", "test")})
@@ -40,7 +42,12 @@ class SentimentModule(RecurrentLightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         ids, lengths, labels = batch
-        loss = self.loss(self(ids, lengths), labels)
+        if self.word_dropout > 0:
+            # Word dropout (Iyyer et al., 2015): the model cannot lean on any one token, rare ones least of all.
+            drop = (torch.rand_like(ids, dtype=torch.float32) < self.word_dropout) & (ids != PAD_ID)
+            ids = ids.masked_fill(drop, UNK_ID)
+        # Each ensemble member learns from its own loss, as if trained alone; the sum only shares the batches.
+        loss = sum(self.loss(logits, labels) for logits in self.model.member_logits(ids, lengths))
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
         return loss
 

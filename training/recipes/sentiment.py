@@ -8,14 +8,17 @@ from pathlib import Path
 
 import lightning as L
 import mlflow
+import numpy as np
 import torch
 
 from serving.text import encode_ids
+from training.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
 from training.config import SentimentConfig, Workspace, to_dict
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment_corpus import LABELS, load_split, prepare_sentiment
+from training.decision import tune_offsets
 from training.modules.sentiment import SentimentModule
-from training.plots import close, confusion_matrix_figure
+from training.plots import close, confusion_matrix_figure, reliability_diagram_figure
 from training.text import fit_tokenizer, save_tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -75,7 +78,7 @@ class SentimentRecipe:
         return torch.tensor([total / (len(LABELS) * max(1, counts[i])) for i in range(len(LABELS))])
 
     def evaluate(self, module: SentimentModule, trainer: L.Trainer, workdir: Path) -> dict[str, float]:
-        metrics: dict[str, float] = {}
+        metrics = self.fit_decision_and_calibration(module)
         for stage, split in (("val", "validation"), ("test", "test")):
             run = trainer.validate if stage == "val" else trainer.test
             (values,) = run(module, self.loader(split, shuffle=False), verbose=False)
@@ -85,6 +88,47 @@ class SentimentRecipe:
             mlflow.log_figure(fig, f"plots/confusion_{split}.png")
             close(fig)
             mlflow.log_dict({"labels": list(LABELS), "matrix": matrix.tolist()}, f"metrics/confusion_{split}.json")
+        return metrics
+
+    def raw_logits(self, module: SentimentModule, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(uncalibrated, unshifted logits [N, C], labels [N]) of a split, in the loader's order."""
+        net = module.model.eval()
+        logits, labels = [], []
+        with torch.no_grad():
+            for ids, lengths, y in self.loader(split, shuffle=False):
+                ids, lengths = ids.to(module.device), lengths.to(module.device)
+                logits.append(net.combine(net.member_logits(ids, lengths)).float().cpu().numpy())
+                labels.append(y.numpy())
+        return np.concatenate(logits), np.concatenate(labels)
+
+    def fit_decision_and_calibration(self, module: SentimentModule) -> dict[str, float]:
+        """After training, on the validation split only: decision offsets (if `tune_offsets`), then the temperature
+        (if `calibrate`), both written into the model's buffers so evaluation, export and serving all use them.
+        Logs expected calibration error before/after per split and a reliability diagram."""
+        raw = {split: self.raw_logits(module, split) for split in ("validation", "test")}
+        net = module.model
+        offsets = tune_offsets(*raw["validation"]) if self.cfg.tune_offsets else np.zeros(len(LABELS))
+        net.offsets.copy_(torch.as_tensor(offsets, dtype=net.offsets.dtype))
+        metrics = {f"decision/offset_{label}": float(v) for label, v in zip(LABELS, offsets)}
+        shifted = {split: (logits + offsets, y) for split, (logits, y) in raw.items()}
+        if self.cfg.calibrate:
+            report = calibrate(shifted, fit_on="validation")
+            metrics.update(report.metrics())
+            temperature = report.temperature
+        else:
+            temperature = 1.0
+            for split, (logits, y) in shifted.items():
+                ece = expected_calibration_error(softmax(logits), y)
+                metrics.update({f"calibration/ece_before_{split}": ece, f"calibration/ece_after_{split}": ece})
+            metrics["calibration/temperature"] = temperature
+        net.temperature.fill_(temperature)
+        for split, (logits, y) in shifted.items():
+            before = reliability_bins(softmax(logits), y)
+            after = reliability_bins(softmax(logits, temperature), y)
+            mlflow.log_dict({"temperature": temperature, "before": before, "after": after}, f"calibration/{split}.json")
+            fig = reliability_diagram_figure(before, after, f"{split} split, T = {temperature:.2f}")
+            mlflow.log_figure(fig, f"plots/reliability_{split}.png")
+            close(fig)
         return metrics
 
     def save_model(self, module: SentimentModule, out_dir: Path) -> None:

@@ -6,7 +6,6 @@ the serving layout. torch gets every core (torch.set_num_threads), as a torch us
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,19 +15,15 @@ import torch
 
 from serving.bundle import Bundle
 from serving.text import encode_batch, load_tokenizer
-from training.config import from_dict
-from training.models.classifier import ProbabilityModel, RecurrentClassifier
+from training.models.classifier import ProbabilityModel, load_sentiment_net
 
 
 class TorchSentiment:
     def __init__(self, model_dir: str | Path, bundle: Bundle) -> None:
         torch.set_num_threads(os.cpu_count() or 1)
         model_dir = Path(model_dir)
-        spec = json.loads((model_dir / "spec.json").read_text())
-        cfg = from_dict("sentiment", spec["config"])
-        classifier = RecurrentClassifier(spec["vocab_size"], len(spec["labels"]), cfg.model)
-        classifier.load_state_dict(torch.load(model_dir / "state_dict.pt", map_location="cpu"))
-        self.model = ProbabilityModel(classifier).eval()
+        net, spec = load_sentiment_net(model_dir)
+        self.model = ProbabilityModel(net).eval()
         self.labels: list[str] = list(spec["labels"])
         self.tokenizer = load_tokenizer(bundle.tokenizer("text"))
         self.max_tokens = int(bundle.manifest["max_input_tokens"])
