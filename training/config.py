@@ -95,6 +95,16 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """Language-model pretraining of embedding + encoder before fine-tuning (training/pretrain.py)."""
+
+    minutes: float = 0.0  # 0 = no pretraining; shared by the ensemble's members
+    sources: tuple[Literal["tweets", "english"], ...] = ("tweets",)
+    lr: float = 2e-3
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
 class SentimentConfig:
     task: Literal["sentiment"] = "sentiment"
     preset: str = "default"
@@ -104,6 +114,7 @@ class SentimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     ngrams: NgramConfig = field(default_factory=NgramConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     class_weighted_loss: bool = True  # positive is the rarest class (18%); weighting lifts macro-F1
     # instead of (or with) weighting: per-class logit offsets chosen on the validation split for macro-F1
     tune_offsets: bool = False

@@ -55,7 +55,21 @@ class SentimentRecipe:
             for name, rows in splits.items()
         }
         module = SentimentModule(cfg, self.tokenizer.get_vocab_size(), LABELS, self._class_weights())
+        if cfg.pretrain.minutes > 0:
+            self._pretrain(module, [r["text"] for r in splits["train"]])
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def _pretrain(self, module: SentimentModule, train_texts: list[str]) -> None:
+        from training.pretrain import english_texts, pretrain_members
+
+        texts = []
+        if "tweets" in self.cfg.pretrain.sources:
+            texts += train_texts
+        if "english" in self.cfg.pretrain.sources:
+            texts += english_texts(self.ws)
+        ids = encode_ids(self.tokenizer, texts, self.cfg.tokenizer.max_tokens)
+        metrics = pretrain_members(module.model.members, ids, self.cfg.pretrain, self.cfg.optim.seed, self.progress)
+        mlflow.log_metrics(metrics)
 
     def loader(self, split: str, shuffle: bool):
         items = self.encoded[split]
