@@ -22,7 +22,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: help install apertium data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: study help install apertium data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ test-slow: install ## Run the slow tier (real data, longer training)
 run: install ## Install, prepare data, train a model per task if none is promoted yet, then serve
 	$(BIN)/python -m training ensure-champion --task all --preset default
 	$(MAKE) serve
+
+study: install ## Sentiment study: peer, cells, techniques, default, full on one split -> reports/sentiment-study.md (hours)
+	$(BIN)/python -m training study --task sentiment $(ARGS)
 
 baseline: install ## Peer model on the same split, logged as its own MLflow run (TASK=sentiment: TF-IDF + LR)
 	$(BIN)/python -m training baseline --task $(TASK) $(ARGS)

@@ -6,6 +6,8 @@ retrain          train again with the champion's own config (on the data as it i
 export           export the experiment's best run, register, promote if better
 ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
 baseline         peer model on the same test split, logged as its own MLflow run
+study            sentiment: the peer, each cell, each technique, default and full on one split (README table);
+                 trains only variants without a finished run (--variant NAME to pick, --retrain to redo)
 promote          move the champion alias to a registered version
 rollback         move the champion alias back to the version it replaced (it is never promoted again by itself)
 history          every move of the champion alias: versions, reason, scores, who, when
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             "export",
             "ensure-champion",
             "baseline",
+            "study",
             "promote",
             "rollback",
             "history",
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--version", help="registry version (promote)")
     parser.add_argument("--to", default="bundles", help="destination folder (pull)")
+    parser.add_argument("--variant", action="append", default=[], help="study: only this variant (repeatable)")
+    parser.add_argument("--retrain", action="store_true", help="study: train again even if a finished run exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     args = parser.parse_args(argv)
     _quiet_logs()
@@ -107,6 +112,12 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         from training.registry import export_best
 
         _print(export_best(ws, task))
+    elif args.command == "study":
+        from training.study import run_study
+
+        if task != "sentiment":
+            raise ValueError("study exists for --task sentiment only")
+        print(run_study(ws, args.variant or None, args.retrain))
     elif args.command == "baseline":
         from training.baseline import run_baseline
 

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.pipeline import make_pipeline, make_union
 
+from training.calibration import expected_calibration_error
 from training.config import SentimentConfig, TaskConfig, Workspace
 from training.plots import close, confusion_matrix_figure
 from training.text import build_normalizer
@@ -43,6 +44,7 @@ def tfidf_pipeline(c: float):
 
 def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, float]:
     from training.data.sentiment_corpus import LABELS, load_split, prepare_sentiment
+    from training.study import binary_accuracy, probe_rows
 
     prepared = prepare_sentiment(cfg.data, ws, progress=False)
     normalize = build_normalizer(lowercase=True, tweets=True).normalize_str
@@ -61,11 +63,15 @@ def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, float]:
         best_c = max(scores, key=scores.get)
         model = tfidf_pipeline(best_c).fit(x["train"], y["train"])
         pred = model.predict(x["test"])
+        probe = probe_rows()
+        probe_probs = model.predict_proba([normalize(r["text"]) for r in probe])
         metrics = {
             "val/macro_f1": scores[best_c],
             "test/accuracy": accuracy_score(y["test"], pred),
             "test/macro_f1": f1_score(y["test"], pred, average="macro"),
             **{f"test/f1_{label}": f for label, f in zip(LABELS, f1_score(y["test"], pred, average=None))},
+            "calibration/ece_test": expected_calibration_error(model.predict_proba(x["test"]), y["test"]),
+            "probe/accuracy": binary_accuracy(probe_probs, [r["label"] for r in probe], list(LABELS)),
             "train_seconds": time.time() - started,
         }
         mlflow.log_param("model", "tfidf(word 1-2, char_wb 2-5) + logistic regression")

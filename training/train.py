@@ -60,13 +60,14 @@ def run_name(cfg: TaskConfig) -> str:
     return f"{cfg.task}-{cell}-{cfg.preset}"
 
 
-def train(cfg: TaskConfig, ws: Workspace, progress: bool = True) -> TrainResult:
-    """Train one model, log everything to MLflow, return the run id and final metrics."""
+def train(cfg: TaskConfig, ws: Workspace, progress: bool = True, tags: dict[str, str] | None = None) -> TrainResult:
+    """Train one model, log everything to MLflow, return the run id and final metrics. `tags` are added to the
+    run's (a study names its variant with them)."""
     started = time.time()
     L.seed_everything(cfg.optim.seed, workers=True, verbose=False)
     recipe = recipe_for(cfg, ws, progress)
     recipe.prepare()
-    tags = {"memoria.task": cfg.task, "memoria.preset": cfg.preset}
+    tags = {"memoria.task": cfg.task, "memoria.preset": cfg.preset, **(tags or {})}
     with start_run(ws, cfg.task, run_name(cfg), cfg, tags) as run, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         module, train_loader, val_loader = recipe.build(workdir)

@@ -1,0 +1,294 @@
+"""The sentiment study behind the README's table: the peer, each cell, each technique, `default` and `full`, all on
+the same split, each an MLflow run you can open and compare (tag `memoria.study`).
+
+`python -m training study` trains every variant that has no finished run of the same config yet (so an interrupted
+study resumes, and a re-run only re-measures), runs the TF-IDF peer, then exports each run's model the way
+`make train` does (int8 where it keeps the validation score) and measures its served latency beside the
+reference row (the `default` of before this study), interleaved in one process. It writes
+reports/sentiment-study.md and .json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.config import Workspace, apply_overrides, dumps, preset
+
+STUDY_TAG = "memoria.study"
+CONFIG_TAG = "memoria.study.config"
+REPORT = Path("reports") / "sentiment-study"
+PROBE = Path(__file__).parent / "data" / "review_probe.jsonl"
+
+# Every technique switched off, and the model `default` had before this study: the reference row.
+ALL_OFF = (
+    "ngrams.buckets=0",
+    "ensemble.members=1",
+    "ensemble.cells=",
+    "word_dropout=0.0",
+    "tune_offsets=false",
+    "class_weighted_loss=true",
+    "optim.weight_decay=0.01",
+    "pretrain.minutes=0",
+    "pretrain.sources=tweets",
+)
+BEFORE = (
+    *ALL_OFF,
+    "model.cell=lstm",
+    "model.embedding_dim=128",
+    "model.hidden_size=256",
+    "model.num_layers=1",
+    "model.bidirectional=true",
+    "model.dropout=0.3",
+    "optim.lr=0.002",
+    "optim.batch_size=64",
+    "optim.max_epochs=6",
+    "optim.max_minutes=5.0",
+    "optim.patience=2",
+)
+NGRAMS = "ngrams.buckets=100000"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    what: str
+    preset: str = "default"
+    overrides: tuple[str, ...] = ()
+
+    def config(self):
+        return apply_overrides(preset("sentiment", self.preset), list(self.overrides))
+
+    def command(self) -> str:
+        """The `make train` line that trains this row alone (only the overrides that change the preset)."""
+        base = preset("sentiment", self.preset)
+        last = {o.partition("=")[0]: o for o in self.overrides}  # a later override of a key replaces an earlier one
+        changed = [o for o in last.values() if apply_overrides(base, [o]) != base]
+        args = " ".join(f"--set {o}" for o in changed)
+        return f"make train PRESET={self.preset}" + (f' ARGS="{args}"' if args else "")
+
+
+REFERENCE = "lstm (default before)"
+VARIANTS = (
+    Variant(REFERENCE, "biLSTM 256, class-weighted loss: `default` before this study", overrides=BEFORE),
+    Variant("+ n-gram branch", "hashed 1-3-gram bag (100k buckets) beside the biLSTM", overrides=(*BEFORE, NGRAMS)),
+    Variant("default", "`make run`'s preset now: LSTM + GRU + LSTM members of 128 units averaged", preset="default"),
+    Variant("gru", "cell: GRU", overrides=(*BEFORE, "model.cell=gru")),
+    Variant("rnn", "cell: vanilla RNN (tanh)", overrides=(*BEFORE, "model.cell=rnn")),
+    Variant("peephole", "cell: LSTM with peepholes", overrides=(*BEFORE, "model.cell=peephole")),
+    Variant("+ word dropout 0.1", "tokens -> [UNK] with p=0.1 while training", overrides=(*BEFORE, "word_dropout=0.1")),
+    Variant(
+        "offsets, no class weights",
+        "plain loss, per-class logit offsets tuned on validation",
+        overrides=(*BEFORE, "class_weighted_loss=false", "tune_offsets=true"),
+    ),
+    Variant(
+        "+ LM pretraining",
+        "1.5 min next/previous-token pretraining (tweets + English of the translation pairs), then 3.5 min fine-tuning",
+        overrides=(*BEFORE, "pretrain.minutes=1.5", "pretrain.sources=tweets,english", "optim.max_minutes=3.5"),
+    ),
+    Variant("weight decay 0.1", "AdamW weight decay 0.01 -> 0.1", overrides=(*BEFORE, "optim.weight_decay=0.1")),
+    Variant(
+        "ensemble gru+lstm", "two members averaged, same 5-minute cap", overrides=(*BEFORE, "ensemble.cells=gru,lstm")
+    ),
+    Variant("full", "`PRESET=full`: 4 LSTM-128 members, each LM-pretrained, 25-minute cap", preset="full"),
+)
+
+
+def config_digest(cfg: Any) -> str:
+    return hashlib.sha256(dumps(cfg).encode()).hexdigest()[:16]
+
+
+def finished_run(ws: Workspace, variant: Variant) -> str | None:
+    """The newest finished run of this variant with exactly this config, if any."""
+    from training.tracking import use_store
+
+    client = use_store(ws)
+    experiment = client.get_experiment_by_name("sentiment")
+    if experiment is None:
+        return None
+    digest = config_digest(variant.config())
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`{CONFIG_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def run_variants(ws: Workspace, names: list[str] | None = None, retrain: bool = False) -> dict[str, str]:
+    """Run id per variant, training those without a finished run (or all, with `retrain`)."""
+    from training.train import train
+
+    chosen = [v for v in VARIANTS if not names or v.name in names]
+    run_ids = {}
+    for variant in chosen:
+        existing = None if retrain else finished_run(ws, variant)
+        if existing:
+            print(f"{variant.name}: reusing run {existing}", flush=True)
+            run_ids[variant.name] = existing
+            continue
+        print(f"{variant.name}: training ({variant.what})", flush=True)
+        cfg = variant.config()
+        tags = {STUDY_TAG: variant.name, CONFIG_TAG: config_digest(cfg)}
+        run_ids[variant.name] = train(cfg, ws, progress=False, tags=tags).run_id
+    return run_ids
+
+
+# --- measuring -------------------------------------------------------------------------------------------------
+
+
+def probe_rows() -> list[dict[str, str]]:
+    with open(PROBE, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def binary_accuracy(probs: np.ndarray, labels: list[str], names: list[str]) -> float:
+    """Positive vs negative only: predicted positive iff P(positive) > P(negative)."""
+    pos, neg = names.index("positive"), names.index("negative")
+    predicted = np.where(probs[:, pos] > probs[:, neg], "positive", "negative")
+    return float(np.mean(predicted == np.array(labels)))
+
+
+def median_ms(predictor, texts: list[str], batch: int, calls: int) -> float:
+    times = []
+    for i in range(calls):
+        start = (i * batch) % max(1, len(texts) - batch)
+        chunk = texts[start : start + batch]
+        began = time.perf_counter()
+        predictor.probabilities(chunk)
+        times.append(time.perf_counter() - began)
+    return 1000 * statistics.median(times)
+
+
+def latency_ratios(predictors: dict[str, Any], texts: list[str], rounds: int = 3) -> dict[str, dict[str, float]]:
+    """Per variant, median latency (ms) at batch 1 and 32 and its ratio to the reference row, measured in turns
+    (reference, variant, reference, ...) so a busy moment of the machine hits both."""
+    ratios: dict[str, dict[str, list[float]]] = {n: {"1": [], "32": []} for n in predictors}
+    millis: dict[str, dict[str, list[float]]] = {n: {"1": [], "32": []} for n in predictors}
+    reference = predictors[REFERENCE]
+    for _ in range(rounds):
+        for name, predictor in predictors.items():
+            for batch, calls in ((1, 200), (32, 20)):
+                ref = median_ms(reference, texts, batch, calls)
+                own = median_ms(predictor, texts, batch, calls)
+                ratios[name][str(batch)].append(own / ref)
+                millis[name][str(batch)].append(own)
+    return {
+        name: {f"ms_batch_{b}": statistics.median(millis[name][b]) for b in ("1", "32")}
+        | {f"ratio_batch_{b}": statistics.median(ratios[name][b]) for b in ("1", "32")}
+        for name in predictors
+    }
+
+
+def measure(ws: Workspace, run_ids: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Test metrics, calibration, probe accuracy and served latency of each run."""
+    from serving.bundle import load_bundle
+    from serving.sentiment import SentimentPredictor
+    from training.data.sentiment_corpus import LABELS, find_prepared
+    from training.export import export_bundle
+    from training.tracking import use_store
+
+    client = use_store(ws)
+    probe = probe_rows()
+    rows: dict[str, dict[str, Any]] = {}
+    predictors = {}
+    test_texts: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, run_id in run_ids.items():
+            run = client.get_run(run_id)
+            model_dir = Path(client.download_artifacts(run_id, "model", str(Path(tmp) / run_id)))
+            report = export_bundle(model_dir, Path(tmp) / run_id / "bundle", run_id, run.data.metrics, ws)
+            predictor = SentimentPredictor(load_bundle(report.bundle_dir, "sentiment"))
+            predictors[name] = predictor
+            m = run.data.metrics
+            rows[name] = {
+                "run_id": run_id,
+                "test_macro_f1": m["test/macro_f1"],
+                **{f"test_f1_{label}": m[f"test/f1_{label}"] for label in LABELS},
+                "val_macro_f1": m["selection_score"],
+                "ece_before": m.get("calibration/ece_before_test"),
+                "ece_after": m.get("calibration/ece_after_test"),
+                "temperature": m.get("calibration/temperature"),
+                "epochs": m.get("epochs_trained"),
+                "train_minutes": m.get("train_seconds", 0) / 60,
+                "served": report.manifest["quantization"].get("served", "fp32"),
+                "probe_accuracy": binary_accuracy(
+                    predictor.probabilities([r["text"] for r in probe]), [r["label"] for r in probe], LABELS
+                ),
+            }
+            if not test_texts:
+                cfg = apply_overrides(preset("sentiment", "default"), [])
+                prepared = find_prepared(cfg.data, ws)
+                test_texts = [t for t, _ in prepared.pairs("test")] if prepared else [r["text"] for r in probe]
+        for name, timing in latency_ratios(predictors, test_texts).items():
+            rows[name].update(timing)
+    return rows
+
+
+def peer_row(ws: Workspace) -> dict[str, Any]:
+    from training.baseline import run_tfidf_baseline
+
+    cfg = preset("sentiment", "default")
+    metrics = run_tfidf_baseline(cfg, ws)
+    return {
+        "test_macro_f1": metrics["test/macro_f1"],
+        **{k.replace("/", "_"): v for k, v in metrics.items() if k.startswith("test/f1_")},
+        "val_macro_f1": metrics["val/macro_f1"],
+        "probe_accuracy": metrics.get("probe/accuracy"),
+        "ece_before": metrics.get("calibration/ece_test"),
+    }
+
+
+# --- the report ------------------------------------------------------------------------------------------------
+
+
+def _f(value: Any, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def write_report(rows: dict[str, dict[str, Any]], peer: dict[str, Any], out: Path = REPORT) -> str:
+    machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores"
+    lines = [
+        "| row | what | test macro-F1 | F1 neg / neu / pos | ECE before → after | review probe | served | "
+        "latency ×ref (batch 1 / 32) | epochs (min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| TF-IDF + LR (peer) | word 1-2 + char 2-5 grams, C on validation | {_f(peer['test_macro_f1'])} | "
+        f"{_f(peer['test_f1_negative'], 3)} / {_f(peer['test_f1_neutral'], 3)} / {_f(peer['test_f1_positive'], 3)} | "
+        f"{_f(peer.get('ece_before'), 3)} | {_f(peer.get('probe_accuracy'), 3)} | sklearn | – | – |",
+    ]
+    what = {v.name: v.what for v in VARIANTS}
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {what[name]} | {_f(r['test_macro_f1'])} | {_f(r['test_f1_negative'], 3)} / "
+            f"{_f(r['test_f1_neutral'], 3)} / {_f(r['test_f1_positive'], 3)} | "
+            f"{_f(r['ece_before'], 3)} → {_f(r['ece_after'], 3)} | {_f(r['probe_accuracy'], 3)} | {r['served']} | "
+            f"{r['ratio_batch_1']:.2f} / {r['ratio_batch_32']:.2f} | {_f(r['epochs'], 0)} ({r['train_minutes']:.1f}) |"
+        )
+    table = "\n".join(lines)
+    commands = "\n".join(f"- {v.name}: `{v.command()}`" for v in VARIANTS if v.name in rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "peer": peer, "rows": rows}, indent=2))
+    out.with_suffix(".md").write_text(
+        f"# Sentiment study\n\nMachine: {machine}. Produced by `make study` (python -m training study).\n\n{table}\n\n"
+        f"Each row alone:\n\n{commands}\n\nPeer: `make baseline`.\n"
+    )
+    return table
+
+
+def run_study(ws: Workspace, names: list[str] | None = None, retrain: bool = False) -> str:
+    run_ids = run_variants(ws, names, retrain)
+    if REFERENCE not in run_ids:  # latency is always relative to the reference row
+        run_ids = {REFERENCE: run_variants(ws, [REFERENCE])[REFERENCE], **run_ids}
+    peer = peer_row(ws)
+    return write_report(measure(ws, run_ids), peer)
