@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from scipy.optimize import minimize_scalar
 
 # Bounds on T: beyond them the fit is chasing a degenerate split (e.g. perfectly separated validation data drives
 # T -> 0), and such a temperature would not transfer to new inputs.
@@ -35,27 +34,24 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T that minimises mean cross-entropy of softmax(logits / T) against labels, clamped to the bounds above.
+    """The T that minimises mean cross-entropy of softmax(logits / T) against labels, within the bounds above.
 
-    The NLL is convex in 1/T, so it has one minimum; with one parameter, full-batch LBFGS reaches it in a few dozen
-    evaluations and, with no sampling anywhere, gives the same T on every run.
+    One parameter and a convex loss (the NLL is convex in 1/T): a bounded scalar search over log T (scipy's Brent)
+    finds it in a few dozen evaluations, deterministically, in numpy alone. (An LBFGS fit in torch was slow to the
+    point of hanging when its thread pool shared 2 cores with a training run.)
     """
-    logits_t, labels_t = _as_tensors(logits, labels)
-    # Optimise log T so every step the optimiser tries is a positive temperature; start at T = 1 (no change).
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    low, high = math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)
-    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+    x, y = _checked(logits, labels)
+    picked = x[np.arange(len(y)), y]
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        # Clamping inside the loss keeps a long line-search step from dividing by ~0 and overflowing; the gradient
-        # is zero past a bound, so the optimiser stops there.
-        loss = F.cross_entropy(logits_t / log_t.clamp(low, high).exp(), labels_t)
-        loss.backward()
-        return loss
+    def nll(log_t: float) -> float:
+        scaled = x / math.exp(log_t)
+        top = scaled.max(axis=1)
+        log_norm = top + np.log(np.exp(scaled - top[:, None]).sum(axis=1))
+        return float(np.mean(log_norm - picked / math.exp(log_t)))
 
-    optimizer.step(closure)
-    return float(np.clip(math.exp(log_t.item()), MIN_TEMPERATURE, MAX_TEMPERATURE))
+    bounds = (math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE))
+    result = minimize_scalar(nll, bounds=bounds, method="bounded", options={"xatol": 1e-6})
+    return float(np.clip(math.exp(result.x), MIN_TEMPERATURE, MAX_TEMPERATURE))
 
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
@@ -128,12 +124,10 @@ def calibrate(
     return CalibrationReport(temperature=temperature, ece_before=before, ece_after=after)
 
 
-def _as_tensors(logits: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    # float64 so the loss surface is smooth enough for LBFGS's line search to converge tightly.
-    logits_t = torch.as_tensor(np.asarray(logits, dtype=np.float64))
-    labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
-    if logits_t.ndim != 2 or labels_t.shape != (len(logits_t),) or len(logits_t) == 0:
-        raise ValueError(
-            f"need [N, C] logits and [N] labels with N > 0, got {tuple(logits_t.shape)} and {tuple(labels_t.shape)}"
-        )
-    return logits_t, labels_t
+def _checked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # float64 so the search sees a smooth loss surface
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if x.ndim != 2 or y.shape != (len(x),) or len(x) == 0:
+        raise ValueError(f"need [N, C] logits and [N] labels with N > 0, got {x.shape} and {y.shape}")
+    return x, y

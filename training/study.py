@@ -287,8 +287,10 @@ def write_report(rows: dict[str, dict[str, Any]], peer: dict[str, Any], out: Pat
 
 
 def run_study(ws: Workspace, names: list[str] | None = None, retrain: bool = False) -> str:
-    run_ids = run_variants(ws, names, retrain)
-    if REFERENCE not in run_ids:  # latency is always relative to the reference row
-        run_ids = {REFERENCE: run_variants(ws, [REFERENCE])[REFERENCE], **run_ids}
+    """Train the chosen variants (all by default) that lack a finished run, then measure and report every variant
+    that has one, so training one more row keeps the others in the table."""
+    run_variants(ws, names, retrain)
+    run_variants(ws, [REFERENCE])  # every latency is relative to it
+    run_ids = {v.name: run_id for v in VARIANTS if (run_id := finished_run(ws, v))}
     peer = peer_row(ws)
     return write_report(measure(ws, run_ids), peer)
