@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from training.config import dumps
-from training.study import REFERENCE, VARIANTS, binary_accuracy, config_digest, write_report
+from training.study import REFERENCE, VARIANTS, binary_accuracy, config_digest, preset_mark, write_report
 
 
 def test_every_variant_is_a_valid_and_distinct_config() -> None:
@@ -17,6 +17,9 @@ def test_every_variant_is_a_valid_and_distinct_config() -> None:
     reference = configs[0]
     assert reference.ngrams.buckets == 0 and reference.ensemble.members == 1 and reference.model.cell == "lstm"
     assert '"pretrain"' in dumps(reference)
+    # the table says which row `make run` trains, and which `PRESET=full`: exactly one each
+    marks = [preset_mark(v) for v in VARIANTS]
+    assert sum("`default`" in m for m in marks) == 1 and sum("`full`" in m for m in marks) == 1
 
 
 def test_binary_accuracy_ignores_neutral() -> None:
