@@ -104,6 +104,41 @@ VARIANTS = (
         "the same, plain loss + per-class logit offsets tuned on validation",
         overrides=(*ENSEMBLE_3, "class_weighted_loss=false", "tune_offsets=true"),
     ),
+    Variant(
+        "ensemble 3×128, batch 64",
+        "GRU + LSTM + GRU of 128 units at the old batch 64 and lr 2e-3",
+        overrides=(*BEFORE, "ensemble.cells=gru,lstm,gru", "model.hidden_size=128"),
+    ),
+    Variant(
+        "ensemble 3×128, batch 64 + n-grams",
+        "the same, each member with the n-gram branch",
+        overrides=(*BEFORE, "ensemble.cells=gru,lstm,gru", "model.hidden_size=128", NGRAMS),
+    ),
+    Variant(
+        "ensemble 3×128, batch 64 + LM pretraining",
+        "the same, 1.5 min pretraining then 3.5 min fine-tuning",
+        overrides=(
+            *BEFORE,
+            "ensemble.cells=gru,lstm,gru",
+            "model.hidden_size=128",
+            "pretrain.minutes=1.5",
+            "pretrain.sources=tweets,english",
+            "optim.max_minutes=3.5",
+        ),
+    ),
+    Variant(
+        "3×LSTM-128 + LM pretraining, offsets",
+        "three LSTM members, 1.5 min pretraining, 3.5 min fine-tuning, offsets",
+        overrides=(
+            *ENSEMBLE_3,
+            "ensemble.cells=lstm,lstm,lstm",
+            "pretrain.minutes=1.5",
+            "pretrain.sources=tweets,english",
+            "optim.max_minutes=3.5",
+            "class_weighted_loss=false",
+            "tune_offsets=true",
+        ),
+    ),
     Variant("gru", "cell: GRU", overrides=(*BEFORE, "model.cell=gru")),
     Variant("rnn", "cell: vanilla RNN (tanh)", overrides=(*BEFORE, "model.cell=rnn")),
     Variant("peephole", "cell: LSTM with peepholes", overrides=(*BEFORE, "model.cell=peephole")),
@@ -127,7 +162,10 @@ VARIANTS = (
 
 
 def config_digest(cfg: Any) -> str:
-    return hashlib.sha256(dumps(cfg).encode()).hexdigest()[:16]
+    """Identifies a row's run: its config and the data pipeline's version (a run on an older split never counts)."""
+    from training.data.sentiment_corpus import PIPELINE_VERSION
+
+    return hashlib.sha256(f"{dumps(cfg)}|pipeline={PIPELINE_VERSION}".encode()).hexdigest()[:16]
 
 
 def finished_run(ws: Workspace, variant: Variant) -> str | None:
