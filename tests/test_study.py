@@ -29,6 +29,7 @@ def test_binary_accuracy_ignores_neutral() -> None:
 
 def test_report_has_the_peer_and_every_row(tmp_path: Path) -> None:
     row = {
+        "val_macro_f1": 0.74,
         "test_macro_f1": 0.75,
         "test_f1_negative": 0.8,
         "test_f1_neutral": 0.7,
@@ -42,7 +43,13 @@ def test_report_has_the_peer_and_every_row(tmp_path: Path) -> None:
         "epochs": 5,
         "train_minutes": 5.2,
     }
-    peer = {"test_macro_f1": 0.75, "test_f1_negative": 0.8, "test_f1_neutral": 0.7, "test_f1_positive": 0.66}
+    peer = {
+        "val_macro_f1": 0.74,
+        "test_macro_f1": 0.75,
+        "test_f1_negative": 0.8,
+        "test_f1_neutral": 0.7,
+        "test_f1_positive": 0.66,
+    }
     table = write_report({v.name: row for v in VARIANTS}, peer, tmp_path / "study")
     lines = table.splitlines()
     assert len(lines) == 2 + 1 + len(VARIANTS)

@@ -337,17 +337,19 @@ def served(row: dict[str, Any]) -> str:
 def write_report(rows: dict[str, dict[str, Any]], peer: dict[str, Any], out: Path = REPORT) -> str:
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores"
     lines = [
-        "| row | what | test macro-F1 | F1 neg / neu / pos | ECE before → after | review probe | served | "
-        "latency ×ref (batch 1 / 32) | epochs (min) |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| TF-IDF + LR (peer) | word 1-2 + char 2-5 grams, C on validation | {_f(peer['test_macro_f1'])} | "
+        "| row | what | val macro-F1 | test macro-F1 | F1 neg / neu / pos | ECE before → after | review probe | "
+        "served | latency ×ref (batch 1 / 32) | epochs (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| TF-IDF + LR (peer) | word 1-2 + char 2-5 grams, C on validation | {_f(peer['val_macro_f1'])} | "
+        f"{_f(peer['test_macro_f1'])} | "
         f"{_f(peer['test_f1_negative'], 3)} / {_f(peer['test_f1_neutral'], 3)} / {_f(peer['test_f1_positive'], 3)} | "
         f"{_f(peer.get('ece_before'), 3)} | {_f(peer.get('probe_accuracy'), 3)} | sklearn | – | – |",
     ]
     what = {v.name: v.what + preset_mark(v) for v in VARIANTS}
     for name, r in rows.items():
         lines.append(
-            f"| {name} | {what[name]} | {_f(r['test_macro_f1'])} | {_f(r['test_f1_negative'], 3)} / "
+            f"| {name} | {what[name]} | {_f(r['val_macro_f1'])} | {_f(r['test_macro_f1'])} | "
+            f"{_f(r['test_f1_negative'], 3)} / "
             f"{_f(r['test_f1_neutral'], 3)} / {_f(r['test_f1_positive'], 3)} | "
             f"{_f(r['ece_before'], 3)} → {_f(r['ece_after'], 3)} | {_f(r['probe_accuracy'], 3)} | {served(r)} | "
             f"{r['ratio_batch_1']:.2f} / {r['ratio_batch_32']:.2f} | {_f(r['epochs'], 0)} ({r['train_minutes']:.1f}) |"
