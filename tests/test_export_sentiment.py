@@ -34,6 +34,12 @@ def write_model_dir(path: Path, cell: str, seed: int = 0) -> tuple[RecurrentClas
             for name, p in model.named_parameters():
                 if "peephole" in name:
                     p.uniform_(-0.5, 0.5)
+    save_model_dir(path, model, tokenizer, cfg)
+    return model.eval(), path
+
+
+def save_model_dir(path: Path, model: torch.nn.Module, tokenizer, cfg) -> None:
+    """What a training run logs as its `model/` artifact: weights, tokenizer, spec."""
     path.mkdir(parents=True)
     torch.save(model.state_dict(), path / "state_dict.pt")
     save_tokenizer(tokenizer, path / "tokenizer.json")
@@ -45,7 +51,6 @@ def write_model_dir(path: Path, cell: str, seed: int = 0) -> tuple[RecurrentClas
         "tokenizers": {"text": "tokenizer.json"},
     }
     (path / "spec.json").write_text(json.dumps(spec))
-    return model.eval(), path
 
 
 @pytest.mark.parametrize("cell", CELL_TYPES)
@@ -106,17 +111,7 @@ def write_net_dir(path: Path, **changes: object) -> tuple[SentimentNet, Path]:
                 p.normal_(0, 1.0)  # large enough that a wrong hash in the graph would show in the parity check
         net.offsets.copy_(torch.tensor([0.0, -0.3, 0.4]))
         net.temperature.fill_(1.7)
-    path.mkdir(parents=True)
-    torch.save(net.state_dict(), path / "state_dict.pt")
-    save_tokenizer(tokenizer, path / "tokenizer.json")
-    spec = {
-        "task": "sentiment",
-        "labels": LABELS,
-        "vocab_size": tokenizer.get_vocab_size(),
-        "config": to_dict(cfg),
-        "tokenizers": {"text": "tokenizer.json"},
-    }
-    (path / "spec.json").write_text(json.dumps(spec))
+    save_model_dir(path, net, tokenizer, cfg)
     return net.eval(), path
 
 
