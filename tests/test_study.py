@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from training.config import dumps
-from training.study import REFERENCE, VARIANTS, binary_accuracy, config_digest, preset_mark, write_report
+from training.study import (
+    REFERENCE,
+    VARIANTS,
+    binary_accuracy,
+    config_digest,
+    paired_bootstrap,
+    preset_mark,
+    write_report,
+)
 
 
 def test_every_variant_is_a_valid_and_distinct_config() -> None:
@@ -38,6 +46,7 @@ def test_report_has_the_peer_and_every_row(tmp_path: Path) -> None:
         "ece_after": 0.02,
         "probe_accuracy": 0.8,
         "served": "int8",
+        "vs_peer": {"delta": 0.002, "low": -0.011, "high": 0.015},
         "ratio_batch_1": 1.0,
         "ratio_batch_32": 1.1,
         "epochs": 5,
@@ -55,3 +64,15 @@ def test_report_has_the_peer_and_every_row(tmp_path: Path) -> None:
     assert len(lines) == 2 + 1 + len(VARIANTS)
     assert all(any(line.startswith(f"| {v.name} |") for line in lines) for v in VARIANTS)
     assert (tmp_path / "study.md").exists() and (tmp_path / "study.json").exists()
+    assert "+0.2 [-1.1, +1.5]" in table
+
+
+def test_paired_bootstrap_brackets_the_difference_and_sees_a_real_one() -> None:
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 3000)
+    good = np.where(rng.random(3000) < 0.8, gold, rng.integers(0, 3, 3000))
+    same = paired_bootstrap(good, good, gold, resamples=200)
+    assert same == {"delta": 0.0, "low": 0.0, "high": 0.0}
+    worse = np.where(rng.random(3000) < 0.7, gold, rng.integers(0, 3, 3000))
+    gap = paired_bootstrap(good, worse, gold, resamples=300)
+    assert 0 < gap["low"] < gap["delta"] < gap["high"]

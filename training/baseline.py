@@ -9,6 +9,7 @@ translation: the rule-based Apertium translator (training/peers/apertium.py).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -24,9 +25,10 @@ from training.text import build_normalizer
 from training.tracking import start_run
 
 C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0)
+PREDICTIONS = "predictions/test.json"
 
 
-def run_baseline(cfg: TaskConfig, ws: Workspace) -> dict[str, float]:
+def run_baseline(cfg: TaskConfig, ws: Workspace) -> dict[str, Any]:
     if cfg.task == "translation":
         from training.peers.apertium import run_apertium
 
@@ -42,7 +44,8 @@ def tfidf_pipeline(c: float):
     return make_pipeline(features, LogisticRegression(C=c, max_iter=3000, class_weight="balanced"))
 
 
-def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, float]:
+def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
+    """Fit, pick C on validation, score test; returns the rounded metrics and the MLflow `run_id`."""
     from training.data.sentiment_corpus import LABELS, load_split, prepare_sentiment
     from training.study import binary_accuracy, probe_rows
 
@@ -53,7 +56,7 @@ def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, float]:
     y = {name: np.array([LABELS.index(r["label"]) for r in rows]) for name, rows in splits.items()}
 
     started = time.time()
-    with start_run(ws, "sentiment", "baseline-tfidf-logreg", cfg.data, {"memoria.kind": "baseline"}):
+    with start_run(ws, "sentiment", "baseline-tfidf-logreg", cfg.data, {"memoria.kind": "baseline"}) as run:
         mlflow.log_dict(prepared.card, "data/card.json")
         scores = {}
         for c in C_GRID:
@@ -81,4 +84,6 @@ def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, float]:
         fig = confusion_matrix_figure(matrix, LABELS, f"baseline, test split ({len(pred)} texts)")
         mlflow.log_figure(fig, "plots/confusion_test.png")
         close(fig)
-    return {k: round(v, 4) for k, v in metrics.items()}
+        # per-text predictions, in the split file's order: what a paired comparison with another model needs
+        mlflow.log_dict({"labels": list(LABELS), "predicted": pred.tolist()}, PREDICTIONS)
+    return {k: round(v, 4) for k, v in metrics.items()} | {"run_id": run.info.run_id}

@@ -220,6 +220,22 @@ def binary_accuracy(probs: np.ndarray, labels: list[str], names: list[str]) -> f
     return float(np.mean(predicted == np.array(labels)))
 
 
+def paired_bootstrap(pred: np.ndarray, other: np.ndarray, gold: np.ndarray, resamples: int = 2000) -> dict[str, float]:
+    """Macro-F1 of `pred` minus that of `other` on the same texts, with a 95% interval from resampling the texts
+    (both models see the same resample each time, so what the texts share cancels out)."""
+    from training.decision import macro_f1
+
+    classes = int(max(gold.max(), pred.max(), other.max())) + 1
+    rng = np.random.default_rng(20261127)
+    diffs = np.empty(resamples)
+    for b in range(resamples):
+        idx = rng.integers(0, len(gold), len(gold))
+        diffs[b] = macro_f1(pred[idx], gold[idx], classes) - macro_f1(other[idx], gold[idx], classes)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    point = macro_f1(pred, gold, classes) - macro_f1(other, gold, classes)
+    return {"delta": float(point), "low": float(low), "high": float(high)}
+
+
 def median_ms(predictor, texts: list[str], batch: int, calls: int) -> float:
     times = []
     for i in range(calls):
@@ -251,8 +267,9 @@ def latency_ratios(predictors: dict[str, Any], texts: list[str], rounds: int = 3
     }
 
 
-def measure(ws: Workspace, run_ids: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Test metrics, calibration, probe accuracy and served latency of each run."""
+def measure(ws: Workspace, run_ids: dict[str, str], peer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Test metrics, calibration, probe accuracy, served latency of each run, and its served graph's test macro-F1
+    against the peer's, paired on the same texts."""
     from serving.bundle import load_bundle
     from serving.sentiment import SentimentPredictor
     from training.data.sentiment_corpus import LABELS, find_prepared
@@ -263,7 +280,12 @@ def measure(ws: Workspace, run_ids: dict[str, str]) -> dict[str, dict[str, Any]]
     probe = probe_rows()
     rows: dict[str, dict[str, Any]] = {}
     predictors = {}
-    test_texts: list[str] = []
+    prepared = find_prepared(preset("sentiment", "default").data, ws)
+    if prepared is None:
+        raise RuntimeError("the sentiment split is not prepared: run `make data TASK=sentiment`")
+    test_texts = [t for t, _ in prepared.pairs("test")]
+    gold = np.array([LABELS.index(label) for _, label in prepared.pairs("test")])
+    peer_predicted = np.array(peer["test_predicted"])
     with tempfile.TemporaryDirectory() as tmp:
         for name, run_id in run_ids.items():
             run = client.get_run(run_id)
@@ -289,22 +311,24 @@ def measure(ws: Workspace, run_ids: dict[str, str]) -> dict[str, dict[str, Any]]
                 "probe_accuracy": binary_accuracy(
                     predictor.probabilities([r["text"] for r in probe]), [r["label"] for r in probe], LABELS
                 ),
+                "vs_peer": paired_bootstrap(predictor.probabilities(test_texts).argmax(1), peer_predicted, gold),
             }
-            if not test_texts:
-                cfg = apply_overrides(preset("sentiment", "default"), [])
-                prepared = find_prepared(cfg.data, ws)
-                test_texts = [t for t, _ in prepared.pairs("test")] if prepared else [r["text"] for r in probe]
         for name, timing in latency_ratios(predictors, test_texts).items():
             rows[name].update(timing)
     return rows
 
 
 def peer_row(ws: Workspace) -> dict[str, Any]:
-    from training.baseline import run_tfidf_baseline
+    from training.baseline import PREDICTIONS, run_tfidf_baseline
+    from training.tracking import use_store
 
     cfg = preset("sentiment", "default")
     metrics = run_tfidf_baseline(cfg, ws)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = json.loads(Path(use_store(ws).download_artifacts(metrics["run_id"], PREDICTIONS, tmp)).read_text())
     return {
+        "run_id": metrics["run_id"],
+        "test_predicted": saved["predicted"],
         "test_macro_f1": metrics["test/macro_f1"],
         **{k.replace("/", "_"): v for k, v in metrics.items() if k.startswith("test/f1_")},
         "val_macro_f1": metrics["val/macro_f1"],
@@ -314,6 +338,12 @@ def peer_row(ws: Workspace) -> dict[str, Any]:
 
 
 # --- the report ------------------------------------------------------------------------------------------------
+
+
+def _delta(d: dict[str, float] | None) -> str:
+    if d is None:
+        return "–"
+    return f"{100 * d['delta']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -337,11 +367,11 @@ def served(row: dict[str, Any]) -> str:
 def write_report(rows: dict[str, dict[str, Any]], peer: dict[str, Any], out: Path = REPORT) -> str:
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores"
     lines = [
-        "| row | what | val macro-F1 | test macro-F1 | F1 neg / neu / pos | ECE before → after | review probe | "
-        "served | latency ×ref (batch 1 / 32) | epochs (min) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| row | what | val macro-F1 | test macro-F1 | served − peer, points [95% CI] | F1 neg / neu / pos | "
+        "ECE before → after | review probe | served | latency ×ref (batch 1 / 32) | epochs (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| TF-IDF + LR (peer) | word 1-2 + char 2-5 grams, C on validation | {_f(peer['val_macro_f1'])} | "
-        f"{_f(peer['test_macro_f1'])} | "
+        f"{_f(peer['test_macro_f1'])} | – | "
         f"{_f(peer['test_f1_negative'], 3)} / {_f(peer['test_f1_neutral'], 3)} / {_f(peer['test_f1_positive'], 3)} | "
         f"{_f(peer.get('ece_before'), 3)} | {_f(peer.get('probe_accuracy'), 3)} | sklearn | – | – |",
     ]
@@ -349,6 +379,7 @@ def write_report(rows: dict[str, dict[str, Any]], peer: dict[str, Any], out: Pat
     for name, r in rows.items():
         lines.append(
             f"| {name} | {what[name]} | {_f(r['val_macro_f1'])} | {_f(r['test_macro_f1'])} | "
+            f"{_delta(r.get('vs_peer'))} | "
             f"{_f(r['test_f1_negative'], 3)} / "
             f"{_f(r['test_f1_neutral'], 3)} / {_f(r['test_f1_positive'], 3)} | "
             f"{_f(r['ece_before'], 3)} → {_f(r['ece_after'], 3)} | {_f(r['probe_accuracy'], 3)} | {served(r)} | "
@@ -372,4 +403,4 @@ def run_study(ws: Workspace, names: list[str] | None = None, retrain: bool = Fal
     run_variants(ws, [REFERENCE])  # every latency is relative to it
     run_ids = {v.name: run_id for v in VARIANTS if (run_id := finished_run(ws, v))}
     peer = peer_row(ws)
-    return write_report(measure(ws, run_ids), peer)
+    return write_report(measure(ws, run_ids, peer), peer)
