@@ -105,6 +105,11 @@ VARIANTS = (
         overrides=(*ENSEMBLE_3, "class_weighted_loss=false", "tune_offsets=true"),
     ),
     Variant(
+        "ensemble 3×128, offsets, weight decay 0.1",
+        "the same with AdamW weight decay 0.1",
+        overrides=(*ENSEMBLE_3, "class_weighted_loss=false", "tune_offsets=true", "optim.weight_decay=0.1"),
+    ),
+    Variant(
         "ensemble 3×128, batch 64",
         "GRU + LSTM + GRU of 128 units at the old batch 64 and lr 2e-3",
         overrides=(*BEFORE, "ensemble.cells=gru,lstm,gru", "model.hidden_size=128"),
