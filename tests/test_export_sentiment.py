@@ -62,8 +62,12 @@ def test_export_matches_pytorch_for_every_cell(tmp_path: Path, cell: str) -> Non
     assert shapes == list(PARITY_SHAPES) and EXPORT_EXAMPLE not in shapes
     assert report.parity["max_abs_diff"] <= 1e-4
 
-    # The bundle re-opens with serving's loader and the served probabilities are the model's.
-    bundle = load_bundle(report.bundle_dir, "sentiment")
+    assert_served_like_pytorch(report.bundle_dir, model)
+
+
+def assert_served_like_pytorch(bundle_dir: Path, model: torch.nn.Module) -> None:
+    """The bundle re-opens with serving's loader and the served probabilities are the model's."""
+    bundle = load_bundle(bundle_dir, "sentiment")
     served = SentimentPredictor(bundle).probabilities(TEXTS)
     ids, lengths = _encode(bundle, TEXTS)
     with torch.no_grad():
@@ -131,12 +135,7 @@ def test_ngram_branch_and_ensemble_export_with_parity(tmp_path: Path, changes: d
     manifest = report.manifest
     assert manifest["calibration"] == {"temperature": pytest.approx(1.7), "offsets": pytest.approx([0.0, -0.3, 0.4])}
     assert len(manifest["architecture"]["members"]) == len(net.members)
-    bundle = load_bundle(report.bundle_dir, "sentiment")
-    served = SentimentPredictor(bundle).probabilities(TEXTS)
-    ids, lengths = _encode(bundle, TEXTS)
-    with torch.no_grad():
-        expected = ProbabilityModel(net)(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
-    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert_served_like_pytorch(report.bundle_dir, net)
 
 
 def test_hashed_ngrams_ignore_padding_and_see_order() -> None:
