@@ -26,13 +26,18 @@ from training.registry import (
 from training.tracking import SELECTION_SCORE, experiment_id, use_store
 
 
-def fake_training_run(ws: Workspace, tmp: Path, score: float, seed: int) -> str:
-    """A finished run shaped like train()'s: task tag, selection score, model/ artifacts (random weights)."""
+SAME_DATA = "d" * 64  # the data-card fingerprint of fake runs: all trained on the same (unlogged) split
+
+
+def fake_training_run(ws: Workspace, tmp: Path, score: float, seed: int, fingerprint: str = SAME_DATA) -> str:
+    """A finished run shaped like train()'s: task tag, selection score, data card, model/ artifacts (random weights).
+    It logs no validation split, so the gate compares logged selection scores when the fingerprints agree."""
     client = use_store(ws)
     exp = experiment_id(client, ws, "sentiment")
     _, model_dir = write_model_dir(tmp / f"model-{seed}", "gru", seed=seed)
     with mlflow.start_run(experiment_id=exp, tags={"memoria.task": "sentiment"}) as run:
         mlflow.log_metric(SELECTION_SCORE, score)
+        mlflow.log_dict({"fingerprint": fingerprint}, "data/card.json")
         mlflow.log_artifacts(str(model_dir), "model")
     return run.info.run_id
 
@@ -176,7 +181,8 @@ def test_concurrent_promotions_leave_the_best_candidate_champion(ws: Workspace, 
     scores = [0.31, 0.77, 0.52, 0.64, 0.45, 0.58]
     versions = []
     for i, score in enumerate(scores):
-        with mlflow.start_run(experiment_id=exp, tags={"memoria.task": "sentiment"}) as run:
+        tags = {"memoria.task": "sentiment", "memoria.data_fingerprint": SAME_DATA}
+        with mlflow.start_run(experiment_id=exp, tags=tags) as run:
             mlflow.log_metric(SELECTION_SCORE, score)
         versions.append(register(client, "sentiment", run.info.run_id, f"{tmp_path}/bundle-{i}", f"{i:064d}"))
     barrier = threading.Barrier(len(versions))

@@ -24,11 +24,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
-    from training.registry import publish_run
-    from training.train import train
-
-    cfg = apply_overrides(
+def tiny_translation(*overrides: str):
+    return apply_overrides(
         preset("translation", "smoke"),
         [
             "data.source=tatoeba",
@@ -45,9 +42,16 @@ def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
             "optim.max_epochs=2",
             "optim.batch_size=16",
             "decoding.max_output_tokens=16",
+            *overrides,
         ],
     )
-    result = train(cfg, ws, progress=False)
+
+
+def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
+    from training.registry import publish_run
+    from training.train import train
+
+    result = train(tiny_translation(), ws, progress=False)
 
     for key in (
         "test/bleu",
@@ -77,3 +81,24 @@ def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
     bundle = load_bundle(artifacts / "bundles" / published.bundle_digest[:12], "translation")
     translations = TranslationPredictor(bundle).translate(["El perro come pan.", "La niña ve la casa."])
     assert len(translations) == 2 and all(isinstance(t, str) for t in translations)
+
+
+def test_the_gate_rescores_translation_bundles_on_both_runs_splits(ws, tmp_path: Path, one_thread) -> None:
+    """Two runs on differently cut data: the gate decodes both bundles (greedy, onnxruntime) on both validation
+    splits, leaving out what either trained on, and scores BLEU."""
+    from training.gate import decide
+    from training.registry import champion, publish_run
+    from training.train import train
+
+    first = publish_run(ws, train(tiny_translation("optim.max_epochs=1"), ws, progress=False).run_id)
+    second_run = train(tiny_translation("optim.max_epochs=1", "data.validation_size=14"), ws, progress=False)
+    client = mlflow.MlflowClient(ws.tracking_uri)
+    second = client.get_model_version("translation", publish_run(ws, second_run.run_id).version)
+    decision = decide(client, "translation", second, champion(client, "translation"), ws, min_rows=3)
+    assert decision.method == "re-scored", decision.reason
+    assert decision.challenger_fingerprint != decision.champion_fingerprint
+    assert [s.split for s in decision.splits] == ["challenger", "champion"]
+    assert [s.rows + s.left_out for s in decision.splits] == [14, 10]
+    assert sum(s.left_out for s in decision.splits) > 0, "a re-cut split: some validation pairs trained the other"
+    assert all(0.0 <= score <= 100.0 for score in decision.scores().values()) and len(decision.scores()) == 4
+    assert first.version != second.version

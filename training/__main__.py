@@ -197,6 +197,8 @@ def _print(result) -> None:
         f"{d['task']}: registered version {d['version']} (score {d['score']:.4f}, parity max diff "
         f"{d['parity_max_abs_diff']:.1e}{served}), {verdict}"
     )
+    if d.get("gate"):
+        print(f"{d['task']}: gate: {d['gate']}")
 
 
 def _pull(ws: Workspace, task: str, dest: Path) -> None:

@@ -13,8 +13,12 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
+
+if TYPE_CHECKING:
+    from training.gate import GateDecision
 
 EXPERIMENT = "memoria-alias-history"
 REASONS = ("promoted", "forced", "rolled back")
@@ -31,12 +35,14 @@ class AliasMove:
     user: str
     host: str
     at: float  # seconds since the epoch
+    gate: str = ""  # the gate's reason and like-for-like scores, for a promotion
 
     def line(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.at))
         scores = f"{_fmt(self.from_score)} -> {_fmt(self.to_score)}"
         move = f"v{self.from_version or '-'} -> v{self.to_version}"
-        return f"{when} UTC  {move}  {self.reason:<11}  {scores}  {self.user}@{self.host}"
+        line = f"{when} UTC  {move}  {self.reason:<11}  {scores}  {self.user}@{self.host}"
+        return line + (f"\n      gate: {self.gate}" if self.gate else "")
 
 
 def _fmt(score: float | None) -> str:
@@ -62,7 +68,9 @@ def record_move(
     reason: str,
     from_score: float | None,
     to_score: float | None,
+    decision: GateDecision | None = None,
 ) -> AliasMove:
+    """Record one move. `decision` (a gate's) adds its method, reason, data fingerprints and like-for-like scores."""
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {REASONS}, got {reason!r}")
     move = AliasMove(
@@ -87,13 +95,26 @@ def record_move(
             "memoria.reason": reason,
             "memoria.user": move.user,
             "memoria.host": move.host,
+            **_gate_tags(decision),
         },
     )
-    for key, value in (("from_score", from_score), ("to_score", to_score)):
+    scores = {"from_score": from_score, "to_score": to_score, **(decision.scores() if decision else {})}
+    for key, value in scores.items():
         if value is not None and value == value and abs(value) != float("inf"):
             client.log_metric(run.info.run_id, key, value)
     client.set_terminated(run.info.run_id)
     return move
+
+
+def _gate_tags(decision: GateDecision | None) -> dict[str, str]:
+    if decision is None:
+        return {}
+    return {
+        "memoria.gate.method": decision.method,
+        "memoria.gate.reason": decision.summary()[:5000],
+        "memoria.gate.challenger_fingerprint": decision.challenger_fingerprint,
+        "memoria.gate.champion_fingerprint": decision.champion_fingerprint,
+    }
 
 
 def read_history(client: MlflowClient, task: str) -> list[AliasMove]:
@@ -118,6 +139,7 @@ def read_history(client: MlflowClient, task: str) -> list[AliasMove]:
                 user=tags.get("memoria.user", ""),
                 host=tags.get("memoria.host", ""),
                 at=run.info.start_time / 1000,
+                gate=tags.get("memoria.gate.reason", ""),
             )
         )
     return out

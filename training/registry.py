@@ -27,6 +27,7 @@ from serving.resolve import CHAMPION, DIGEST_TAG  # serving reads what registrat
 from training.alias_history import record_move
 from training.config import Workspace
 from training.export import export_bundle
+from training.gate import METRIC, TOLERANCE, GateDecision, decide, log_decision
 from training.tracking import SELECTION_SCORE, use_store
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class PublishResult:
     bundle_digest: str
     parity_max_abs_diff: float
     served_precision: str = ""  # "int8" or "fp32" for a sentiment bundle (training/quantize.py), "" otherwise
+    gate: str = ""  # the promotion gate's reason and scores (training/gate.py)
 
 
 def champion(client: MlflowClient, task: str) -> ModelVersion | None:
@@ -81,7 +83,7 @@ def publish_run(ws: Workspace, run_id: str) -> PublishResult:
     if "quantization" in report.manifest:
         log_quantization(client, run_id, report.manifest["quantization"])
     version = register(client, task, run_id, f"{run.info.artifact_uri}/{artifact_path}", bundle.digest)
-    return _promote_and_report(client, task, version)
+    return _promote_and_report(client, task, version, ws)
 
 
 def log_quantization(client: MlflowClient, run_id: str, section: dict[str, Any]) -> None:
@@ -102,8 +104,8 @@ def log_quantization(client: MlflowClient, run_id: str, section: dict[str, Any])
     )
 
 
-def _promote_and_report(client: MlflowClient, task: str, version: ModelVersion) -> PublishResult:
-    promoted = promote_if_better(client, task, version)
+def _promote_and_report(client: MlflowClient, task: str, version: ModelVersion, ws: Workspace) -> PublishResult:
+    decision = gate_and_promote(client, task, version, ws)
     current = champion(client, task)
     run = client.get_run(version.run_id)
     return PublishResult(
@@ -111,11 +113,12 @@ def _promote_and_report(client: MlflowClient, task: str, version: ModelVersion) 
         run_id=version.run_id,
         version=str(version.version),
         score=score_of(client, version),
-        promoted=promoted,
+        promoted=decision.promote,
         champion_version=str(current.version) if current else "",
         bundle_digest=version.tags.get(DIGEST_TAG, ""),
         parity_max_abs_diff=float(run.data.metrics.get(PARITY_METRIC, "nan")),
         served_precision=run.data.tags.get(SERVED_TAG, ""),
+        gate=decision.summary(),
     )
 
 
@@ -135,25 +138,39 @@ def register(client: MlflowClient, task: str, run_id: str, source: str, digest: 
     return version
 
 
-def promote_if_better(client: MlflowClient, task: str, candidate: ModelVersion) -> bool:
-    """Move `champion` to `candidate` if there is none yet or the candidate's selection score is higher. A version
-    that was rolled back never comes back by itself (only `promote --version N`, a deliberate override)."""
+def promote_if_better(client: MlflowClient, task: str, candidate: ModelVersion, ws: Workspace | None = None) -> bool:
+    """Move `champion` to `candidate` if there is none yet or the like-for-like gate (training/gate.py) says it is
+    better. A version that was rolled back never comes back by itself (only `promote --version N`, a deliberate
+    override). The decision is logged on the candidate's run."""
+    return gate_and_promote(client, task, candidate, ws).promote
+
+
+def gate_and_promote(
+    client: MlflowClient, task: str, candidate: ModelVersion, ws: Workspace | None = None
+) -> GateDecision:
+    """The gate's decision for `candidate` against the current champion, acted on: the alias moved if it says so."""
     if candidate.tags.get(ROLLED_BACK_TAG):
         log.info("%s version %s was rolled back: not promoted again automatically", task, candidate.version)
-        return False
-    score = score_of(client, candidate)
+        reason = "rolled back earlier: only `promote --version` brings it back"
+        return GateDecision(task, str(candidate.version), "", False, reason, "refused", METRIC[task], TOLERANCE[task])
     with promotion_lock(client, task):
         current = champion(client, task)
-        if current is not None and score <= score_of(client, current):
-            return False
-        promote(client, task, candidate.version, reason="promoted")
+        decision = decide(client, task, candidate, current, ws)
+        if decision.promote:
+            promote(client, task, candidate.version, reason="promoted", decision=decision)
+    if current is None or str(current.version) != str(candidate.version):
+        log_decision(client, candidate.run_id, decision)
+    if not decision.promote:
+        return decision
     # Compare-and-set: the lock covers processes sharing a local store; against a remote tracking server another
-    # gate may have written meanwhile. Whoever reads a worse champion after its own write restores the better one,
-    # so concurrent gates converge on the best candidate.
+    # gate may have written meanwhile. Whoever finds another champion after its own write gates against it once
+    # more and takes the alias back if it is still the better one, so concurrent gates settle on the best.
     after = champion(client, task)
-    if after is not None and str(after.version) != str(candidate.version) and score_of(client, after) < score:
-        promote(client, task, candidate.version, reason="promoted")
-    return True
+    if after is not None and str(after.version) != str(candidate.version):
+        again = decide(client, task, candidate, after, ws)
+        if again.promote:
+            promote(client, task, candidate.version, reason="promoted", decision=again)
+    return decision
 
 
 @contextlib.contextmanager
@@ -174,8 +191,11 @@ def promotion_lock(client: MlflowClient, task: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def promote(client: MlflowClient, task: str, version: str, reason: str = "forced") -> None:
-    """Move `champion` to `version` and record the move (`forced`: a person chose it; clears a rollback mark)."""
+def promote(
+    client: MlflowClient, task: str, version: str, reason: str = "forced", decision: GateDecision | None = None
+) -> None:
+    """Move `champion` to `version` and record the move (`forced`: a person chose it; clears a rollback mark;
+    `decision`: the gate's, whose scores go into the record)."""
     current = champion(client, task)
     version = str(version)
     if current is not None and str(current.version) != version:
@@ -183,7 +203,7 @@ def promote(client: MlflowClient, task: str, version: str, reason: str = "forced
     client.set_registered_model_alias(task, CHAMPION, version)
     if reason == "forced" and ROLLED_BACK_TAG in client.get_model_version(task, version).tags:
         client.delete_model_version_tag(task, version, ROLLED_BACK_TAG)
-    _record(client, task, current, version, reason)
+    _record(client, task, current, version, reason, decision)
 
 
 def rollback(client: MlflowClient, task: str) -> str:
@@ -201,7 +221,14 @@ def rollback(client: MlflowClient, task: str) -> str:
     return previous
 
 
-def _record(client: MlflowClient, task: str, current: ModelVersion | None, to_version: str, reason: str) -> None:
+def _record(
+    client: MlflowClient,
+    task: str,
+    current: ModelVersion | None,
+    to_version: str,
+    reason: str,
+    decision: GateDecision | None = None,
+) -> None:
     from_version = str(current.version) if current is not None else ""
     if from_version == to_version:
         return
@@ -214,6 +241,7 @@ def _record(client: MlflowClient, task: str, current: ModelVersion | None, to_ve
         reason,
         score_of(client, current) if current is not None else None,
         score_of(client, target),
+        decision,
     )
 
 
@@ -246,4 +274,4 @@ def export_best(ws: Workspace, task: str) -> PublishResult:
     existing = registered_version_of(client, task, run_id)
     if existing is None:
         return publish_run(ws, run_id)
-    return _promote_and_report(client, task, existing)
+    return _promote_and_report(client, task, existing, ws)

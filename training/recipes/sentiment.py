@@ -17,6 +17,7 @@ from training.config import SentimentConfig, Workspace, to_dict
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment_corpus import LABELS, load_split, prepare_sentiment
 from training.decision import tune_offsets
+from training.gate import log_evaluation_set
 from training.modules.sentiment import SentimentModule
 from training.plots import close, confusion_matrix_figure, reliability_diagram_figure
 from training.text import fit_tokenizer, save_tokenizer
@@ -38,6 +39,7 @@ class SentimentRecipe:
     def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
         cfg = self.cfg
         mlflow.log_dict(self.prepared.card, "data/card.json")
+        log_evaluation_set("sentiment", self.prepared.dir)  # what the promotion gate scores bundles on
         splits = {name: load_split(self.prepared.dir, name) for name in ("train", "validation", "test")}
         mlflow.log_params({f"data.{name}_size": len(rows) for name, rows in splits.items()})
         self.tokenizer = fit_tokenizer(

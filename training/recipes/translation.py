@@ -24,6 +24,7 @@ from training.data.pairs import TranslationPair
 from training.data.translation_corpus import SPLITS, prepare_translation
 from training.evaluation import sacrebleu_signatures, scores_by_domain
 from training.export import export_bundle
+from training.gate import log_evaluation_set
 from training.modules.translation import BleuSample, TranslationBatch, TranslationModule
 from training.plots import attention_figure, close
 from training.text import fit_tokenizer, save_tokenizer
@@ -73,6 +74,7 @@ class TranslationRecipe:
     def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
         cfg = self.cfg
         mlflow.log_dict(self.prepared.card, "data/card.json")
+        log_evaluation_set("translation", self.prepared.dir)  # what the promotion gate scores bundles on
         self.splits: dict[str, list[TranslationPair]] = {name: self.prepared.pairs(name) for name in SPLITS}
         mlflow.log_params({f"data.rows_{name}": len(rows) for name, rows in self.splits.items()})
         train = self.splits["train"]
