@@ -79,12 +79,13 @@ def cli(env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
-def train_store(root: Path) -> dict[str, str]:
-    """A registry under `root` with a tiny champion per task; returns the environment that serves it."""
+def train_store(root: Path, tracking_uri: str = "") -> dict[str, str]:
+    """A registry with a tiny champion per task, in `tracking_uri` (default: SQLite under `root`); returns the
+    environment that serves it."""
     env = {
         **os.environ,
         "MEMORIA_HOME": str(root),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlruns/mlflow.db",
+        "MLFLOW_TRACKING_URI": tracking_uri or f"sqlite:///{root}/mlruns/mlflow.db",
         "MEMORIA_BUNDLE_CACHE": str(root / "bundle-cache"),
         "BENTOML_HOME": str(root / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",

@@ -94,7 +94,7 @@ class EvaluationSet:
 def data_fingerprint(client: MlflowClient, run_id: str) -> str:
     """The fingerprint of the prepared data a run trained on (its data card's), or "" if it logged none."""
     run = client.get_run(run_id)
-    if run.data.tags.get("memoria.data_fingerprint"):
+    if run.data.tags.get("memoria.data_fingerprint", "unknown") != "unknown":
         return run.data.tags["memoria.data_fingerprint"]
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -242,25 +242,26 @@ def decide(
     }
     ours = evaluation_set(client, challenger.run_id, task, ws)
     theirs = evaluation_set(client, champion.run_id, task, ws)
-    if ours is not None and theirs is not None:
+    same = fingerprints["challenger_fingerprint"] == fingerprints["champion_fingerprint"] != ""
+    if ours is not None and (theirs is not None or same):
         with tempfile.TemporaryDirectory() as tmp:
             bundles = {
                 name: _bundle(task, _uri(client), cache or Path(tmp), version)
                 for name, version in (("challenger", challenger), ("champion", champion))
             }
             return _rescore(base, fingerprints, ours, theirs, bundles, min_rows)
-    same = fingerprints["challenger_fingerprint"] == fingerprints["champion_fingerprint"]
-    if same and fingerprints["challenger_fingerprint"]:
+    if same:
         mine, current = _selection_score(client, challenger), _selection_score(client, champion)
         better = mine > current
         reason = f"same data, logged {SELECTION_SCORE} {mine:.4f} {'>' if better else '<='} champion's {current:.4f}"
         return GateDecision(
             **base, **fingerprints, promote=better, reason=reason, method="selection scores (same data)"
         )
-    missing = [name for name, s in (("challenger", ours), ("champion", theirs)) if s is None]
+    whose = " and ".join(name for name, found in (("challenger", ours), ("champion", theirs)) if found is None)
     reason = (
-        f"refused: the {' and '.join(missing)} run has no validation split to score on (not logged, not prepared "
-        f"here) and the data fingerprints differ or are unknown; compare by hand and `promote --version` to override"
+        f"refused: the data fingerprints differ or are unknown, and the {whose}'s validation split and training "
+        "texts are neither logged with its run nor prepared here (a run from before they were logged, its data "
+        "re-made since): the two cannot be scored like for like; compare by hand and `promote --version` to override"
     )
     return GateDecision(**base, **fingerprints, promote=False, reason=reason, method="refused")
 
@@ -269,13 +270,15 @@ def _rescore(
     base: dict[str, Any],
     fingerprints: dict[str, str],
     ours: EvaluationSet,
-    theirs: EvaluationSet,
+    theirs: EvaluationSet | None,
     bundles: dict[str, Any],
     min_rows: int,
 ) -> GateDecision:
     task = base["task"]
-    trained_on = ours.train_keys | theirs.train_keys
-    named = [("challenger", ours)] + ([("champion", theirs)] if theirs.fingerprint != ours.fingerprint else [])
+    trained_on = ours.train_keys | (theirs.train_keys if theirs is not None else frozenset())  # None: same data
+    named = [("challenger", ours)]
+    if theirs is not None and theirs.fingerprint != ours.fingerprint:
+        named.append(("champion", theirs))
     splits = []
     for name, evaluation in named:
         rows = [row for row in evaluation.rows if text_key(row[TEXT_FIELD[task]]) not in trained_on]

@@ -29,11 +29,16 @@ def use_store(ws: Workspace) -> MlflowClient:
 
 
 def experiment_id(client: MlflowClient, ws: Workspace, name: str) -> str:
-    """Get or create the experiment; artifacts go under <root>/mlruns/artifacts/<name>."""
+    """Get or create the experiment; artifacts go under <root>/mlruns/artifacts/<name>, or where a tracking
+    server puts them."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    location = (ws.mlruns / "artifacts" / name).resolve().as_uri()
+    location = None
+    if not ws.tracking_uri.startswith(("http://", "https://")):
+        location = (ws.mlruns / "artifacts" / name).resolve().as_uri()
+    # A tracking server chooses (with --serve-artifacts: `mlflow-artifacts:/...`, stored behind the server): a
+    # file location would leave the artifacts on the machine that logged them, where no other client finds them.
     return client.create_experiment(name, artifact_location=location)
 
 
