@@ -25,7 +25,6 @@ from training.registry import (
 )
 from training.tracking import SELECTION_SCORE, experiment_id, use_store
 
-
 SAME_DATA = "d" * 64  # the data-card fingerprint of fake runs: all trained on the same (unlogged) split
 
 
