@@ -8,6 +8,8 @@ ensure-champion  train with the preset only for tasks that have no champion yet 
 baseline         peer model on the same test split, logged as its own MLflow run
 study            sentiment: the peer, each cell, each technique, default and full on one split (README table);
                  trains only variants without a finished run (--variant NAME to pick, --retrain to redo)
+sweep            a grid over config keys (--axes "model.cell=rnn,lstm model.init=xavier,orthogonal"), each point
+                 a training run nested under one parent run that logs the comparison (nothing is registered)
 promote          move the champion alias to a registered version
 rollback         move the champion alias back to the version it replaced (it is never promoted again by itself)
 history          every move of the champion alias: versions, reason, scores, who, when
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             "ensure-champion",
             "baseline",
             "study",
+            "sweep",
             "promote",
             "rollback",
             "history",
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", default="bundles", help="destination folder (pull)")
     parser.add_argument("--variant", action="append", default=[], help="study: only this variant (repeatable)")
     parser.add_argument("--retrain", action="store_true", help="study: train again even if a finished run exists")
+    parser.add_argument("--axes", default="", help='sweep: "key=v1,v2 key2=v3,v4" (every combination is trained)')
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     args = parser.parse_args(argv)
     _quiet_logs()
@@ -97,7 +101,8 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
     elif args.command == "train":
         _train_and_publish(cfg, ws, progress)
     elif args.command == "retrain":
-        _train_and_publish(apply_overrides(champion_config(ws, task), args.overrides), ws, progress)
+        config, champion_run = champion_config(ws, task)
+        _train_and_publish(apply_overrides(config, args.overrides), ws, progress, champion_run)
     elif args.command == "ensure-champion":
         from training.registry import champion
         from training.tracking import use_store
@@ -112,6 +117,10 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         from training.registry import export_best
 
         _print(export_best(ws, task))
+    elif args.command == "sweep":
+        from training.sweep import run_sweep
+
+        run_sweep(task, args.preset, args.axes, args.overrides, ws, progress)
     elif args.command == "study":
         from training.study import run_study
 
@@ -150,7 +159,7 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
 
 
 def champion_config(ws: Workspace, task: str):
-    """The whole config the champion's run was trained with (its logged config.json)."""
+    """The whole config the champion's run was trained with (its logged config.json), and that run's id."""
     from training.config import from_dict
     from training.registry import champion
     from training.tracking import use_store
@@ -162,7 +171,7 @@ def champion_config(ws: Workspace, task: str):
     with tempfile.TemporaryDirectory() as tmp:
         logged = json.loads(Path(client.download_artifacts(current.run_id, "config.json", tmp)).read_text())
     print(f"{task}: retraining with the config of champion v{current.version} (run {current.run_id})")
-    return from_dict(task, logged)
+    return from_dict(task, logged), current.run_id
 
 
 def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:
@@ -178,14 +187,22 @@ def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:
     print(json.dumps(prepared.card.get("splits", prepared.card), indent=2, default=str))
 
 
-def _train_and_publish(cfg, ws: Workspace, progress: bool) -> None:
+def _train_and_publish(cfg, ws: Workspace, progress: bool, champion_run: str = "") -> None:
+    """Train, then export + register + gate. `champion_run` (retrain): say whether the data changed since it."""
     from training.registry import publish_run
     from training.train import train
 
     result = train(cfg, ws, progress=progress)
+    if result is None:  # a rank > 0 of a multi-process run: it only trained; rank 0 reports and publishes
+        return
     shown = {k: round(v, 4) for k, v in sorted(result.metrics.items()) if not k.startswith("final_")}
     print(f"{cfg.task}: run {result.run_id} trained in {result.seconds:.0f}s")
     print(json.dumps(shown, indent=2))
+    if champion_run:
+        from training.gate import data_change
+        from training.tracking import use_store
+
+        print(f"{cfg.task}: {data_change(use_store(ws), champion_run, result.run_id)}")
     _print(publish_run(ws, result.run_id))
 
 

@@ -46,6 +46,13 @@ class OptimConfig:
     num_workers: int = 0  # DataLoader workers; the tensors are tiny, extra processes cost more than they save
     log_every_n_steps: int = 20  # per-step metrics (loss, gradient-norm window maximum) are written this often
     seed: int = 13
+    # Processes that train together (Lightning DDP, one per device): each takes its own share of every epoch's
+    # batches and the gradients are averaged, so a step sees devices x batch_size examples. 1 = one process.
+    devices: int = 1
+    # "ddp" re-runs the command once per extra process (training/train.py says why not "ddp_spawn"); "auto" lets
+    # Lightning choose (one process: no DDP). The process group talks over gloo on CPUs, NCCL on CUDA GPUs.
+    strategy: Literal["auto", "ddp"] = "auto"
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"  # "cpu" runs DDP on CPU processes on a machine with a GPU
 
 
 @dataclass(frozen=True)

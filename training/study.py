@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from training.config import Workspace, apply_overrides, dumps, preset
+from training.config import Workspace, apply_overrides, preset
 
 STUDY_TAG = "memoria.study"
 CONFIG_TAG = "memoria.study.config"
@@ -166,11 +166,22 @@ VARIANTS = (
 )
 
 
+# Config fields added after the study's runs, with the value those runs had implicitly: left out of the digest at
+# that value, so adding a field does not make every finished row look unrun (and `make study` retrain them all).
+ADDED_SINCE = {("optim", "devices"): 1, ("optim", "strategy"): "auto", ("optim", "accelerator"): "auto"}
+
+
 def config_digest(cfg: Any) -> str:
     """Identifies a row's run: its config and the data pipeline's version (a run on an older split never counts)."""
+    from training.config import to_dict
     from training.data.sentiment_corpus import PIPELINE_VERSION
 
-    return hashlib.sha256(f"{dumps(cfg)}|pipeline={PIPELINE_VERSION}".encode()).hexdigest()[:16]
+    config = to_dict(cfg)
+    for (section, key), implicit in ADDED_SINCE.items():
+        if config.get(section, {}).get(key, implicit) == implicit:
+            config.get(section, {}).pop(key, None)
+    text = json.dumps(config, indent=2, sort_keys=True)  # as config.dumps writes it
+    return hashlib.sha256(f"{text}|pipeline={PIPELINE_VERSION}".encode()).hexdigest()[:16]
 
 
 def finished_run(ws: Workspace, variant: Variant) -> str | None:

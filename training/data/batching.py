@@ -27,17 +27,36 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Batches hold texts of similar length (less padding: the peephole LSTM runs a Python step per time step),
     while each epoch still sees a different order. Without `shuffle` it yields length-sorted batches.
+
+    In a multi-process (DDP) run every process builds the same batches (same seed, same epoch) and keeps every
+    `num_replicas`-th one from its `rank` on, so the processes see disjoint batches. Each gets the same number of
+    them, the last few repeated from the start where the count does not divide: a process with fewer batches would
+    leave the others waiting in the gradient all-reduce for ever. `num_replicas` and `rank` default to those of
+    the process group when one is initialised, looked up at each epoch rather than here: the loaders are built
+    before the Trainer starts the group. (Lightning cannot shard a custom batch sampler itself: the Trainer runs
+    with `use_distributed_sampler=False`.)
     """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0, pool_batches: int = 50
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        pool_batches: int = 50,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ) -> None:
+        if (num_replicas is None) != (rank is None) or (num_replicas is not None and not 0 <= rank < num_replicas):
+            raise ValueError(f"give num_replicas and 0 <= rank < num_replicas, or neither: {num_replicas}, {rank}")
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.pool = batch_size * pool_batches
         self.epoch = 0
+        self.num_replicas = num_replicas
+        self.rank = rank
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed + self.epoch)
@@ -53,12 +72,28 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
+        replicas, rank = self._replicas()
+        if replicas > 1 and batches:
+            batches += [batches[i % len(batches)] for i in range(-len(batches) % replicas)]
+            batches = batches[rank::replicas]
         return iter(batches)
 
     def __len__(self) -> int:
+        replicas, _ = self._replicas()
+        return -(-self._unsharded_len() // replicas)
+
+    def _unsharded_len(self) -> int:
         return sum(
             -(-min(self.pool, len(self.lengths) - s) // self.batch_size) for s in range(0, len(self.lengths), self.pool)
         )
+
+    def _replicas(self) -> tuple[int, int]:
+        """(processes the batches are shared among, this process's rank)."""
+        if self.num_replicas is not None:
+            return self.num_replicas, self.rank
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
 
 
 def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:

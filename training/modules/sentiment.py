@@ -48,13 +48,14 @@ class SentimentModule(RecurrentLightningModule):
             ids = ids.masked_fill(drop, UNK_ID)
         # Each ensemble member learns from its own loss, as if trained alone; the sum only shares the batches.
         loss = sum(self.loss(logits, labels) for logits in self.model.member_logits(ids, lengths))
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        # sync_dist: the mean over every process's batches in a multi-process run (a no-op in one process)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels), sync_dist=True)
         return loss
 
     def _eval_step(self, stage: str, batch: tuple[torch.Tensor, ...]) -> None:
         ids, lengths, labels = batch
         logits = self(ids, lengths)
-        self.log(f"{stage}/loss", self.loss(logits, labels), on_epoch=True, batch_size=len(labels))
+        self.log(f"{stage}/loss", self.loss(logits, labels), on_epoch=True, batch_size=len(labels), sync_dist=True)
         preds = logits.argmax(dim=1)
         self.metrics[stage].update(preds, labels)
         self.confusion[stage].update(preds, labels)
@@ -66,11 +67,13 @@ class SentimentModule(RecurrentLightningModule):
         self._eval_step("test", batch)
 
     def _eval_epoch_end(self, stage: str) -> None:
+        # torchmetrics gathers every process's counts in compute(): these are already the whole split's, the same
+        # on every rank; sync_dist only averages equal numbers (and tells Lightning they are meant to be global)
         values = self.metrics[stage].compute()
-        self.log(f"{stage}/accuracy", values["accuracy"])
-        self.log(f"{stage}/macro_f1", values["macro_f1"], prog_bar=True)
+        self.log(f"{stage}/accuracy", values["accuracy"], sync_dist=True)
+        self.log(f"{stage}/macro_f1", values["macro_f1"], prog_bar=True, sync_dist=True)
         for label, f1 in zip(self.labels, values["class_f1"]):
-            self.log(f"{stage}/f1_{label}", f1)
+            self.log(f"{stage}/f1_{label}", f1, sync_dist=True)
         self.last_confusion[stage] = self.confusion[stage].compute().cpu()
         self.metrics[stage].reset()
         self.confusion[stage].reset()

@@ -64,7 +64,8 @@ class TranslationModule(RecurrentLightningModule):
     def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
         src, src_len, tgt_in, tgt_out = batch
         loss, _, tokens = smoothed_nll(self(src, src_len, tgt_in), tgt_out, self.smoothing)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=int(tokens))
+        # sync_dist: the mean over every process's batches in a multi-process run (a no-op in one process)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=int(tokens), sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -73,16 +74,22 @@ class TranslationModule(RecurrentLightningModule):
     def validation_step(self, batch: TranslationBatch, batch_idx: int) -> None:
         src, src_len, tgt_in, tgt_out = batch
         loss, nll_sum, tokens = smoothed_nll(self(src, src_len, tgt_in), tgt_out, self.smoothing)
-        self.log("val/loss", loss, on_epoch=True, batch_size=int(tokens))
+        self.log("val/loss", loss, on_epoch=True, batch_size=int(tokens), sync_dist=True)
         self._val_nll += float(nll_sum)
         self._val_tokens += int(tokens)
 
     def on_validation_epoch_end(self) -> None:
-        nll = self._val_nll / max(1, self._val_tokens)
-        self.log("val/nll", nll)
-        self.log("val/perplexity", math.exp(min(nll, 50.0)), prog_bar=True)
+        # Token-weighted over the whole split: in a multi-process run each process saw its share of the batches, so
+        # the sums of all of them are added first (one process: reduce returns them as they are).
+        sums = torch.tensor([self._val_nll, float(self._val_tokens)], dtype=torch.float64, device=self.device)
+        nll_sum, tokens = self.trainer.strategy.reduce(sums, reduce_op="sum").tolist()
+        nll = nll_sum / max(1.0, tokens)
+        # From here every value is the same on every rank (each decodes the whole BLEU sample with the same weights):
+        # sync_dist only averages equal numbers, so checkpointing and early stopping decide alike everywhere.
+        self.log("val/nll", nll, sync_dist=True)
+        self.log("val/perplexity", math.exp(min(nll, 50.0)), prog_bar=True, sync_dist=True)
         if self.bleu is not None:
-            self.log("val/bleu", self.sample_bleu(self.bleu), prog_bar=True)
+            self.log("val/bleu", self.sample_bleu(self.bleu), prog_bar=True, sync_dist=True)
 
     @torch.no_grad()
     def sample_bleu(self, sample: BleuSample) -> float:

@@ -17,9 +17,12 @@ from training.config import SentimentConfig, Workspace, to_dict
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment_corpus import LABELS, load_split, prepare_sentiment
 from training.decision import tune_offsets
+from training.distributed import is_rank_zero
 from training.gate import log_evaluation_set
+from training.gradient_flow import log_gradient_flow, sentiment_gradient_flow
 from training.modules.sentiment import SentimentModule
 from training.plots import close, confusion_matrix_figure, reliability_diagram_figure
+from training.provenance import data_tags
 from training.text import fit_tokenizer, save_tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -32,16 +35,15 @@ class SentimentRecipe:
         self.cfg = cfg
         self.ws = ws
         self.progress = progress
+        self.pretrain_metrics: dict[str, float] = {}
 
     def prepare(self) -> None:
         self.prepared = prepare_sentiment(self.cfg.data, self.ws, progress=self.progress)
 
     def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
         cfg = self.cfg
-        mlflow.log_dict(self.prepared.card, "data/card.json")
-        log_evaluation_set("sentiment", self.prepared.dir)  # what the promotion gate scores bundles on
         splits = {name: load_split(self.prepared.dir, name) for name in ("train", "validation", "test")}
-        mlflow.log_params({f"data.{name}_size": len(rows) for name, rows in splits.items()})
+        self.split_sizes = {name: len(rows) for name, rows in splits.items()}
         self.tokenizer = fit_tokenizer(
             (row["text"] for row in splits["train"]), cfg.tokenizer, lowercase=True, tweets=True
         )
@@ -57,9 +59,20 @@ class SentimentRecipe:
             for name, rows in splits.items()
         }
         module = SentimentModule(cfg, self.tokenizer.get_vocab_size(), LABELS, self._class_weights())
-        if cfg.pretrain.minutes > 0:
+        # Rank 0 only: DDP copies rank 0's weights to the other processes when it wraps the model, so pretraining
+        # there (for the same number of minutes) would only keep rank 0 waiting for them.
+        if cfg.pretrain.minutes > 0 and is_rank_zero():
             self._pretrain(module, [r["text"] for r in splits["train"]])
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def log_inputs(self) -> None:
+        """What the run read and what `build` measured, into the active MLflow run (rank 0 only: the other
+        processes of a multi-process run have no run, and `build` runs on all of them)."""
+        mlflow.log_dict(self.prepared.card, "data/card.json")
+        mlflow.set_tags(data_tags(self.prepared.card))  # which prepared split this run read
+        log_evaluation_set("sentiment", self.prepared.dir)  # what the promotion gate scores bundles on
+        mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
+        mlflow.log_metrics(self.pretrain_metrics)
 
     def _pretrain(self, module: SentimentModule, train_texts: list[str]) -> None:
         from training.pretrain import english_texts, pretrain_members
@@ -70,8 +83,9 @@ class SentimentRecipe:
         if "english" in self.cfg.pretrain.sources:
             texts += english_texts(self.ws)
         ids = encode_ids(self.tokenizer, texts, self.cfg.tokenizer.max_tokens)
-        metrics = pretrain_members(module.model.members, ids, self.cfg.pretrain, self.cfg.optim.seed, self.progress)
-        mlflow.log_metrics(metrics)
+        self.pretrain_metrics = pretrain_members(
+            module.model.members, ids, self.cfg.pretrain, self.cfg.optim.seed, self.progress
+        )
 
     def loader(self, split: str, shuffle: bool):
         items = self.encoded[split]
@@ -104,6 +118,8 @@ class SentimentRecipe:
             mlflow.log_figure(fig, f"plots/confusion_{split}.png")
             close(fig)
             mlflow.log_dict({"labels": list(LABELS), "matrix": matrix.tolist()}, f"metrics/confusion_{split}.json")
+        flows = sentiment_gradient_flow(module.model, self.encoded["validation"])
+        metrics.update(log_gradient_flow(flows, "longest validation texts"))
         return metrics
 
     def raw_logits(self, module: SentimentModule, split: str) -> tuple[np.ndarray, np.ndarray]:

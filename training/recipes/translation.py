@@ -25,8 +25,10 @@ from training.data.translation_corpus import SPLITS, prepare_translation
 from training.evaluation import sacrebleu_signatures, scores_by_domain
 from training.export import export_bundle
 from training.gate import log_evaluation_set
+from training.gradient_flow import log_gradient_flow, translation_gradient_flow
 from training.modules.translation import BleuSample, TranslationBatch, TranslationModule
 from training.plots import attention_figure, close
+from training.provenance import data_tags
 from training.text import fit_tokenizer, save_tokenizer
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,7 @@ class TranslationRecipe:
 
     def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
         cfg = self.cfg
-        mlflow.log_dict(self.prepared.card, "data/card.json")
-        log_evaluation_set("translation", self.prepared.dir)  # what the promotion gate scores bundles on
         self.splits: dict[str, list[TranslationPair]] = {name: self.prepared.pairs(name) for name in SPLITS}
-        mlflow.log_params({f"data.rows_{name}": len(rows) for name, rows in self.splits.items()})
         train = self.splits["train"]
         # Case carries meaning in both languages (names, "LORD", sentence starts), and the output is read by people.
         self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
@@ -96,8 +95,16 @@ class TranslationRecipe:
         module = TranslationModule(
             cfg, self.source_tokenizer.get_vocab_size(), self.target_tokenizer.get_vocab_size(), bleu
         )
-        mlflow.log_metrics(self._padding_shares())
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def log_inputs(self) -> None:
+        """What the run read and how much padding its batches carry, into the active MLflow run (rank 0 only: the
+        other processes of a multi-process run have no run, and `build` runs on all of them)."""
+        mlflow.log_dict(self.prepared.card, "data/card.json")
+        mlflow.set_tags(data_tags(self.prepared.card))  # which prepared split this run read
+        log_evaluation_set("translation", self.prepared.dir)  # what the promotion gate scores bundles on
+        mlflow.log_params({f"data.rows_{name}": len(rows) for name, rows in self.splits.items()})
+        mlflow.log_metrics(self._padding_shares())
 
     def _encode(self, rows: Sequence[TranslationPair]) -> list[Example]:
         cfg = self.cfg
@@ -111,7 +118,9 @@ class TranslationRecipe:
         """Padding share of one epoch's training batches, with and without length bucketing (where epoch time
         goes: a padded step costs as much as a real one)."""
         items, size = self.encoded["train"], self.cfg.optim.batch_size
-        bucketed = list(BucketBatchSampler(self._keys(items), size, shuffle=True, seed=self.cfg.optim.seed))
+        # num_replicas=1: every batch of the epoch, however many processes train
+        sampler = BucketBatchSampler(self._keys(items), size, True, self.cfg.optim.seed, num_replicas=1, rank=0)
+        bucketed = list(sampler)
         order = list(range(len(items)))
         random.Random(self.cfg.optim.seed).shuffle(order)
         unbucketed = [order[i : i + size] for i in range(0, len(order), size)]
@@ -164,6 +173,8 @@ class TranslationRecipe:
         mlflow.log_dict(report.parity, "export/parity.json")
         self._log_outputs(test, beam, greedy)
         self._log_heatmaps(predictor, sources[:HEATMAPS])
+        flows = translation_gradient_flow(module.model, self.encoded["validation"])
+        metrics.update(log_gradient_flow(flows, "longest validation sources"))
         return metrics
 
     def _log_outputs(self, test: Sequence[TranslationPair], beam: list[str], greedy: list[str]) -> None:
