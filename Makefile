@@ -15,6 +15,8 @@ PRESET ?= default
 HOST ?= 127.0.0.1
 PORT ?= 3000
 ARGS ?=
+# make sweep: config keys and their values, e.g. AXES="model.cell=rnn,lstm,gru model.init=xavier,orthogonal"
+AXES ?=
 
 # The whole local MLflow store (SQLite + artifacts) lives in mlruns/.
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
@@ -22,11 +24,11 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: study help install apertium data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: study sweep help install apertium data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: TASK=sentiment|translation  PRESET=smoke|default|full  HOST=$(HOST) PORT=$(PORT)  ARGS='--set model.cell=gru'"
+	@echo "  variables: TASK=sentiment|translation  PRESET=smoke|default|full  HOST=$(HOST) PORT=$(PORT)  ARGS='--set model.cell=gru'  AXES='model.cell=rnn,lstm'"
 
 install: $(STAMP) ## Create .venv with the pinned dependencies (GPU=1: onnxruntime-gpu for serving on CUDA)
 
@@ -66,8 +68,9 @@ history: install ## Every move of TASK's champion alias (also in the MLflow UI: 
 serve: install ## Serve the champion models on http://HOST:PORT (BentoML + onnxruntime)
 	$(BIN)/bentoml serve serving.service:Memoria --host $(HOST) --port $(PORT)
 
-ui: install ## MLflow UI over the local store on http://127.0.0.1:5000
-	$(BIN)/python -c "from serving.store_location import relocate_if_moved as r; r('$(MLFLOW_TRACKING_URI)')"
+ui: install ## MLflow UI over the local store on http://127.0.0.1:5000 (a tracking server is its own UI)
+	@case "$(MLFLOW_TRACKING_URI)" in http://*|https://*) echo "MLFLOW_TRACKING_URI is a tracking server: open $(MLFLOW_TRACKING_URI)"; exit 0;; esac; \
+	$(BIN)/python -c "from serving.store_location import relocate_if_moved as r; r('$(MLFLOW_TRACKING_URI)')" && \
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
 test: install apertium ## Run the default test suite (fast tier; no `slow` tests)
@@ -82,6 +85,9 @@ run: install ## Install, prepare data, train a model per task if none is promote
 
 study: install ## Sentiment study: peer, cells, techniques, default, full on one split -> reports/sentiment-study.md (hours)
 	$(BIN)/python -m training study --task sentiment $(ARGS)
+
+sweep: install ## Grid over AXES, each point a run nested under one parent: comparison table, gradient flow by point
+	$(BIN)/python -m training sweep --task $(TASK) --preset $(PRESET) --axes "$(AXES)" $(ARGS)
 
 baseline: install ## Peer model on the same split, logged as its own MLflow run (TASK=sentiment: TF-IDF + LR)
 	$(BIN)/python -m training baseline --task $(TASK) $(ARGS)

@@ -25,6 +25,8 @@ def test_retrain_uses_the_champions_config(tmp_path: Path, monkeypatch: pytest.M
     assert main(["retrain", "--task", "sentiment", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"retraining with the config of champion v{first.version}" in out and "registered version 2" in out
+    assert "same prepared data as the champion" in out
+    assert "sentiment: gate: " in out, "the gate's decision is printed"
     (second,) = [v for v in client.search_model_versions("name = 'sentiment'") if str(v.version) == "2"]
 
     def config(run_id: str) -> dict:

@@ -98,7 +98,7 @@ def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert plots == {
         f"plots/{kind}_{split}.png" for kind in ("confusion", "reliability") for split in ("validation", "test")
-    }
+    } | {"plots/gradient_flow.png"}
     assert run.data.metrics["calibration/temperature"] > 0
     for split in ("validation", "test"):
         assert 0.0 <= run.data.metrics[f"calibration/ece_after_{split}"] <= 1.0

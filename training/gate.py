@@ -105,6 +105,26 @@ def data_fingerprint(client: MlflowClient, run_id: str) -> str:
         return ""
 
 
+def data_change(client: MlflowClient, before_run: str, after_run: str) -> str:
+    """One line for `make retrain`: whether the data a new run read is the data its champion read, and if not, which
+    part of the data card moved (pipeline version, pinned input, preparation config)."""
+    cards = []
+    for run_id in (before_run, after_run):
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                cards.append(json.loads(Path(client.download_artifacts(run_id, CARD_ARTIFACT, tmp)).read_text()))
+        except (MlflowException, OSError, ValueError):
+            return "the champion's data card is not logged: cannot tell whether the data changed"
+    before, after = cards
+    if before.get("fingerprint") == after.get("fingerprint"):
+        return f"same prepared data as the champion (fingerprint {str(after.get('fingerprint'))[:12]})"
+    moved = [key for key in ("pipeline_version", "input", "config") if before.get(key) != after.get(key)]
+    return (
+        f"the data changed since the champion: fingerprint {str(before.get('fingerprint'))[:12]} -> "
+        f"{str(after.get('fingerprint'))[:12]} ({', '.join(moved) or 'card'} differ; see data/card.json of both runs)"
+    )
+
+
 def evaluation_set(client: MlflowClient, run_id: str, task: str, ws: Workspace | None) -> EvaluationSet | None:
     fingerprint = data_fingerprint(client, run_id)
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -81,3 +81,80 @@ def _ece(bins: Sequence[dict]) -> float:
 
 def close(fig: Figure) -> None:
     plt.close(fig)
+
+
+# --- gradient flow and sweeps (training/gradient_flow.py, training/sweep.py) -------------------------------------
+
+
+def gradient_flow_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str) -> Figure:
+    """||dL/dh_t|| against the distance from the loss (steps before the last one), log scale, one line per label:
+    left the gradient that reaches h_t only back through time from the final state, right every path the model
+    has (max pooling or attention reach each step directly). `curves` maps a label to (through time, all paths),
+    each indexed by time step t."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
+    for ax, column, name in ((axes[0], 0, "through time only (from the final state)"), (axes[1], 1, "all paths")):
+        for label, pair in curves.items():
+            norms = np.asarray(pair[column], dtype=float)[::-1]  # index by distance: 0 = the last step
+            shown = np.where(norms > 0, norms, np.nan)  # a zero gradient has no place on a log axis
+            ax.plot(np.arange(len(norms)), shown, linewidth=1.4, label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("steps before the last one (distance from the loss)")
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("mean per-example ||dL/dh_t||")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def grad_norm_history_figure(
+    histories: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], title: str
+) -> Figure:
+    """Per-step gradient norms of several runs, log scale: left before clipping, right after (measured on the
+    clipped gradients). `histories` maps a label to {"train/grad_norm": (steps, values), "train/grad_norm_clipped":
+    ...}. Without clipping the two panels match and the spikes reach the update; with it the right panel is flat."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
+    for ax, key, name in (
+        (axes[0], "train/grad_norm", "before clipping"),
+        (axes[1], "train/grad_norm_clipped", "after clipping (what the optimiser used)"),
+    ):
+        for label, series in histories.items():
+            steps, values = series.get(key, ((), ()))
+            ax.plot(steps, values, linewidth=1.0, marker="." if len(steps) < 40 else None, label=label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_yscale("log")
+        ax.set_xlabel("training step (maximum over each logging window)")
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("global gradient L2 norm")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def scores_by_point_figure(labels: Sequence[str], scores: Mapping[str, Sequence[float]], title: str) -> Figure:
+    """Grouped bars: one group per sweep point, one bar per metric (e.g. the validation selection metric and the
+    test metric), the value written on each bar. NaN (a failed point) leaves a gap."""
+    fig, ax = plt.subplots(figsize=(min(14.0, max(5.0, 1.2 * len(labels) + 2.0)), 4.2), dpi=110)
+    width = 0.8 / max(1, len(scores))
+    positions = np.arange(len(labels))
+    for k, (name, values) in enumerate(scores.items()):
+        values = np.asarray(values, dtype=float)
+        bars = ax.bar(positions + (k - (len(scores) - 1) / 2) * width, np.nan_to_num(values), width, label=name)
+        for bar, value in zip(bars, values):
+            if np.isfinite(value):
+                ax.annotate(
+                    f"{value:.3f}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    ax.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("score")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from mlflow import MlflowClient
 
 from serving.store_location import relocate_if_moved
 from training.config import Workspace, flatten, to_dict
+from training.provenance import environment
 
 # The score a run is ranked by, whatever its task: export picks the run with the highest one and promotion
 # compares it with the champion's. Each task logs which metric it copied into it (param `selection_metric`).
@@ -42,24 +42,31 @@ def experiment_id(client: MlflowClient, ws: Workspace, name: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def git_commit(root: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 @contextlib.contextmanager
 def start_run(
-    ws: Workspace, experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | None = None
+    ws: Workspace,
+    experiment: str,
+    run_name: str,
+    cfg: Any | None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start a run with the whole config logged: flattened as params and as config.json."""
+    """Start a run with the whole config logged (flattened as params and as config.json; none for `cfg=None`, e.g.
+    a sweep's parent) and what reproducing it needs: git commit (+ uncommitted patch), package versions
+    (environment.json and memoria.env.* tags). `parent_run_id` nests the run under another (a sweep's points)."""
     client = use_store(ws)
     exp_id = experiment_id(client, ws, experiment)
-    all_tags = {"memoria.git_commit": git_commit(ws.root), **(tags or {})}
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as run:
-        config = to_dict(cfg)
-        mlflow.log_params({k: str(v)[:500] for k, v in flatten(config).items()})
-        mlflow.log_dict(config, "config.json")
+    env, env_tags, patch = environment()
+    all_tags = {**env_tags, **(tags or {})}
+    nested = parent_run_id is not None
+    with mlflow.start_run(
+        experiment_id=exp_id, run_name=run_name, tags=all_tags, parent_run_id=parent_run_id, nested=nested
+    ) as run:
+        mlflow.log_dict(env, "environment.json")
+        if patch:
+            mlflow.log_text(patch, "environment/uncommitted.patch")
+        if cfg is not None:
+            config = to_dict(cfg)
+            mlflow.log_params({k: str(v)[:500] for k, v in flatten(config).items()})
+            mlflow.log_dict(config, "config.json")
         yield run

@@ -65,22 +65,26 @@ class PeepholeLSTMLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [B, T, in] in processing order, mask [B, T] (1 = real step). Returns outputs [B, T, H], h, c."""
         xw = torch.nn.functional.linear(x, self.weight_ih, self.bias)  # all input projections at once
-        p_i, p_f, p_o = self.peephole[0], self.peephole[1], self.peephole[2]
         outputs = []
         for t in range(x.shape[1]):
-            gates = xw[:, t] + h @ self.weight_hh.t()
-            gi, gf, gg, go = gates.chunk(4, dim=1)
-            i = torch.sigmoid(gi + p_i * c)
-            f = torch.sigmoid(gf + p_f * c)
-            c_new = f * c + i * torch.tanh(gg)
-            o = torch.sigmoid(go + p_o * c_new)
-            h_new = o * torch.tanh(c_new)
+            h_new, c_new = self.step(xw[:, t], h, c)
             m = mask[:, t].unsqueeze(1)
             # Padded steps keep the previous state, so the final state is the state at the true last token.
             h = torch.where(m, h_new, h)
             c = torch.where(m, c_new, c)
             outputs.append(h_new * m)
         return torch.stack(outputs, dim=1), h, c
+
+    def step(self, xw_t: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step from the input projection xw_t = W x_t + b [B, 4H] and the previous h, c [B, H]: the
+        equations above (training/gradient_flow.py calls it too, to keep every step's state in the graph)."""
+        gi, gf, gg, go = (xw_t + h @ self.weight_hh.t()).chunk(4, dim=1)
+        p_i, p_f, p_o = self.peephole[0], self.peephole[1], self.peephole[2]
+        i = torch.sigmoid(gi + p_i * c)
+        f = torch.sigmoid(gf + p_f * c)
+        c_new = f * c + i * torch.tanh(gg)
+        o = torch.sigmoid(go + p_o * c_new)
+        return o * torch.tanh(c_new), c_new
 
     def onnx_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """W [4H, in], R [4H, H], B [8H], P [3H] in ONNX LSTM layout (gates i, o, f, c; P = p_i, p_o, p_f)."""
