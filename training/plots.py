@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -86,26 +87,43 @@ def close(fig: Figure) -> None:
 # --- gradient flow and sweeps (training/gradient_flow.py, training/sweep.py) -------------------------------------
 
 
+def _two_log_panels(
+    titles: tuple[str, str], xlabel: str, ylabel: str, title: str, draw: Callable[[Any, int], None]
+) -> Figure:
+    """Two side-by-side panels on one log y-axis, `draw(ax, column)` filling each, the legend on the left one."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
+    for column, (ax, name) in enumerate(zip(axes, titles, strict=True)):
+        draw(ax, column)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(name, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def gradient_flow_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str) -> Figure:
     """||dL/dh_t|| against the distance from the loss (steps before the last one), log scale, one line per label:
     left the gradient that reaches h_t only back through time from the final state, right every path the model
     has (max pooling or attention reach each step directly). `curves` maps a label to (through time, all paths),
     each indexed by time step t."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
-    for ax, column, name in ((axes[0], 0, "through time only (from the final state)"), (axes[1], 1, "all paths")):
+
+    def draw(ax: Any, column: int) -> None:
         for label, pair in curves.items():
             norms = np.asarray(pair[column], dtype=float)[::-1]  # index by distance: 0 = the last step
             shown = np.where(norms > 0, norms, np.nan)  # a zero gradient has no place on a log axis
             ax.plot(np.arange(len(norms)), shown, linewidth=1.4, label=label)
-        ax.set_yscale("log")
-        ax.set_xlabel("steps before the last one (distance from the loss)")
-        ax.set_title(name, fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("mean per-example ||dL/dh_t||")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+
+    return _two_log_panels(
+        ("through time only (from the final state)", "all paths"),
+        "steps before the last one (distance from the loss)",
+        "mean per-example ||dL/dh_t||",
+        title,
+        draw,
+    )
 
 
 def grad_norm_history_figure(
@@ -114,24 +132,21 @@ def grad_norm_history_figure(
     """Per-step gradient norms of several runs, log scale: left before clipping, right after (measured on the
     clipped gradients). `histories` maps a label to {"train/grad_norm": (steps, values), "train/grad_norm_clipped":
     ...}. Without clipping the two panels match and the spikes reach the update; with it the right panel is flat."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
-    for ax, key, name in (
-        (axes[0], "train/grad_norm", "before clipping"),
-        (axes[1], "train/grad_norm_clipped", "after clipping (what the optimiser used)"),
-    ):
+    keys = ("train/grad_norm", "train/grad_norm_clipped")
+
+    def draw(ax: Any, column: int) -> None:
         for label, series in histories.items():
-            steps, values = series.get(key, ((), ()))
+            steps, values = series.get(keys[column], ((), ()))
             ax.plot(steps, values, linewidth=1.0, marker="." if len(steps) < 40 else None, label=label)
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_yscale("log")
-        ax.set_xlabel("training step (maximum over each logging window)")
-        ax.set_title(name, fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("global gradient L2 norm")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+
+    return _two_log_panels(
+        ("before clipping", "after clipping (what the optimiser used)"),
+        "training step (maximum over each logging window)",
+        "global gradient L2 norm",
+        title,
+        draw,
+    )
 
 
 def scores_by_point_figure(labels: Sequence[str], scores: Mapping[str, Sequence[float]], title: str) -> Figure:
