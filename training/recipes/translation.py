@@ -24,11 +24,10 @@ from training.data.pairs import TranslationPair
 from training.data.translation_corpus import SPLITS, prepare_translation
 from training.evaluation import sacrebleu_signatures, scores_by_domain
 from training.export import export_bundle
-from training.gate import log_evaluation_set
 from training.gradient_flow import log_gradient_flow, translation_gradient_flow
 from training.modules.translation import BleuSample, TranslationBatch, TranslationModule
 from training.plots import attention_figure, close
-from training.provenance import data_tags
+from training.provenance import log_data_inputs
 from training.text import fit_tokenizer, save_tokenizer
 
 log = logging.getLogger(__name__)
@@ -100,9 +99,7 @@ class TranslationRecipe:
     def log_inputs(self) -> None:
         """What the run read and how much padding its batches carry, into the active MLflow run (rank 0 only: the
         other processes of a multi-process run have no run, and `build` runs on all of them)."""
-        mlflow.log_dict(self.prepared.card, "data/card.json")
-        mlflow.set_tags(data_tags(self.prepared.card))  # which prepared split this run read
-        log_evaluation_set("translation", self.prepared.dir)  # what the promotion gate scores bundles on
+        log_data_inputs("translation", self.prepared.dir, self.prepared.card)  # card, data tags, gate's split, dataset
         mlflow.log_params({f"data.rows_{name}": len(rows) for name, rows in self.splits.items()})
         mlflow.log_metrics(self._padding_shares())
 
