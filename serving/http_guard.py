@@ -5,7 +5,8 @@
 - POST bodies must be JSON (415 otherwise): BentoML would try its multipart parser on them and answer 500 when
   the boundary is missing.
 - MEMORIA_API_TOKEN, when set, is required as `Authorization: Bearer <token>` on the prediction endpoints (401
-  otherwise). Probes, /metrics, the OpenAPI page and /docs.json stay open.
+  otherwise), and on their explanations (/sentiment/explain, /translate/explain). Probes, /metrics, the OpenAPI
+  page and /docs.json stay open.
 - /admin/* is refused unless MEMORIA_ADMIN_TOKEN is set (401 without credentials, 403 with), and needs that
   token (401 otherwise).
 Error bodies are `{"error": "<message>"}`, like BentoML's own; they never carry a trace or a path.
@@ -19,7 +20,7 @@ import os
 from typing import Any
 
 Scope = dict[str, Any]
-PREDICTION_PATHS = frozenset({"/sentiment", "/translate"})
+PREDICTION_PATHS = frozenset({"/sentiment", "/translate", "/sentiment/explain", "/translate/explain"})
 ADMIN_PREFIX = "/admin/"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 

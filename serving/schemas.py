@@ -63,4 +63,34 @@ class TranslationResult(BaseModel):
     translation: str
 
 
+class TokenContribution(BaseModel):
+    token: str = Field(description="the token as the model saw it (normalised), without its word-start mark")
+    start: int = Field(ge=0, description="offset of the token's first character in the request's `text`")
+    end: int = Field(ge=0, description="offset after its last character: text[start:end] is its source text")
+    contribution: float = Field(
+        description="p(label | text) - p(label | text with this token replaced by the unknown token), for the "
+        "predicted label: > 0 where the token pushed towards the answer. Both from one call of the model's fp32 "
+        "graph (which an int8-served model keeps beside it): they may differ a little from `scores`"
+    )
+
+
+class SentimentExplanation(BaseModel):
+    label: str = Field(description="negative, neutral or positive: the answer /sentiment gives")
+    scores: dict[str, float] = Field(description="probability of each label; they sum to 1")
+    method: Literal["occlusion"]
+    tokens: list[TokenContribution] = Field(
+        description="the tokens the model read (up to its token limit), in order; tokens without a span are left out"
+    )
+
+
+class TranslationExplanation(BaseModel):
+    translation: str
+    source_tokens: list[str] = Field(description="the Spanish tokens the model read (up to its token limit)")
+    target_tokens: list[str] = Field(description="the English tokens it wrote, its end-of-sentence token included")
+    attention: list[list[float]] = Field(
+        description="one row per target token, one column per source token; each row sums to 1"
+    )
+    score: float = Field(description="the output's log-probability per token (length-normalised beam score)")
+
+
 ReloadTask = Literal["all", "sentiment", "translation"]

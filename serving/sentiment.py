@@ -35,6 +35,11 @@ class SentimentPredictor:
         if on_cuda and "classifier_fp32" in bundle.manifest["graphs"]:
             graph = "classifier_fp32"  # onnxruntime has no CUDA kernel for DynamicQuantizeLSTM: int8 would run on CPU
         self.session = create_session(bundle.graph(graph), providers, device)
+        # Explanations (serving/explain.py) run many variants of one text in one call, which only a graph without
+        # batch-dependent numbers allows: the fp32 one, the served one unless that is int8 (its own session then).
+        fp32 = "classifier_fp32" if "classifier_fp32" in bundle.manifest["graphs"] else graph
+        same = bundle.graph(fp32) == bundle.graph(graph)
+        self.fp32_session = self.session if same else create_session(bundle.graph(fp32), providers, device)
         self.chunk = 1 if graph == "classifier" and activations_quantized(bundle.manifest) else CHUNK
         self.bucketing = True  # sort by length before chunking (make bench measures both)
 

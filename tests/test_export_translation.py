@@ -170,3 +170,41 @@ def test_predictor_limits_and_attention(tmp_path: Path) -> None:
         assert t.attention.shape == (len(t.output_tokens), len(t.source_tokens))
         np.testing.assert_allclose(t.attention.sum(axis=1), 1.0, atol=1e-5)
     assert [t.text for t in detailed] == predictor.translate(TEXTS[:3], beam_size=2)
+
+
+def rewrite_attention_output(decoder_path: Path, op: str, scale: float = 1.0) -> None:
+    """Route the decoder graph's `attention` output (and nothing else) through one more node: `Mul` by `scale`,
+    or `Softmax`. The nodes inside that read the weights (the context vector) keep reading the originals."""
+    graph = onnx.load(str(decoder_path))
+    for node in graph.graph.node:
+        node.input[:] = ["attention_raw" if name == "attention" else name for name in node.input]
+        node.output[:] = ["attention_raw" if name == "attention" else name for name in node.output]
+    if op == "Mul":
+        graph.graph.initializer.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), "attention_scale"))
+        graph.graph.node.append(onnx.helper.make_node("Mul", ["attention_raw", "attention_scale"], ["attention"]))
+    else:
+        graph.graph.node.append(onnx.helper.make_node("Softmax", ["attention_raw"], ["attention"], axis=1))
+    onnx.save(graph, str(decoder_path))
+
+
+def test_parity_covers_the_attention_the_explain_endpoint_serves(tmp_path: Path) -> None:
+    model, spec, _ = write_model_dir(tmp_path / "model", "gru", "lstm", True, 1)
+    encoder_path, decoder_path = export_graphs(model, spec["source_vocab_size"], tmp_path)
+    args = (model, encoder_path, decoder_path, spec["source_vocab_size"], spec["target_vocab_size"], 12)
+
+    # Given the exported graphs: attention matches PyTorch and every row is a distribution over the real source
+    parity = translation_parity(*args, np.random.default_rng(0))
+    assert 0 <= parity["attention"]["max_abs_diff"] <= 1e-4
+    assert 0 <= parity["attention"]["max_row_sum_error"] <= 1e-4
+    assert all("attention" in shape["diffs"] for shape in parity["shapes"])
+
+    # When only the attention output is scaled by 1.01 (log-probs and state untouched), its rows no longer sum to 1
+    rewrite_attention_output(decoder_path, "Mul", 1.01)
+    with pytest.raises(ParityError, match="attention rows sum to 1"):
+        translation_parity(*args, np.random.default_rng(0))
+
+    # When it is replaced by another distribution (softmax of the weights: rows still sum to 1), the values differ
+    export_graphs(model, spec["source_vocab_size"], tmp_path)
+    rewrite_attention_output(decoder_path, "Softmax")
+    with pytest.raises(ParityError, match="attention"):
+        translation_parity(*args, np.random.default_rng(0))

@@ -113,6 +113,17 @@ def test_api_token_guards_predictions_only_when_set(guarded) -> None:
     assert list(json.loads(body)) == ["error"]  # a message, nothing else (no trace, no path)
 
 
+def test_explanations_are_guarded_like_predictions_and_the_page_stays_open(guarded) -> None:
+    guard, app = guarded(MEMORIA_API_TOKEN="s3cret")
+    for path in ("/sentiment/explain", "/translate/explain"):
+        assert call(guard, path)[0] == 401, path
+        assert call(guard, path, headers={"authorization": "Bearer wrong"})[0] == 401, path
+        assert call(guard, path, headers={"authorization": "Bearer s3cret"})[0] == 200, path
+    assert len(app.bodies) == 2  # only the two with the token got through
+    for open_path in ("/demo", "/models"):  # the page asks for the token itself when the service wants one
+        assert call(guard, open_path, method="GET")[0] == 200, open_path
+
+
 def test_admin_needs_its_own_token_and_is_off_without_one(guarded) -> None:
     guard, _ = guarded(MEMORIA_API_TOKEN="api")
     status, _, body, _ = call(guard, "/admin/reload", headers={"authorization": "Bearer api"})

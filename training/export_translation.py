@@ -4,7 +4,9 @@ Two graphs, the decoding loop in the runtime (serving/decoding.py): greedy or be
 its EOS, which an in-graph unrolled loop cannot. Parity is checked two ways before a bundle may be written:
 
 1. numbers: at PARITY_SHAPES (batch, source length; all different from the export example) the encoder outputs and
-   DECODER_STEPS chained decoder steps (log-probs, state, attention) match PyTorch within PARITY_TOLERANCE;
+   DECODER_STEPS chained decoder steps (log-probs, state, attention) match PyTorch within PARITY_TOLERANCE; the
+   graph's attention rows (what /translate/explain serves) also sum to 1 and give padded source positions no
+   weight, within the same tolerance;
 2. behaviour: PyTorch's greedy decoder and serving's numpy greedy search over onnxruntime produce the same token
    sequences for GREEDY_SENTENCES random sentences. Where they part, the step is accepted only if PyTorch itself
    scores both tokens within PARITY_TOLERANCE (an exact tie that rounding may break either way); the count of such
@@ -152,8 +154,25 @@ def translation_parity(
         "max_abs_diff": max(c["max_abs_diff"] for c in checked),
         "shapes": checked,
         "decoder_steps": DECODER_STEPS,
+        "attention": {
+            "max_abs_diff": max(c["diffs"]["attention"] for c in checked),
+            "max_row_sum_error": max(c["attention_row_sum_error"] for c in checked),
+        },
         "greedy": greedy,
     }
+
+
+def check_attention_rows(attention: np.ndarray, lengths: np.ndarray, where: str) -> float:
+    """attention [B, S] of one decoder step: each row a distribution over the row's real source positions.
+    Returns the largest deviation (|row sum - 1| or weight on padding); raises ParityError beyond tolerance."""
+    padded = np.arange(attention.shape[1])[None, :] >= lengths[:, None]
+    row_error = float(np.abs(attention.sum(axis=1) - 1.0).max()) if attention.size else 0.0
+    padding_weight = float(np.abs(attention[padded]).max()) if padded.any() else 0.0
+    if not row_error <= PARITY_TOLERANCE:  # also catches NaN
+        raise ParityError(f"attention rows sum to 1 +- {row_error:.2e} > {PARITY_TOLERANCE} at {where}")
+    if not padding_weight <= PARITY_TOLERANCE:
+        raise ParityError(f"attention puts {padding_weight:.2e} > {PARITY_TOLERANCE} on padding at {where}")
+    return max(row_error, padding_weight)
 
 
 def _compare(name: str, actual: np.ndarray, expected: torch.Tensor, where: str) -> float:
@@ -187,12 +206,14 @@ def _numeric_parity(
     # Chained steps: each side carries its own state, as decoding does. Tokens are random (not argmax), so a
     # near-tie cannot send the two sides down different paths.
     tokens = np.full(batch, BOS_ID, dtype=np.int64)
+    row_error = 0.0
     for step in range(DECODER_STEPS):
         log_probs_t, state_t, attention_t = model.decode_step(
             torch.from_numpy(tokens), state_t, memory_t, keys_t, lengths_t
         )
         log_probs, state, attention = runtime.step(tokens, state, (memory, keys, lengths))
         at = f"{where}, decoder step {step}"
+        row_error = max(row_error, check_attention_rows(attention, lengths, at))
         for name, actual, expected in (
             ("log_probs", log_probs, log_probs_t),
             ("next_state", state, state_t),
@@ -200,7 +221,13 @@ def _numeric_parity(
         ):
             diffs[name] = max(diffs.get(name, 0.0), _compare(name, actual, expected, at))
         tokens = rng.integers(4, target_vocab_size, size=batch).astype(np.int64)
-    return {"batch": batch, "max_length": max_len, "max_abs_diff": max(diffs.values()), "diffs": diffs}
+    return {
+        "batch": batch,
+        "max_length": max_len,
+        "max_abs_diff": max(diffs.values()),
+        "diffs": diffs,
+        "attention_row_sum_error": row_error,
+    }
 
 
 @torch.no_grad()
