@@ -24,7 +24,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: study sweep help install apertium data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: study sweep help install apertium browser data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,14 @@ apertium: ## Install Apertium (Debian apertium-eng-spa) if missing: translation 
 		apt-get install -y -q apertium-eng-spa >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q apertium-eng-spa >/dev/null; } \
 		|| echo "could not install apertium-eng-spa: its tests skip, back-translation is left out of training"; \
 	else echo "Apertium is not installed and this user cannot install it: sudo apt-get install apertium-eng-spa"; fi
+
+browser: ## Install Debian's chromium + chromium-driver if missing: the demo page's browser test (needs root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } \
+		|| echo "could not install chromium and chromium-driver: tests/test_demo_page.py fails until they are installed"; \
+	else echo "Chromium is not installed and this user cannot install it: sudo apt-get install chromium chromium-driver"; fi
 
 data: install ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
 	$(BIN)/python -m training data --task $(TASK) $(ARGS)
@@ -73,7 +81,7 @@ ui: install ## MLflow UI over the local store on http://127.0.0.1:5000 (a tracki
 	$(BIN)/python -c "from serving.store_location import relocate_if_moved as r; r('$(MLFLOW_TRACKING_URI)')" && \
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
-test: install apertium ## Run the default test suite (fast tier; no `slow` tests)
+test: install apertium browser ## Run the default test suite (fast tier; no `slow` tests)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-slow: install ## Run the slow tier (real data, longer training)

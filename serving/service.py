@@ -3,6 +3,9 @@
     POST /sentiment      {"texts": [...]}                  -> [{"label", "scores"}, ...]
     POST /translate      {"texts": [...], "beam_size": 4}  -> [{"translation"}, ...]
     POST /admin/reload   {"task": "all"}                   -> what each task's champion check did
+    GET  /demo, GET /models                                -> the demo page, the served models' cards (open)
+    POST /sentiment/explain  {"text": "..."}               -> label, scores, each token's span and contribution
+    POST /translate/explain  {"text": "...", "beam_size"}  -> translation, tokens, attention matrix
 
 Layout (why): one service, one process per core (MEMORIA_WORKERS, default: the machine's core count), each
 holding both models. A request is validated on its own (a bad one gets its own 400 naming the field), then its
@@ -26,14 +29,28 @@ from typing import Any
 import bentoml
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
+from starlette.responses import Response
 
 from serving import bentoml_patches
+from serving.demo import demo_app
 from serving.http_guard import HttpGuard
 from serving.live_model import LiveModel, TaskSpec, request_reload
 from serving.metrics import serving_metrics
 from serving.openapi import OpenApiDocument
 from serving.responses import SENTIMENT_RESULTS, TRANSLATION_RESULTS, json_response
-from serving.schemas import BeamSize, ReloadTask, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
+from serving.schemas import (
+    BeamSize,
+    ReloadTask,
+    SentimentExplanation,
+    SentimentResult,
+    SentimentText,
+    SentimentTexts,
+    SpanishText,
+    SpanishTexts,
+    TranslationExplanation,
+    TranslationResult,
+)
+from serving.text import UNK
 
 # BentoML 1.4.40 builds and keeps an OpenTelemetry span per request even with tracing off (its default sample
 # rate is 0): measured ~2.3 KB of resident memory per request that never came back (plain BentoML too; cf.
@@ -160,6 +177,47 @@ class Memoria:
         answers = [TranslationResult(translation=text) for text, _, _ in results]
         return json_response(TRANSLATION_RESULTS, answers)  # type: ignore[return-value]
 
+    @bentoml.api(route="/sentiment/explain")
+    async def sentiment_explain(self, text: SentimentText, ctx: bentoml.Context) -> SentimentExplanation:
+        """The /sentiment answer for one text, and how much each of its tokens moved it (occlusion)."""
+        from serving.explain import occlusion
+
+        started = time.perf_counter()
+        model = await self.sentiment_model.loaded(self.timeout)
+        (served,) = await model.batcher([text])  # the answer /sentiment gives, on the served graph
+        tokens = await asyncio.to_thread(occlusion, model.predictor, text, served["label"])  # off the event loop
+        self.metrics.observe_inputs("sentiment", model.label, served["tokens"], served["unknown"])
+        self.metrics.predictions.labels("sentiment", model.label, served["label"]).inc()
+        # Requests and latency under their own task name: an explanation costs a call of up to
+        # max_input_tokens + 1 rows, which would blur the latency of /sentiment.
+        self._answered("sentiment_explain", model.label, started, ctx)
+        answer = SentimentExplanation(label=served["label"], scores=served["scores"], method="occlusion", tokens=tokens)
+        return Response(answer.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
+
+    @bentoml.api(route="/translate/explain")
+    async def translate_explain(
+        self,
+        text: SpanishText,
+        ctx: bentoml.Context,
+        # None only when left out (pydantic does not validate defaults): an explicit null is a 400, as the
+        # document's `type: integer` says.
+        beam_size: BeamSize = None,  # type: ignore[assignment]
+    ) -> TranslationExplanation:
+        """The English translation of one Spanish text, its tokens, and the decoder's attention over the source
+        at each output token (beam_size: default the model's)."""
+        from serving.explain import attention
+
+        started = time.perf_counter()
+        model = await self.translation_model.loaded(self.timeout)
+        limit = model.predictor.max_beam_size
+        if beam_size is not None and beam_size > limit:
+            raise _field_error("beam_size", beam_size, limit)
+        answer = await asyncio.to_thread(attention, model.predictor, text, beam_size)  # beam search: off the loop
+        unknown = answer.source_tokens.count(UNK)
+        self.metrics.observe_inputs("translation", model.label, len(answer.source_tokens), unknown)
+        self._answered("translation_explain", model.label, started, ctx)
+        return Response(answer.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
+
     @bentoml.api(route="/admin/reload")
     async def reload(self, task: ReloadTask = "all") -> list[dict[str, str]]:
         """Check the registry's champion now and swap to it if it moved (needs MEMORIA_ADMIN_TOKEN)."""
@@ -178,4 +236,5 @@ class Memoria:
 
 
 Memoria.add_asgi_middleware(HttpGuard)
+Memoria.mount_asgi_app(demo_app())  # GET /demo (the page) and GET /models (the cards): serving/demo.py
 Memoria.add_asgi_middleware(OpenApiDocument, service=Memoria)

@@ -40,3 +40,8 @@ def test_gpu_install_replaces_onnxruntime_with_the_gpu_build() -> None:
     plan = make("-n", "install", "GPU=1")
     assert plan.index("pip uninstall -y -q onnxruntime") < plan.index("-r serving/requirements-gpu.txt")
     assert "requirements-gpu" not in make("-n", "install")  # the CPU install stays as it is
+
+
+def test_test_installs_the_browser_before_running_pytest() -> None:
+    plan = make("-n", "test")  # the demo page's test needs Debian's chromium + chromium-driver (`make browser`)
+    assert plan.index("apt-get install -y -q chromium chromium-driver") < plan.index("-m pytest")

@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline, make_union
 from training.calibration import expected_calibration_error
 from training.config import SentimentConfig, TaskConfig, Workspace
 from training.plots import close, confusion_matrix_figure
+from training.provenance import data_tags
 from training.text import build_normalizer
 from training.tracking import start_run
 
@@ -56,7 +57,8 @@ def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
     y = {name: np.array([LABELS.index(r["label"]) for r in rows]) for name, rows in splits.items()}
 
     started = time.time()
-    with start_run(ws, "sentiment", "baseline-tfidf-logreg", cfg.data, {"memoria.kind": "baseline"}) as run:
+    tags = {"memoria.kind": "baseline", **data_tags(prepared.card)}  # the model card finds the peer by its data
+    with start_run(ws, "sentiment", "baseline-tfidf-logreg", cfg.data, tags) as run:
         mlflow.log_dict(prepared.card, "data/card.json")
         scores = {}
         for c in C_GRID:

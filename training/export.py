@@ -25,6 +25,7 @@ import torch
 
 from serving.bundle import write_manifest
 from training.config import SentimentConfig, Workspace, from_dict
+from training.data_summary import data_summary
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -61,12 +62,15 @@ def export_bundle(
         manifest, parity = export_translation(spec, model_dir, out_dir)
     for name in spec["tokenizers"].values():
         shutil.copy2(model_dir / name, out_dir / name)
+    input_tokenizer = model_dir / spec["tokenizers"]["text" if spec["task"] == "sentiment" else "source"]
+    data = data_summary(from_dict(spec["task"], spec["config"]), ws, input_tokenizer, manifest["max_input_tokens"])
     manifest.update(
         task=spec["task"],
         tokenizers=spec["tokenizers"],
         config=spec["config"],
         metrics={k: float(v) for k, v in metrics.items()},
         parity=parity,
+        data=data,  # what the model card (GET /models) shows of the training data: training/data_summary.py
         source_run_id=run_id,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions(),

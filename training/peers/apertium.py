@@ -14,6 +14,7 @@ import time
 import mlflow
 
 from training.config import TranslationConfig, Workspace
+from training.provenance import data_tags
 from training.tracking import start_run
 
 PACKAGE = "apertium-eng-spa"
@@ -69,7 +70,8 @@ def run_apertium(cfg: TranslationConfig, ws: Workspace) -> dict[str, float]:
     prepared = prepare_translation(cfg.data, ws, progress=False)
     test = load_split(prepared.dir, "test")
     started = time.time()
-    with start_run(ws, "translation", "peer-apertium", cfg.data, {"memoria.kind": "baseline"}):
+    tags = {"memoria.kind": "baseline", **data_tags(prepared.card)}  # the model card finds the peer by its data
+    with start_run(ws, "translation", "peer-apertium", cfg.data, tags):
         version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True, text=True)
         mlflow.log_params({"model": "apertium spa-eng (rule-based)", "apertium_eng_spa": version.stdout or "?"})
         mlflow.log_dict(prepared.card, "data/card.json")
