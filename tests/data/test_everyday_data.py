@@ -582,7 +582,8 @@ def test_demo_sentences_are_held_out_of_every_split(tmp_path: Path, workspace: W
 
 
 def readme_translate_texts(readme: str) -> list[str]:
-    """The Spanish texts the README's `curl ... /translate ... -d '{json}'` examples send."""
+    """The Spanish texts the README's `curl ... /translate ... -d '{json}'` examples send (`/translate/explain`'s
+    one `text` included)."""
     texts: list[str] = []
     commands = readme.replace("\\\n", " ")  # join continued shell lines
     for line in commands.splitlines():
@@ -590,7 +591,8 @@ def readme_translate_texts(readme: str) -> list[str]:
             continue
         body = re.search(r"-d\s+'([^']*)'", line)
         assert body, f"a /translate curl example without a -d '{{json}}' body: {line.strip()}"
-        texts.extend(json.loads(body.group(1))["texts"])
+        sent = json.loads(body.group(1))
+        texts.extend(sent["texts"] if "texts" in sent else [sent["text"]])  # /translate, or /translate/explain
     return texts
 
 
