@@ -15,6 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def tiny_sentiment(*overrides: str):
+    """The smoke preset on the 25-row review fixture (batches of 8): a real training run in seconds."""
+    from training.config import apply_overrides, preset
+
+    fixture = FIXTURES / "sentiment" / "reviews.csv"
+    return apply_overrides(
+        preset("sentiment", "smoke"), ["data.source=csv", f"data.path={fixture}", "optim.batch_size=8", *overrides]
+    )
+
+
 @pytest.fixture
 def ws(tmp_path: Path):
     from training.config import Workspace

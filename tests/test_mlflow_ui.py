@@ -5,25 +5,16 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from tests.conftest import FIXTURES
+from tests.conftest import tiny_sentiment
 from training.alias_history import EXPERIMENT as HISTORY
-from training.config import Workspace, apply_overrides, preset
+from training.config import Workspace
 from training.registry import publish_run
 from training.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING
 from training.train import train
 
 
 def test_a_tiny_run_is_a_model_training_run_with_its_dataset_and_a_described_version(ws: Workspace) -> None:
-    cfg = apply_overrides(
-        preset("sentiment", "smoke"),
-        [
-            "data.source=csv",
-            f"data.path={FIXTURES / 'sentiment' / 'reviews.csv'}",
-            "optim.max_epochs=1",
-            "optim.batch_size=8",
-        ],
-    )
-    result = train(cfg, ws, progress=False)
+    result = train(tiny_sentiment("optim.max_epochs=1"), ws, progress=False)
     client = MlflowClient(ws.tracking_uri)
     assert client.get_experiment_by_name("sentiment").tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
 

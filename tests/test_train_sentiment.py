@@ -10,8 +10,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from tests.conftest import FIXTURES
-from training.config import RecurrentConfig, Workspace, apply_overrides, preset
+from tests.conftest import tiny_sentiment
+from training.config import RecurrentConfig, Workspace, preset
 from training.data.batching import bucketed_loader, collate_classification
 from training.modules.sentiment import SentimentModule
 from training.train import train
@@ -71,18 +71,8 @@ def test_clipping_bounds_the_gradient_norm(clip: float) -> None:
 
 
 def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
-    cfg = apply_overrides(
-        preset("sentiment", "smoke"),
-        [
-            "data.source=csv",
-            f"data.path={FIXTURES / 'sentiment' / 'reviews.csv'}",
-            "data.max_examples=0",
-            "optim.max_epochs=2",
-            "optim.batch_size=8",
-            "optim.log_every_n_steps=1",
-            "model.cell=peephole",
-        ],
-    )
+    overrides = ("data.max_examples=0", "optim.max_epochs=2", "optim.log_every_n_steps=1", "model.cell=peephole")
+    cfg = tiny_sentiment(*overrides)
     result = train(cfg, ws, progress=False)
     client = MlflowClient(ws.tracking_uri)
     run = client.get_run(result.run_id)
