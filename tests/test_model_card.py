@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from serving.bundle import load_bundle, write_manifest
 from serving.input_profile import histogram
@@ -70,8 +71,6 @@ def test_histogram_buckets_follow_prometheus_le() -> None:
 def test_a_registry_champion_card_says_version_digest_scores_parity_and_why(
     store: dict[str, str], tmp_path: Path, task: str
 ) -> None:
-    from mlflow import MlflowClient
-
     served = champion(store, task, tmp_path)
     card = model_card(served, store["MLFLOW_TRACKING_URI"])
     registered = MlflowClient(store["MLFLOW_TRACKING_URI"]).get_model_version_by_alias(task, "champion")
@@ -108,6 +107,8 @@ def test_the_peer_is_the_baseline_run_on_the_same_data(store: dict[str, str], tm
     peer = card["evaluation"]["peer"]
     assert peer["status"] == "known" and peer["run_id"] == peer_metrics["run_id"]
     assert "logistic regression" in peer["name"]
+    (seen,) = MlflowClient(uri).get_run(peer["run_id"]).inputs.dataset_inputs  # the runs table names its data too
+    assert seen.dataset.name == "sentiment/csv"
     assert peer["metrics"]["test/macro_f1"] == pytest.approx(peer_metrics["test/macro_f1"], abs=1e-4)
     model = card["evaluation"]["model"]["test/macro_f1"]
     assert peer["model_minus_peer"]["test/macro_f1"] == pytest.approx(model - peer["metrics"]["test/macro_f1"])

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline, make_union
 from training.calibration import expected_calibration_error
 from training.config import SentimentConfig, TaskConfig, Workspace
 from training.plots import close, confusion_matrix_figure
-from training.provenance import data_tags
+from training.provenance import data_tags, log_data_inputs
 from training.text import build_normalizer
 from training.tracking import start_run
 
@@ -59,7 +59,7 @@ def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
     started = time.time()
     tags = {"memoria.kind": "baseline", **data_tags(prepared.card)}  # the model card finds the peer by its data
     with start_run(ws, "sentiment", "baseline-tfidf-logreg", cfg.data, tags) as run:
-        mlflow.log_dict(prepared.card, "data/card.json")
+        log_data_inputs("sentiment", prepared.dir, prepared.card, evaluation_set=False)  # card, dataset input
         scores = {}
         for c in C_GRID:
             model = tfidf_pipeline(c).fit(x["train"], y["train"])

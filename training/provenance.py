@@ -120,11 +120,12 @@ def pinned_inputs(card: Mapping[str, Any]) -> list[str]:
     return sorted(dict.fromkeys(found))
 
 
-def log_data_inputs(task: str, prepared_dir: Path, card: Mapping[str, Any]) -> None:
+def log_data_inputs(task: str, prepared_dir: Path, card: Mapping[str, Any], evaluation_set: bool = True) -> None:
     """Into the active run, what it read: the data card (artifact), the tags that identify the prepared data, the
     evaluation set the promotion gate scores on, and an MLflow dataset input, so the runs table's Dataset column
     names the data of every run (name `<task>/<source>`, digest = the card's fingerprint, cut to the 32 characters
-    MLflow's dataset table holds; source = the pinned packages)."""
+    MLflow's dataset table holds; source = the pinned packages). A peer run, never registered, skips the evaluation
+    set."""
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
@@ -133,7 +134,8 @@ def log_data_inputs(task: str, prepared_dir: Path, card: Mapping[str, Any]) -> N
 
     mlflow.log_dict(dict(card), "data/card.json")
     mlflow.set_tags(data_tags(card))
-    log_evaluation_set(task, prepared_dir)
+    if evaluation_set:
+        log_evaluation_set(task, prepared_dir)
     source = CodeDatasetSource({"pinned": ", ".join(pinned_inputs(card)) or "unknown", "prepared": str(prepared_dir)})
     dataset = MetaDataset(source, name=f"{task}/{card.get('source', 'unknown')}", digest=str(card["fingerprint"])[:32])
     mlflow.log_input(dataset, context="training")

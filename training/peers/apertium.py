@@ -14,7 +14,7 @@ import time
 import mlflow
 
 from training.config import TranslationConfig, Workspace
-from training.provenance import data_tags
+from training.provenance import data_tags, log_data_inputs
 from training.tracking import start_run
 
 PACKAGE = "apertium-eng-spa"
@@ -74,7 +74,7 @@ def run_apertium(cfg: TranslationConfig, ws: Workspace) -> dict[str, float]:
     with start_run(ws, "translation", "peer-apertium", cfg.data, tags):
         version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True, text=True)
         mlflow.log_params({"model": "apertium spa-eng (rule-based)", "apertium_eng_spa": version.stdout or "?"})
-        mlflow.log_dict(prepared.card, "data/card.json")
+        log_data_inputs("translation", prepared.dir, prepared.card, evaluation_set=False)  # card, dataset input
         hypotheses = apertium_translate([r["source"] for r in test], binary)
         seconds = time.time() - started
         metrics = scores_by_domain(hypotheses, test, prefix="test/")
