@@ -79,6 +79,7 @@ serve: install ## Serve the champion models on http://HOST:PORT (BentoML + onnxr
 ui: install ## MLflow UI over the local store on http://127.0.0.1:5000 (a tracking server is its own UI)
 	@case "$(MLFLOW_TRACKING_URI)" in http://*|https://*) echo "MLFLOW_TRACKING_URI is a tracking server: open $(MLFLOW_TRACKING_URI)"; exit 0;; esac; \
 	$(BIN)/python -c "from serving.store_location import relocate_if_moved as r; r('$(MLFLOW_TRACKING_URI)')" && \
+	$(BIN)/python -m training ui-links && \
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
 test: install apertium browser ## Run the default test suite (fast tier; no `slow` tests)

@@ -38,3 +38,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     from tests.serving_harness import train_store
 
     return train_store(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, installed by `make browser`): the demo page and MLflow UI tests."""
+    from tests.browser import chromium
+
+    yield from chromium()

@@ -15,6 +15,7 @@ rollback         move the champion alias back to the version it replaced (it is 
 history          every move of the champion alias: versions, reason, scores, who, when
 status           registered versions and champions
 pull             copy the champion bundles into --to (default bundles/), e.g. for `make bento`
+ui-links         links that open each experiment's runs table in the MLflow UI (`make ui` prints them)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             "history",
             "status",
             "pull",
+            "ui-links",
         ],
     )
     parser.add_argument("--task", default="sentiment", choices=[*TASKS, "all"])
@@ -68,11 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], help="study: only this variant (repeatable)")
     parser.add_argument("--retrain", action="store_true", help="study: train again even if a finished run exists")
     parser.add_argument("--axes", default="", help='sweep: "key=v1,v2 key2=v3,v4" (every combination is trained)')
+    parser.add_argument("--url", default="http://127.0.0.1:5000", help="ui-links: where the MLflow UI answers")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     args = parser.parse_args(argv)
     _quiet_logs()
 
     ws = Workspace.from_env()
+    if args.command == "ui-links":
+        from training.tracking import runs_page_links, use_store
+
+        print("MLflow UI, each experiment's runs (MLflow 3.17 opens its GenAI view on a plain experiment link):")
+        for line in runs_page_links(use_store(ws), args.url):
+            print(f"  {line}")
+        return 0
     tasks = list(TASKS) if args.task == "all" else [args.task]
     progress = not args.no_progress and sys.stderr.isatty()
     try:

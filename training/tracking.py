@@ -23,6 +23,17 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 
 
+def runs_page_links(client: MlflowClient, base_url: str) -> list[str]:
+    """A link to each memoria experiment's runs table. MLflow 3.17.2's UI ignores `mlflow.experimentKind` when it
+    routes (its GenAI / Model training switch decides, GenAI until a browser has chosen otherwise), so a plain link
+    lands on an empty traces view; `workflowType=machine_learning` in the link opens the runs."""
+    experiments = client.search_experiments(filter_string=f"tags.`{EXPERIMENT_KIND_TAG}` = '{MODEL_TRAINING}'")
+    return [
+        f"{exp.name}: {base_url}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+        for exp in sorted(experiments, key=lambda e: e.name)
+    ]
+
+
 def use_store(ws: Workspace) -> MlflowClient:
     """Point MLflow at the workspace's store (SQLite in mlruns/ by default) and return a client for it."""
     if ws.tracking_uri.startswith("sqlite:///"):
