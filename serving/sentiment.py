@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,13 +37,25 @@ class SentimentPredictor:
         if on_cuda and "classifier_fp32" in bundle.manifest["graphs"]:
             graph = "classifier_fp32"  # onnxruntime has no CUDA kernel for DynamicQuantizeLSTM: int8 would run on CPU
         self.session = create_session(bundle.graph(graph), providers, device)
-        # Explanations (serving/explain.py) run many variants of one text in one call, which only a graph without
-        # batch-dependent numbers allows: the fp32 one, the served one unless that is int8 (its own session then).
-        fp32 = "classifier_fp32" if "classifier_fp32" in bundle.manifest["graphs"] else graph
-        same = bundle.graph(fp32) == bundle.graph(graph)
-        self.fp32_session = self.session if same else create_session(bundle.graph(fp32), providers, device)
+        self._graph, self._where = graph, (providers, device)
+        self._fp32: Any = None
+        self._fp32_lock = threading.Lock()
         self.chunk = 1 if graph == "classifier" and activations_quantized(bundle.manifest) else CHUNK
         self.bucketing = True  # sort by length before chunking (make bench measures both)
+
+    @property
+    def fp32_session(self) -> Any:
+        """The session explanations (serving/explain.py) use: they run many variants of one text in one call, which
+        only a graph without batch-dependent numbers allows. The served one unless that is int8; then the bundle's
+        fp32 graph, opened on the first explanation (not at start-up: most deployments never explain)."""
+        if self._fp32 is None:
+            with self._fp32_lock:  # two first explanations at once open it once
+                if self._fp32 is None:
+                    graphs = self.bundle.manifest["graphs"]
+                    fp32 = "classifier_fp32" if "classifier_fp32" in graphs else self._graph
+                    same = self.bundle.graph(fp32) == self.bundle.graph(self._graph)
+                    self._fp32 = self.session if same else create_session(self.bundle.graph(fp32), *self._where)
+        return self._fp32
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), n_labels] class probabilities, in input order."""
