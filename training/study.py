@@ -56,6 +56,10 @@ BEFORE = (
     "optim.patience=2",
 )
 NGRAMS = "ngrams.buckets=100000"
+# Plain loss with per-class logit offsets tuned on validation, instead of class weights.
+OFFSETS = ("class_weighted_loss=false", "tune_offsets=true")
+# 1.5 minutes of language-model pretraining (tweets + English of the translation pairs), 3.5 of fine-tuning.
+PRETRAIN = ("pretrain.minutes=1.5", "pretrain.sources=tweets,english", "optim.max_minutes=3.5")
 # Three small members averaged, at the batch size and learning rate that suit them (the same 5-minute cap).
 ENSEMBLE_3 = (
     *ALL_OFF,
@@ -102,12 +106,12 @@ VARIANTS = (
     Variant(
         "ensemble 3×128, offsets",
         "the same, plain loss + per-class logit offsets tuned on validation",
-        overrides=(*ENSEMBLE_3, "class_weighted_loss=false", "tune_offsets=true"),
+        overrides=(*ENSEMBLE_3, *OFFSETS),
     ),
     Variant(
         "ensemble 3×128, offsets, weight decay 0.1",
         "the same with AdamW weight decay 0.1",
-        overrides=(*ENSEMBLE_3, "class_weighted_loss=false", "tune_offsets=true", "optim.weight_decay=0.1"),
+        overrides=(*ENSEMBLE_3, *OFFSETS, "optim.weight_decay=0.1"),
     ),
     Variant(
         "ensemble 3×128, batch 64",
@@ -122,27 +126,12 @@ VARIANTS = (
     Variant(
         "ensemble 3×128, batch 64 + LM pretraining",
         "the same, 1.5 min pretraining then 3.5 min fine-tuning",
-        overrides=(
-            *BEFORE,
-            "ensemble.cells=gru,lstm,gru",
-            "model.hidden_size=128",
-            "pretrain.minutes=1.5",
-            "pretrain.sources=tweets,english",
-            "optim.max_minutes=3.5",
-        ),
+        overrides=(*BEFORE, "ensemble.cells=gru,lstm,gru", "model.hidden_size=128", *PRETRAIN),
     ),
     Variant(
         "3×LSTM-128 + LM pretraining, offsets",
         "three LSTM members, 1.5 min pretraining, 3.5 min fine-tuning, offsets",
-        overrides=(
-            *ENSEMBLE_3,
-            "ensemble.cells=lstm,lstm,lstm",
-            "pretrain.minutes=1.5",
-            "pretrain.sources=tweets,english",
-            "optim.max_minutes=3.5",
-            "class_weighted_loss=false",
-            "tune_offsets=true",
-        ),
+        overrides=(*ENSEMBLE_3, "ensemble.cells=lstm,lstm,lstm", *PRETRAIN, *OFFSETS),
     ),
     Variant("gru", "cell: GRU", overrides=(*BEFORE, "model.cell=gru")),
     Variant("rnn", "cell: vanilla RNN (tanh)", overrides=(*BEFORE, "model.cell=rnn")),
@@ -151,12 +140,12 @@ VARIANTS = (
     Variant(
         "offsets, no class weights",
         "plain loss, per-class logit offsets tuned on validation",
-        overrides=(*BEFORE, "class_weighted_loss=false", "tune_offsets=true"),
+        overrides=(*BEFORE, *OFFSETS),
     ),
     Variant(
         "+ LM pretraining",
         "1.5 min next/previous-token pretraining (tweets + English of the translation pairs), then 3.5 min fine-tuning",
-        overrides=(*BEFORE, "pretrain.minutes=1.5", "pretrain.sources=tweets,english", "optim.max_minutes=3.5"),
+        overrides=(*BEFORE, *PRETRAIN),
     ),
     Variant("weight decay 0.1", "AdamW weight decay 0.01 -> 0.1", overrides=(*BEFORE, "optim.weight_decay=0.1")),
     Variant(
