@@ -78,7 +78,7 @@ serve: install ## Serve the champion models on http://HOST:PORT (BentoML + onnxr
 
 ui: install ## MLflow UI over the local store on http://127.0.0.1:5000 (a tracking server is its own UI)
 	@case "$(MLFLOW_TRACKING_URI)" in http://*|https://*) echo "MLFLOW_TRACKING_URI is a tracking server: open $(MLFLOW_TRACKING_URI)"; exit 0;; esac; \
-	$(BIN)/python -c "from serving.store_location import relocate_if_moved as r; r('$(MLFLOW_TRACKING_URI)')" && \
+	$(BIN)/python -c "from serving.contract.store_location import relocate_if_moved as r; r('$(MLFLOW_TRACKING_URI)')" && \
 	$(BIN)/python -m training ui-links && \
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
@@ -101,9 +101,10 @@ sweep: install ## Grid over AXES, each point a run nested under one parent: comp
 baseline: install ## Peer model on the same split, logged as its own MLflow run (TASK=sentiment: TF-IDF + LR)
 	$(BIN)/python -m training baseline --task $(TASK) $(ARGS)
 
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check + the import contracts (layers, no loops: pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install ## ruff format + autofix
 	$(BIN)/ruff format .

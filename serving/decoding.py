@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.text import BOS_ID, EOS_ID, PAD_ID
+from serving.contract.text import BOS_ID, EOS_ID, PAD_ID
 
 StepFunction = Callable[
     [np.ndarray, np.ndarray, tuple[np.ndarray, ...]], tuple[np.ndarray, np.ndarray, np.ndarray | None]

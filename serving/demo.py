@@ -1,7 +1,8 @@
 """GET /demo (a page that explains each answer) and GET /models (the served models' cards), mounted on the service.
 
-The page is three static files in serving/static/ (HTML, JS, CSS: no build step, nothing loaded from elsewhere,
-which its Content-Security-Policy enforces), served at /demo, /demo/demo.js and /demo/demo.css. It calls the
+The page is static files in serving/static/ (the HTML, a stylesheet and native ES modules whose entry is demo.js:
+no build step, nothing loaded from elsewhere, which its Content-Security-Policy enforces), served at /demo and
+/demo/<file> (demo.js, its modules, demo.css). It calls the
 explain endpoints, asks for the API token when they answer 401, reads /models for the cards and polls /metrics
 for the live input signals. None of these routes is guarded (serving/http_guard.py guards POST endpoints by path).
 
@@ -22,14 +23,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from serving.contract.names import TASKS, tracking_uri
 from serving.model_card import ModelCards
-from serving.resolve import tracking_uri
 
 STATIC = Path(__file__).resolve().parent / "static"
-ASSETS = {"demo.js": "text/javascript", "demo.css": "text/css"}
-TASKS = ("sentiment", "translation")
+# The assets, read once from static/: every .js file (the entry module and the modules it imports, which browsers
+# only run when served as JavaScript) and .css file. A request's name is only ever a key of this dict, so no path
+# from a request reaches the file system (no `..`, no unknown names), and a new module needs no edit here.
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
+ASSETS = {path.name: MEDIA_TYPES[path.suffix] for path in STATIC.iterdir() if path.suffix in MEDIA_TYPES}
 # Everything the page loads comes from this service: scripts, styles, data. `connect-src 'self'` covers the
 # explain calls, /models and /metrics; images are the SVG drawn in place (no `img-src` needed beyond 'self').
+# `script-src 'self'` also covers the entry module's `import`s: module scripts from this origin, no inline code.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -53,7 +58,7 @@ def demo_app() -> Starlette:
 
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in ASSETS:  # a fixed list: no path from the request ever reaches the file system
+        if name not in ASSETS:  # the fixed dict above: no path from the request ever reaches the file system
             return JSONResponse({"error": f"no such asset: {name}"}, status_code=404)
         return FileResponse(STATIC / name, media_type=ASSETS[name], headers=PAGE_HEADERS)
 

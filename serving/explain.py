@@ -4,7 +4,7 @@
   contribution is p(label | text) - p(label | text with that token unknown), label = the predicted one. The text
   and its variants have the same length, so they run as ONE onnxruntime call, without padding.
 - Translation: the decoder's attention over the source at every output token, which the decoder-step graph
-  already returns (checked against PyTorch at export: training/export_translation.py).
+  already returns (checked against PyTorch at export: training/export/translation.py).
 - Token spans: where each token came from in the request's text, for shading it in a page.
 
 Cost is bounded per request: one text, cut to the model's token limit (the same cut as a prediction), so an
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
+from serving.contract.text import UNK, UNK_ID, pad_batch
 from serving.schemas import TokenContribution, TranslationExplanation
 from serving.sentiment import SentimentPredictor
-from serving.text import UNK, UNK_ID, pad_batch
 from serving.translation import TranslationPredictor
 
 WORD_START = "\u2581"  # the Metaspace pre-tokenizer's mark for "a space was here" (training/text.py)
@@ -41,7 +41,7 @@ def shown(piece: str) -> str:
 
 
 def token_spans(tokenizer: Tokenizer, text: str, max_tokens: int) -> tuple[list[int], list[TokenSpan]]:
-    """The model's input ids for `text` (exactly those of serving.text.encode_ids, before its empty-text [UNK])
+    """The model's input ids for `text` (exactly those of serving.contract.text.encode_ids, before its empty-text [UNK])
     and the span in `text` of every token that has one.
 
     `tokenizers` maps offsets back through the normalizer, but not exactly where the normalizer rewrote text: a

@@ -28,17 +28,10 @@ from typing import Any, Generic, TypeVar
 from bentoml.exceptions import ServiceUnavailable
 
 from serving.batcher import MicroBatcher
+from serving.contract.names import tracking_uri
+from serving.contract.registry import ChampionRef, ServedBundle, champion_bundle, champion_ref
 from serving.metrics import ServingMetrics
-from serving.resolve import (
-    ChampionRef,
-    ServedBundle,
-    bundle_cache,
-    bundle_origin,
-    champion_bundle,
-    champion_ref,
-    resolve_bundle,
-    tracking_uri,
-)
+from serving.resolve import bundle_cache, bundle_origin, resolve_bundle
 from serving.runtime import device_from_env, providers_for
 
 log = logging.getLogger("bentoml.memoria")

@@ -13,10 +13,10 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from serving.contract.input_profile import SHARE_BUCKETS, TOKEN_BUCKETS
+
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-TOKEN_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-SHARE_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The model card of a served bundle (GET /models): what it is, what it learned from, how good it is, why it serves.
 
 From the bundle's manifest: digest, creation time, source run, architecture, the training data summary (written at
-export, training/data_summary.py), the test metrics and the export's parity report. From the MLflow store, when the
+export, training/export/data_summary.py), the test metrics and the export's parity report. From the MLflow store,
+when the
 bundle is a registry champion: the peer's test metrics (the newest baseline run on the same prepared data: TF-IDF +
 logistic regression for sentiment, Apertium for translation; `make baseline TASK=...`) and when and why the alias
-reached this version (the alias history that training/alias_history.py records). What cannot be known, e.g. the
+reached this version (the alias history that training/registry/alias_history.py records). What cannot be known, e.g. the
 reason a bundle given by path is served, says "unknown" and why, instead of being left out.
 
 A card is built once per served bundle (`ModelCards` keys them by the `X-Memoria-Model` label, which names the
@@ -18,14 +19,24 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from serving.resolve import ServedBundle
+from serving.contract.names import (
+    ALIAS_HISTORY_EXPERIMENT,
+    DATA_FINGERPRINT_TAG,
+    FROM_VERSION_TAG,
+    GATE_REASON_TAG,
+    HOST_TAG,
+    KIND_TAG,
+    PEER_KIND,
+    REASON_TAG,
+    TASK_TAG,
+    TO_VERSION_TAG,
+    USER_TAG,
+)
+from serving.contract.registry import ServedBundle
 
 log = logging.getLogger("bentoml.memoria")
 
 UNKNOWN = "unknown"
-# Written by training (training/alias_history.py, training/baseline.py, training/provenance.py); read here.
-ALIAS_HISTORY_EXPERIMENT = "memoria-alias-history"
-DATA_FINGERPRINT_TAG = "memoria.data_fingerprint"
 TEST_PREFIX = "test/"
 LIMITS = ("max_input_tokens", "max_output_tokens", "default_beam_size", "max_beam_size")
 KEPT_CARDS = 4  # a swap adds a card; the old one may still answer a request or two, older ones are dropped
@@ -103,7 +114,7 @@ def _champion_since(client: Any, task: str, version: str) -> dict[str, Any]:
     if exp is not None:
         runs = client.search_runs(
             [exp.experiment_id],
-            filter_string=f"tags.`memoria.task` = '{task}' and tags.`memoria.to_version` = '{version}'",
+            filter_string=f"tags.`{TASK_TAG}` = '{task}' and tags.`{TO_VERSION_TAG}` = '{version}'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -113,10 +124,10 @@ def _champion_since(client: Any, task: str, version: str) -> dict[str, Any]:
     tags = run.data.tags
     return {
         "since": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
-        "reason": tags.get("memoria.reason", UNKNOWN),
-        "from_version": tags.get("memoria.from_version") or None,
-        "gate": tags.get("memoria.gate.reason", ""),
-        "moved_by": f"{tags.get('memoria.user', '?')}@{tags.get('memoria.host', '?')}",
+        "reason": tags.get(REASON_TAG, UNKNOWN),
+        "from_version": tags.get(FROM_VERSION_TAG) or None,
+        "gate": tags.get(GATE_REASON_TAG, ""),
+        "moved_by": f"{tags.get(USER_TAG, '?')}@{tags.get(HOST_TAG, '?')}",
         "history_run_id": run.info.run_id,
     }
 
@@ -131,7 +142,7 @@ def _peer(client: Any, task: str, fingerprint: str | None, model: dict[str, floa
         runs = client.search_runs(
             [exp.experiment_id],
             filter_string=(
-                f"tags.`memoria.kind` = 'baseline' and tags.`{DATA_FINGERPRINT_TAG}` = '{fingerprint}' "
+                f"tags.`{KIND_TAG}` = '{PEER_KIND}' and tags.`{DATA_FINGERPRINT_TAG}` = '{fingerprint}' "
                 "and attributes.status = 'FINISHED'"
             ),
             order_by=["attributes.start_time DESC"],

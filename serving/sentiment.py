@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from serving.bundle import Bundle
+from serving.contract.bundle import Bundle
+from serving.contract.text import UNK_ID, encode_ids, load_tokenizer, pad_batch
 from serving.runtime import CPU, CUDA, Provider, create_session, provider_name
-from serving.text import UNK_ID, encode_ids, load_tokenizer, pad_batch
 
 # Texts are run in length-sorted chunks of this many: a recurrent graph computes every row up to the longest row
 # of its call, and the per-text cost on the CPU does not fall with larger calls. Measured on merged batches of 128
@@ -19,7 +19,7 @@ CHUNK = 16
 
 
 def activations_quantized(manifest: dict) -> bool:
-    """Whether the served classifier is the int8 one (training/quantize.py). Dynamic quantisation takes each
+    """Whether the served classifier is the int8 one (training/export/quantize.py). Dynamic quantisation takes each
     activation's range from the whole call, so a text's scores would move (by ~4e-4) with its batch-mates; such a
     graph gets one call per text, which keeps every answer the same whoever else asked at the same moment
     (0.39 vs 0.26 ms per text at calls of 16 on one core, still 1.4x faster than fp32)."""

@@ -32,6 +32,8 @@ from pydantic_core import InitErrorDetails
 from starlette.responses import Response
 
 from serving import bentoml_patches
+from serving.contract.names import TASKS
+from serving.contract.text import UNK
 from serving.demo import demo_app
 from serving.http_guard import HttpGuard
 from serving.live_model import LiveModel, TaskSpec, request_reload
@@ -50,7 +52,6 @@ from serving.schemas import (
     TranslationExplanation,
     TranslationResult,
 )
-from serving.text import UNK
 
 # BentoML 1.4.40 builds and keeps an OpenTelemetry span per request even with tracing off (its default sample
 # rate is 0): measured ~2.3 KB of resident memory per request that never came back (plain BentoML too; cf.
@@ -59,7 +60,6 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 bentoml_patches.apply()
 
 MODEL_HEADER = "X-Memoria-Model"
-TASKS = ("sentiment", "translation")
 
 
 def serving_workers() -> int:
@@ -223,10 +223,10 @@ class Memoria:
         """Check the registry's champion now and swap to it if it moved (needs MEMORIA_ADMIN_TOKEN)."""
         tasks = TASKS if task == "all" else (task,)
         out = []
+        live_models = {"sentiment": self.sentiment_model, "translation": self.translation_model}
         for name in tasks:
             request_reload(name)  # the other workers follow within a second
-            live = self.sentiment_model if name == "sentiment" else self.translation_model
-            out.append(await asyncio.to_thread(live.reload))
+            out.append(await asyncio.to_thread(live_models[name].reload))
         return out
 
     def _answered(self, task: str, label: str, started: float, ctx: bentoml.Context) -> None:

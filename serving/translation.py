@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import Bundle
+from serving.contract.bundle import Bundle
+from serving.contract.text import EOS_ID, SPECIAL_TOKENS, UNK_ID, decode_ids, encode_ids, load_tokenizer, pad_batch
 from serving.decoding import Decoded, beam_search, greedy_search
 from serving.runtime import Provider, create_session
-from serving.text import EOS_ID, SPECIAL_TOKENS, UNK_ID, decode_ids, encode_ids, load_tokenizer, pad_batch
 
 # Sentences are decoded in length-sorted chunks of this many (times the beam size in rows): enough rows to keep
 # the matrix products efficient, few enough that one long sentence doesn't make many short ones pay for padding.

@@ -17,7 +17,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 def tiny_sentiment(*overrides: str):
     """The smoke preset on the 25-row review fixture (batches of 8): a real training run in seconds."""
-    from training.config import apply_overrides, preset
+    from training.config import apply_overrides
+    from training.tasks import preset
 
     fixture = FIXTURES / "sentiment" / "reviews.csv"
     return apply_overrides(

@@ -84,7 +84,7 @@ def close(fig: Figure) -> None:
     plt.close(fig)
 
 
-# --- gradient flow and sweeps (training/gradient_flow.py, training/sweep.py) -------------------------------------
+# --- gradient flow and sweeps (training/train/gradient_flow.py, training/experiments/sweep.py) ------------------
 
 
 def _two_log_panels(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from serving.text import SPECIAL_TOKENS, UNK
+from serving.contract.text import SPECIAL_TOKENS, UNK
 from training.config import TokenizerConfig
 
 # Tweets: user names and links carry no sentiment but would flood the vocabulary with one-off tokens.

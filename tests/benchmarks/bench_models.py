@@ -17,14 +17,14 @@ from pathlib import Path
 
 import torch
 
-from serving.resolve import champion_bundle
+from serving.contract.registry import champion_bundle
+from serving.contract.text import encode_batch, load_tokenizer
 from serving.sentiment import SentimentPredictor
-from serving.text import encode_batch, load_tokenizer
 from serving.translation import TranslationPredictor
-from training.config import Workspace
-from training.data.sentiment_corpus import load_split as load_sentiment_split
-from training.data.translation_corpus import load_split as load_translation_split
-from training.tracking import use_store
+from training.config import SentimentConfig, Workspace
+from training.data.sentiment.corpus import load_split as load_sentiment_split
+from training.data.translation.corpus import load_split as load_translation_split
+from training.tracking.store import use_store
 
 REPEATS = 30
 
@@ -60,14 +60,14 @@ def model_dir_of(ws: Workspace, run_id: str, dest: Path) -> Path:
 
 
 def bench_sentiment(ws: Workspace, tmp: Path) -> list[dict]:
-    from training.config import from_dict
+    from training.model_folder import read_model_folder
     from training.models.classifier import ProbabilityModel, load_sentiment_net
 
     served = champion_bundle("sentiment", ws.tracking_uri, tmp / "cache")
     bundle = served.bundle
-    net, spec = load_sentiment_net(model_dir_of(ws, bundle.manifest["source_run_id"], tmp / "s"))
-    cfg = from_dict("sentiment", spec["config"])
-    model = ProbabilityModel(net).eval()
+    folder = read_model_folder(model_dir_of(ws, bundle.manifest["source_run_id"], tmp / "s"), SentimentConfig)
+    cfg = folder.config
+    model = ProbabilityModel(load_sentiment_net(folder)).eval()
     predictor = SentimentPredictor(bundle)
     tokenizer = load_tokenizer(bundle.tokenizer("text"))
     texts = [r["text"] for r in load_sentiment_split(ws.prepared("sentiment", cfg.data.source), "test")]
@@ -89,13 +89,16 @@ def bench_sentiment(ws: Workspace, tmp: Path) -> list[dict]:
 
 
 def bench_translation(ws: Workspace, tmp: Path) -> list[dict]:
-    from training.export_translation import load_model
+    from training.config import TranslationConfig
+    from training.export.translation import load_model
+    from training.model_folder import read_model_folder
     from training.models.seq2seq import greedy_decode
 
     served = champion_bundle("translation", ws.tracking_uri, tmp / "cache")
     bundle = served.bundle
     model_dir = model_dir_of(ws, bundle.manifest["source_run_id"], tmp / "t")
-    model, cfg = load_model(json.loads((model_dir / "spec.json").read_text()), model_dir)
+    folder = read_model_folder(model_dir, TranslationConfig)
+    model, cfg = load_model(folder), folder.config
     predictor = TranslationPredictor(bundle)
     tokenizer = load_tokenizer(bundle.tokenizer("source"))
     pairs = load_translation_split(ws.prepared("translation", cfg.data.source), "test")

@@ -2,10 +2,10 @@
 gives in speed.
 
 - sentiment: macro-F1 of the fp32 and int8 classifier on the whole validation split (the one export decides on)
-  and test split, through serving's predictor (training/quantize.py), and one-thread latency at batch 1 and 16.
+  and test split, through serving's predictor (training/export/quantize.py), and one-thread latency at batch 1 and 16.
   Sentiment bundles already carry this decision; here it is re-measured on the champion as served.
 - translation: its export is unchanged (fp32 only); this measures what int8 `encoder` + `decoder_step` graphs
-  would give: BLEU and chrF (sacrebleu, as training/evaluation.py scores a run) of greedy decoding on an evenly
+  would give: BLEU and chrF (sacrebleu, as training/metrics/bleu.py scores a run) of greedy decoding on an evenly
   spaced sample of the test split, and greedy-decoding latency at batch 1 and 16 on one thread.
 
 Every onnxruntime session here runs on one thread (MEMORIA_ORT_THREADS=1), the graphs alternating, so ratios are
@@ -33,14 +33,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from serving.bundle import Bundle, sha256_file
-from serving.resolve import champion_bundle
-from serving.text import encode_batch, load_tokenizer
+from serving.contract.bundle import Bundle
+from serving.contract.files import sha256_file
+from serving.contract.registry import champion_bundle
+from serving.contract.text import encode_batch, load_tokenizer
 from serving.translation import TranslationPredictor
-from training.config import Workspace, from_dict
-from training.evaluation import translation_scores
-from training.quantize import MAX_MACRO_F1_LOSS, compare_latency, decide, quantize_graph, score_graphs
-from training.tracking import use_store
+from training.config import SentimentConfig, TranslationConfig, Workspace, from_dict
+from training.export.quantize import MAX_MACRO_F1_LOSS, compare_latency, decide, quantize_graph, score_graphs
+from training.metrics.bleu import translation_scores
+from training.tracking.store import use_store
 
 REPO = Path(__file__).resolve().parents[2]
 SENTENCES = 200  # translation test sentences scored (greedy): about a minute per graph pair on one thread
@@ -91,14 +92,14 @@ def mib(*paths: Path) -> float:
 def bench_sentiment(ws: Workspace, cache: Path, tmp: Path) -> dict[str, Any]:
     """The champion's fp32 classifier (`classifier_fp32` where the bundle has one) against its int8 version, scored
     and timed with the same code export decides with."""
-    from training.data.sentiment_corpus import load_split
+    from training.data.sentiment.corpus import load_split
 
     served = champion_bundle("sentiment", ws.tracking_uri, cache)
     bundle = served.bundle
     graphs = bundle.manifest["graphs"]
     fp32 = bundle.path / graphs.get("classifier_fp32", graphs["classifier"])
     int8 = quantize_graph(fp32, tmp / "classifier.int8.onnx")
-    cfg = from_dict("sentiment", bundle.manifest["config"])
+    cfg = from_dict(SentimentConfig, bundle.manifest["config"])
     directory = ws.prepared("sentiment", cfg.data.source)
     data = run_split_check(ws, bundle.manifest["source_run_id"], directory, ("validation", "test"))
     splits = {s: [(r["text"], r["label"]) for r in load_split(directory, s)] for s in ("validation", "test")}
@@ -129,14 +130,14 @@ def with_graphs(bundle: Bundle, graphs: dict[str, Path]) -> Bundle:
 
 def bench_translation(ws: Workspace, cache: Path, tmp: Path, sentences: int) -> dict[str, Any]:
     """The champion's encoder + decoder_step against their int8 versions, both decoded by serving's predictor."""
-    from training.data.translation_corpus import load_split
+    from training.data.translation.corpus import load_split
 
     served = champion_bundle("translation", ws.tracking_uri, cache)
     bundle = served.bundle
     fp32 = {name: bundle.graph(name) for name in ("encoder", "decoder_step")}
     int8 = {name: quantize_graph(path, tmp / f"{name}.int8.onnx") for name, path in fp32.items()}
     predictors = {"fp32": TranslationPredictor(bundle), "int8": TranslationPredictor(with_graphs(bundle, int8))}
-    cfg = from_dict("translation", bundle.manifest["config"])
+    cfg = from_dict(TranslationConfig, bundle.manifest["config"])
     directory = ws.prepared("translation", cfg.data.source)
     data = run_split_check(ws, bundle.manifest["source_run_id"], directory, ("test",))
     rows = load_split(directory, "test")

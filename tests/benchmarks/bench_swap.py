@@ -19,7 +19,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from serving.resolve import DIGEST_TAG, resolve_bundle
+from serving.contract.names import DIGEST_TAG
+from serving.resolve import resolve_bundle
 from tests.serving_harness import Server, http, load
 
 CLIENTS = 32

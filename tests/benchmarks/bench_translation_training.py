@@ -15,12 +15,13 @@ import time
 
 import torch
 
-from serving.text import EOS_ID, encode_ids
-from training.config import Workspace, apply_overrides, preset
-from training.data.translation_corpus import prepare_translation
-from training.modules.translation import TranslationModule, smoothed_nll
-from training.recipes.translation import collate_translation
+from serving.contract.text import EOS_ID, encode_ids
+from training.config import Workspace, apply_overrides
+from training.data.translation.corpus import prepare_translation
+from training.tasks import preset
 from training.text import fit_tokenizer
+from training.train.modules.translation import TranslationModule, smoothed_nll
+from training.train.recipes.translation import collate_translation
 
 SAMPLE = 20_000  # training pairs the tokenizers are fitted on and batches are drawn from
 STEPS = 12  # timed steps per configuration and round

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.resolve import ServedBundle, resolve_bundle, tracking_uri
+from serving.contract.names import tracking_uri
+from serving.contract.registry import ServedBundle
+from serving.resolve import resolve_bundle
 from serving.schemas import MAX_SENTIMENT_CHARS, MAX_TRANSLATION_CHARS
 
 log = logging.getLogger("bench_serving")

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from serving.text import pad_batch
+from serving.contract.text import pad_batch
 
 
 class ListDataset(Dataset):

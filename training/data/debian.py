@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from training.data.sources import ArtifactError, sha256_of
+from serving.contract.files import sha256_file
+from training.data.sources import ArtifactError
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def fetch_deb(deb: PinnedDeb, cache_dir: Path) -> Path:
     target = cache_dir / deb.filename
     if not target.exists():
         _download(deb, cache_dir, target)
-    actual = sha256_of(target)
+    actual = sha256_file(target)
     if actual != deb.sha256:
         raise ArtifactError(
             f"{target} has sha256 {actual}, expected {deb.sha256}; delete it and run again, "

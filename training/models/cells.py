@@ -77,7 +77,7 @@ class PeepholeLSTMLayer(nn.Module):
 
     def step(self, xw_t: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step from the input projection xw_t = W x_t + b [B, 4H] and the previous h, c [B, H]: the
-        equations above (training/gradient_flow.py calls it too, to keep every step's state in the graph)."""
+        equations above (training/train/gradient_flow.py calls it too, to keep every step's state in the graph)."""
         gi, gf, gg, go = (xw_t + h @ self.weight_hh.t()).chunk(4, dim=1)
         p_i, p_f, p_o = self.peephole[0], self.peephole[1], self.peephole[2]
         i = torch.sigmoid(gi + p_i * c)

@@ -7,16 +7,15 @@ which variant it runs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from serving.text import PAD_ID
-from training.config import NgramConfig, RecurrentConfig, SentimentConfig, from_dict
+from serving.contract.text import PAD_ID
+from training.config import NgramConfig, RecurrentConfig, SentimentConfig
+from training.model_folder import RunModel
 from training.models.cells import RecurrentStack
 
 # Multipliers of the n-gram hash (distinct odd primes): ids < 2^17 times these stay far below 2^63.
@@ -106,7 +105,8 @@ class SentimentNet(nn.Module):
 
     `forward` returns (log p + offsets) / temperature, where p is the members' mean probability (for one member,
     log p is its logits up to a constant). Offsets (one per class, tuned on validation for macro-F1) move the
-    decision; the temperature (fitted on validation, training/calibration.py) only sharpens or softens, so the argmax
+    decision; the temperature (fitted on validation, training/metrics/calibration.py) only sharpens or softens, so the
+    argmax
     of the softmax never changes with it. Both are buffers: saved with the weights, exported in the graph."""
 
     def __init__(self, vocab_size: int, num_labels: int, cfg: SentimentConfig) -> None:
@@ -144,17 +144,15 @@ class ProbabilityModel(nn.Module):
         return torch.softmax(self.model(input_ids, lengths), dim=-1)
 
 
-def load_sentiment_net(model_dir: Path) -> tuple[SentimentNet, dict[str, Any]]:
-    """The trained model of a run's `model/` folder (spec.json + state_dict.pt), in eval mode, and its spec."""
-    spec = json.loads((Path(model_dir) / "spec.json").read_text())
-    cfg = from_dict("sentiment", spec["config"])
-    net = SentimentNet(spec["vocab_size"], len(spec["labels"]), cfg)
-    state = torch.load(Path(model_dir) / "state_dict.pt", map_location="cpu")
+def load_sentiment_net(model: RunModel) -> SentimentNet:
+    """The trained model of a run's model folder (training/model_folder.py), in eval mode."""
+    net = SentimentNet(model.vocab_sizes["text"], len(model.labels), model.config)
+    state = model.state_dict()
     if not any(key.startswith("members.") for key in state):  # a run from before ensembles: one bare classifier
         state = {f"members.0.{key}": value for key, value in state.items()}
         state.update(offsets=net.offsets, temperature=net.temperature)
     net.load_state_dict(state)
-    return net.eval(), spec
+    return net.eval()
 
 
 def describe(net: SentimentNet) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from serving.text import BOS_ID, EOS_ID, PAD_ID
+from serving.contract.text import BOS_ID, EOS_ID, PAD_ID
 from training.config import RecurrentConfig, Seq2SeqConfig
 from training.models.cells import RecurrentStack, is_lstm
 

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from serving.bundle import load_bundle
+from serving.contract.bundle import load_bundle
 from serving.schemas import MAX_BEAM_SIZE, SentimentResult, SentimentTexts, SpanishTexts, TranslationResult
 
 

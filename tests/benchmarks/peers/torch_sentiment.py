@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 
-from serving.bundle import Bundle
-from serving.text import encode_batch, load_tokenizer
+from serving.contract.bundle import Bundle
+from serving.contract.text import encode_batch, load_tokenizer
+from training.config import SentimentConfig
+from training.model_folder import read_model_folder
 from training.models.classifier import ProbabilityModel, load_sentiment_net
 
 
@@ -22,9 +24,9 @@ class TorchSentiment:
     def __init__(self, model_dir: str | Path, bundle: Bundle) -> None:
         torch.set_num_threads(os.cpu_count() or 1)
         model_dir = Path(model_dir)
-        net, spec = load_sentiment_net(model_dir)
-        self.model = ProbabilityModel(net).eval()
-        self.labels: list[str] = list(spec["labels"])
+        folder = read_model_folder(model_dir, SentimentConfig)
+        self.model = ProbabilityModel(load_sentiment_net(folder)).eval()
+        self.labels: list[str] = list(folder.labels)
         self.tokenizer = load_tokenizer(bundle.tokenizer("text"))
         self.max_tokens = int(bundle.manifest["max_input_tokens"])
 

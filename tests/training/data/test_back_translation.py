@@ -1,0 +1,81 @@
+"""Back-translation: real English, synthetic Spanish from the real Apertium (Debian `apertium-eng-spa`, which
+`make test` installs when it is missing), cached, tagged as synthetic, never scored, skipped cleanly without
+Apertium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.config import TranslationDataConfig, Workspace
+from training.data.translation import back_translation as bt
+from training.data.translation import corpus as tc
+from training.data.translation.apertium import installed_apertium
+
+ENGLISH = ["I am hungry today.", "It seems that everybody likes golf.", "Where is the train station?"]
+
+needs_apertium = pytest.mark.skipif(
+    installed_apertium() is None, reason="Apertium is not installed: `make test` installs it (apertium-eng-spa)"
+)
+
+
+def test_tweets_become_plain_sentences_or_nothing() -> None:
+    assert bt.clean_tweet("RT @united: Thanks for the great flight to #Denver http://t.co/x") == (
+        "Thanks for the great flight to Denver"
+    )
+    assert bt.clean_tweet("@VirginAmerica so good") is None  # 2 words
+    assert bt.clean_tweet("I love this airline so much 😍😍") is None  # emoji: not a sentence Apertium knows
+    assert bt.clean_tweet("We are waiting at the gate for a new crew and nobody…") is None  # truncated
+
+
+@needs_apertium
+def test_real_apertium_back_translates_one_line_per_sentence() -> None:
+    binary, _ = installed_apertium()
+    spanish = bt.back_translate(ENGLISH, binary)
+    assert len(spanish) == len(ENGLISH)
+    assert "hambre" in spanish[0] and "golf" in spanish[1]
+    assert all(s and s != e for s, e in zip(spanish, ENGLISH, strict=True))
+
+
+@needs_apertium
+def test_back_translated_domain_is_cached_and_synthetic(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a tiny English source in place of the tweets
+    monkeypatch.setattr(bt, "english_sentences", lambda name, ws: list(ENGLISH))
+    # When the domain is read twice
+    first = bt.read_back_translated("tweets_bt", ws)
+    monkeypatch.setattr(bt, "back_translate", lambda *a: pytest.fail("the cache was not used"))
+    again = bt.read_back_translated("tweets_bt", ws)
+    # Then the pairs are real English with Apertium's Spanish, tagged, and the second read came from the cache
+    assert [p.target for p in first.pairs] == ENGLISH
+    assert {p.domain for p in first.pairs} == {"tweets_bt"}
+    assert first.pairs == again.pairs
+    assert first.provenance["synthetic"] is True and "apertium" in first.provenance["translator"]
+
+
+@needs_apertium
+def test_synthetic_pairs_only_train(ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # distinct sentences, so that each is a group of its own and could be drawn for a held-out split
+    subjects = ["My sister", "The pilot", "Our neighbour", "A friend", "The teacher", "His father"]
+    things = ["coffee", "long trains", "the sea", "old films", "rainy days"]
+    english = [f"{s} really loves {t}." for s in subjects for t in things]
+    monkeypatch.setattr(bt, "english_sentences", lambda name, ws: english)
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text("".join(f"Frase {w} para probar.\tSentence {w} to test.\n" for w in "abcdefghij"))
+    cfg = TranslationDataConfig(
+        source="mix", domains=("tatoeba", "tweets_bt"), path=str(pairs_file), validation_size=2, test_size=2
+    )
+    prepared = tc.prepare_translation(cfg, ws, progress=False)
+    assert prepared.card["splits_by_domain"]["train"]["tweets_bt"] > 0
+    for split in ("validation", "test"):
+        assert "tweets_bt" not in prepared.card["splits_by_domain"][split]
+    assert prepared.card["input"]["tweets_bt"]["synthetic"] is True
+
+
+def test_without_apertium_the_domain_is_skipped_with_its_reason(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bt, "installed_apertium", lambda: None)
+    corpus = bt.read_back_translated("tweets_bt", ws)
+    assert corpus.pairs == [] and corpus.dropped == {"apertium_not_installed": 1}
+    assert bt.input_identity()["translator"] == "unavailable"  # in the data fingerprint: installing it re-prepares
+    with pytest.raises(ValueError, match="unknown back-translation domain"):
+        bt.read_back_translated("novels_bt", ws)

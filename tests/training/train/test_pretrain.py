@@ -1,0 +1,53 @@
+"""Language-model pretraining (training/train/pretrain.py): it trains the classifier's own weights, it learns a
+predictable sequence, and it refuses an encoder that could see the token it predicts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.config import PretrainConfig, RecurrentConfig
+from training.models.classifier import RecurrentClassifier
+from training.train.pretrain import BidirectionalLM, pretrain_members
+
+
+def classifier(**changes: object) -> RecurrentClassifier:
+    torch.manual_seed(0)
+    cfg = RecurrentConfig(cell="gru", embedding_dim=16, hidden_size=16, dropout=0.0, **changes)
+    return RecurrentClassifier(vocab_size=12, num_labels=3, cfg=cfg)
+
+
+def test_a_two_layer_bidirectional_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="num_layers=1"):
+        BidirectionalLM(classifier(num_layers=2, bidirectional=True))
+
+
+def test_pretraining_learns_a_predictable_sequence_in_the_classifiers_own_weights() -> None:
+    model = classifier(bidirectional=True)
+    before = model.embedding.weight.detach().clone()
+    # 4 5 6 7 4 5 6 7 ...: every next and previous token is determined by the current one
+    ids = [[4 + (i + shift) % 4 for i in range(9)] for shift in range(4)] * 16
+    with torch.no_grad():
+        start = float(BidirectionalLM(model).eval()(torch.tensor(ids[:8]), torch.full((8,), 9)))
+    cfg = PretrainConfig(minutes=0.05, batch_size=8, lr=1e-2)
+    metrics = pretrain_members([model], ids, cfg, seed=0, progress=False)
+    # (the LM head is thrown away after pretraining: the loss it reached is the evidence)
+    assert metrics["pretrain/final_loss_member0"] < 0.1 * start, (start, metrics)
+    assert metrics["pretrain/steps_member0"] > 10
+    assert not torch.equal(model.embedding.weight, before), "pretraining must train the classifier's embedding"
+
+
+def test_the_forward_half_never_sees_the_token_it_predicts() -> None:
+    """Changing the last token must not change what the forward direction predicted for it."""
+    model = classifier(bidirectional=True)
+    lm = BidirectionalLM(model).eval()
+    a, b = torch.tensor([[4, 5, 6, 7]]), torch.tensor([[4, 5, 6, 9]])
+    lengths = torch.tensor([4])
+    with torch.no_grad():
+        out_a, _ = model.encoder(model.embedding(a), lengths)
+        out_b, _ = model.encoder(model.embedding(b), lengths)
+    hidden = model.encoder.hidden_size
+    torch.testing.assert_close(out_a[:, :3, :hidden], out_b[:, :3, :hidden])  # what predicts tokens 1..3
+    assert not torch.allclose(out_a[:, :3, hidden:], out_b[:, :3, hidden:])  # the backward half reads it (and
+    # predicts tokens 0..2 only)
+    assert lm.project[0].in_features == hidden

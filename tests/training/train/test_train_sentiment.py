@@ -1,0 +1,96 @@
+"""Training: clipping bounds the gradient norm, and a tiny real run logs everything MLflow should hold."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from tests.conftest import tiny_sentiment
+from training.config import RecurrentConfig, Workspace
+from training.data.batching import bucketed_loader, collate_classification
+from training.tasks import preset, train
+from training.train.modules.sentiment import SentimentModule
+
+LABELS = ("negative", "neutral", "positive")
+
+
+class LoudSentimentModule(SentimentModule):
+    """Loss scaled up so raw gradients are far above the clipping threshold; records post-clip norms."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.norms_at_step: list[float] = []
+
+    def training_step(self, batch, batch_idx):
+        return super().training_step(batch, batch_idx) * 1e4
+
+    def configure_optimizers(self):
+        config = super().configure_optimizers()
+
+        def record(optimizer, args, kwargs) -> None:
+            grads = [p.grad.norm() for p in self.parameters() if p.grad is not None]
+            self.norms_at_step.append(torch.linalg.vector_norm(torch.stack(grads)).item())
+
+        config["optimizer"].register_step_post_hook(record)
+        return config
+
+
+@pytest.mark.parametrize("clip", [0.5, 2.0])
+def test_clipping_bounds_the_gradient_norm(clip: float) -> None:
+    torch.manual_seed(0)
+    cfg = preset("sentiment", "smoke")
+    cfg = replace(
+        cfg,
+        model=RecurrentConfig(cell="rnn", embedding_dim=8, hidden_size=8),
+        optim=replace(cfg.optim, gradient_clip_norm=clip),
+    )
+    module = LoudSentimentModule(cfg, vocab_size=50, labels=LABELS, class_weights=None)
+    items = [
+        ([int(t) for t in torch.randint(4, 50, (int(n),))], int(y))
+        for n, y in zip(torch.randint(1, 12, (64,)), torch.randint(0, 3, (64,)))
+    ]
+    loader = bucketed_loader(items, [len(i) for i, _ in items], 16, True, 0, collate_classification)
+    trainer = L.Trainer(
+        max_epochs=1,
+        gradient_clip_val=clip,
+        gradient_clip_algorithm="norm",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, loader)
+    assert len(module.norms_at_step) == 4
+    assert max(module.norms_at_step) <= clip * (1 + 1e-4)
+    assert trainer.callback_metrics["train/grad_norm"] > clip, "raw norm above the threshold: clipping was active"
+
+
+def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
+    overrides = ("data.max_examples=0", "optim.max_epochs=2", "optim.log_every_n_steps=1", "model.cell=peephole")
+    cfg = tiny_sentiment(*overrides)
+    result = train(cfg, ws, progress=False)
+    client = MlflowClient(ws.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.cell"] == "peephole" and run.data.params["optim.gradient_clip_norm"] == "1.0"
+    assert run.data.params["selection_metric"] == "val/macro_f1"
+    for metric in ("selection_score", "test/macro_f1", "test/accuracy", "test/f1_positive"):
+        assert 0.0 <= run.data.metrics[metric] <= 1.0, metric
+    assert len(client.get_metric_history(result.run_id, "val/macro_f1")) >= 2, "one value per epoch"
+    assert len(client.get_metric_history(result.run_id, "train/grad_norm")) >= 2, "logged every window"
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.json", "data", "plots", "model", "metrics"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert plots == {
+        f"plots/{kind}_{split}.png" for kind in ("confusion", "reliability") for split in ("validation", "test")
+    } | {"plots/gradient_flow.png"}
+    assert run.data.metrics["calibration/temperature"] > 0
+    for split in ("validation", "test"):
+        assert 0.0 <= run.data.metrics[f"calibration/ece_after_{split}"] <= 1.0
+    card = client.download_artifacts(result.run_id, "data/card.json")
+    assert "splits" in Path(card).read_text()

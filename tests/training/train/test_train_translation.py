@@ -1,0 +1,105 @@
+"""End to end on a fixture corpus: train (smoke preset, shrunk) -> MLflow run -> publish (export, parity, registry)
+-> the champion bundle translates with serving's predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from serving.contract.bundle import load_bundle
+from serving.translation import TranslationPredictor
+from tests.conftest import FIXTURES
+from training.config import apply_overrides
+from training.tasks import preset, task_named
+
+FIXTURE = FIXTURES / "seq2seq" / "pairs-es-en.tsv"
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: one thread is faster and immune to OpenMP spin-waits on a busy machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_translation(*overrides: str):
+    return apply_overrides(
+        preset("translation", "smoke"),
+        [
+            "data.source=tatoeba",
+            f"data.path={FIXTURE}",
+            "data.validation_size=10",
+            "data.test_size=10",
+            "source_tokenizer.vocab_size=150",
+            "target_tokenizer.vocab_size=150",
+            "model.encoder.embedding_dim=16",
+            "model.encoder.hidden_size=16",
+            "model.decoder_hidden_size=16",
+            "model.target_embedding_dim=16",
+            "model.attention_dim=16",
+            "optim.max_epochs=2",
+            "optim.batch_size=16",
+            "decoding.max_output_tokens=16",
+            *overrides,
+        ],
+    )
+
+
+def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
+    from training.tasks import publish_run, train
+
+    result = train(tiny_translation(), ws, progress=False)
+
+    for key in (
+        "test/bleu",
+        "test/chrf",
+        "test/bleu_multi_ref",
+        "test/chrf_multi_ref",
+        "test/bleu_greedy",
+        "selection_score",
+    ):
+        assert key in result.metrics
+    run = mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    assert "val/bleu" in run.data.metrics and "val/perplexity" in run.data.metrics
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    for name in (
+        "model/spec.json",
+        "model/source_tokenizer.json",
+        "model/target_tokenizer.json",
+        "predictions/test_hypotheses.jsonl",
+        "predictions/test_samples.json",
+        "plots/attention_test_0.png",
+    ):
+        assert (artifacts / name).is_file(), name
+    assert len((artifacts / "predictions/test_hypotheses.jsonl").read_text().splitlines()) == 10
+
+    published = publish_run(ws, result.run_id)
+    assert published.promoted and published.parity_max_abs_diff <= 1e-4
+    bundle = load_bundle(artifacts / "bundles" / published.bundle_digest[:12], "translation")
+    translations = TranslationPredictor(bundle).translate(["El perro come pan.", "La niña ve la casa."])
+    assert len(translations) == 2 and all(isinstance(t, str) for t in translations)
+
+
+def test_the_gate_rescores_translation_bundles_on_both_runs_splits(ws, tmp_path: Path, one_thread) -> None:
+    """Two runs on differently cut data: the gate decodes both bundles (greedy, onnxruntime) on both validation
+    splits, leaving out what either trained on, and scores BLEU."""
+    from training.registry.gate import decide
+    from training.registry.promotion import champion
+    from training.tasks import publish_run, train
+
+    first = publish_run(ws, train(tiny_translation("optim.max_epochs=1"), ws, progress=False).run_id)
+    second_run = train(tiny_translation("optim.max_epochs=1", "data.validation_size=14"), ws, progress=False)
+    client = mlflow.MlflowClient(ws.tracking_uri)
+    second = client.get_model_version("translation", publish_run(ws, second_run.run_id).version)
+    decision = decide(client, task_named("translation"), second, champion(client, "translation"), ws, min_rows=3)
+    assert decision.method == "re-scored", decision.reason
+    assert decision.challenger_fingerprint != decision.champion_fingerprint
+    assert [s.split for s in decision.splits] == ["challenger", "champion"]
+    assert [s.rows + s.left_out for s in decision.splits] == [14, 10]
+    assert sum(s.left_out for s in decision.splits) > 0, "a re-cut split: some validation pairs trained the other"
+    assert all(0.0 <= score <= 100.0 for score in decision.scores().values()) and len(decision.scores()) == 4
+    assert first.version != second.version

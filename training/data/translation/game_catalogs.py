@@ -1,0 +1,146 @@
+"""Everyday Spanish -> English: the human Spanish translations of two free games' English texts, from pinned
+Debian packages (gettext catalogs; see README "Data").
+
+- `cataclysm` (cataclysm-dda-data 0.F-3-9, CC-BY-SA-3.0): a survival game's dialogue, item descriptions, messages
+  and menus in modern English ("Hang on, other people can steal our stuff?"), Spain's Spanish (`es_ES`).
+- `cataclysm_ar`: the same strings translated independently into Argentina's Spanish (`es_AR`; 71% differ). It is
+  a second Spanish source for the same English, so it is training data only: grouped with its `es_ES` twin (same
+  English), it lands in the same split, and in validation/test only the `es_ES` side is scored.
+- `wesnoth` (the 16 Wesnoth 1.16 campaign packages, GPL-2+): campaign dialogue and narration, older register.
+
+Each package is fetched once with `apt-get download` (sha256-pinned), and only its Spanish catalogs are extracted
+into the data folder (a few MB); the .debs stay in the artifact cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.config import Workspace
+from training.data.debian import PinnedDeb, extract_from_deb, fetch_deb
+from training.data.files import files_digest
+from training.data.translation.gettext_pairs import read_gettext
+from training.data.translation.pairs import RawCorpus
+
+log = logging.getLogger(__name__)
+
+CATACLYSM = PinnedDeb(
+    "cataclysm-dda-data",
+    "0.F-3-9",
+    "cd0c097169fe364fdb6bcdab77663d24920a063387ce2fbf1b5d3be01c141105",
+    "CC-BY-SA-3.0",
+    source="cataclysm-dda",
+)
+_WESNOTH_SHA256 = {
+    "did": "774619f5aaeb7eb4c848e1cc1758795a8c58e96bd270cceecc9d847dbcc769b3",
+    "dm": "1997ad4d91e8de36415db2a3445904288f588a76d75111222d2aace409ace5c6",
+    "dw": "47982e08b2a5d5fd79f400a5453f32c6d7dd56f2ccc10412a9e47dec8a9b3ca4",
+    "ei": "687abe111ee662b7324336ddadc209758f68d2eeb1ccbf630238f27a0e3c6404",
+    "httt": "05b16a3f8f8204278794aae14d8e6a7c95d2b2faef7337c4997c827a146d1bbd",
+    "l": "5383c79046df6121929bc36a8ec3f970ab4cf9c1239ed9b31868201c27f4266d",
+    "low": "2f304551b97b7fb76a2adb5ad8ffcac3e78476bc8ade17532c90714065c9bf9f",
+    "nr": "13edcf1bdd23708f531ba81c67100c5800363a119f10155c7f9e146fe7dced34",
+    "sof": "b6f1ddffdbd1a977f3965dae944e4fb11c147627471f1cfc71c92d1e69efb555",
+    "sota": "fa44304ff53d259f3c5fe13c03cb8166e55e9c307807d1a5663048c396645ba6",
+    "sotbe": "877a2f4a7fd8df54fd3b4561ffbd5fa95d0390d7c7372f3cb66367c8007918cb",
+    "thot": "79d9ec6e43300ea9f41295ccf3fb451e8eeaefc17007123f65d77eb05cb88695",
+    "trow": "b5009e964ac7157a46d50de911e4f56f5bb4389d60b82a513b5f382671d180d7",
+    "tsg": "38b5f564253b8e0d9c093b2b7c58aabfef24f688968d9cbaf42abfc1e76d8288",
+    "ttb": "d0d45693665305191488553ade8dc1d0aa26ab17d4bffae3bf6969db4a766329",
+    "utbs": "81e05717bebbfb6348c0bed2cd6ce2560c4fd9205ed419c2e7bc039b4a70e228",
+}
+WESNOTH = tuple(
+    PinnedDeb(f"wesnoth-1.16-{c}", "1:1.16.9-1", sha, "GPL-2+", source="wesnoth-1.16")
+    for c, sha in _WESNOTH_SHA256.items()
+)
+
+
+@dataclass(frozen=True)
+class CatalogDomain:
+    """One domain: the packages that hold it and the path pattern of its Spanish catalogs inside them."""
+
+    name: str
+    packages: tuple[PinnedDeb, ...]
+    pattern: str
+    description: str
+    train_only: bool = False
+
+
+DOMAINS = {
+    d.name: d
+    for d in (
+        CatalogDomain(
+            "cataclysm",
+            (CATACLYSM,),
+            "usr/share/locale/es_ES/LC_MESSAGES/*.mo",
+            "Cataclysm: DDA texts, Spanish (Spain)",
+        ),
+        CatalogDomain(
+            "cataclysm_ar",
+            (CATACLYSM,),
+            "usr/share/locale/es_AR/LC_MESSAGES/*.mo",
+            "Cataclysm: DDA texts, Spanish (Argentina): a second source for the same English, training only",
+            train_only=True,
+        ),
+        CatalogDomain(
+            "wesnoth",
+            WESNOTH,
+            "usr/share/games/wesnoth/1.16/locale/es/LC_MESSAGES/*.mo",
+            "Battle for Wesnoth 1.16 campaigns: dialogue and narration, Spanish",
+        ),
+    )
+}
+
+
+def catalog_dir(ws: Workspace, domain: CatalogDomain) -> Path:
+    """Where a domain's extracted catalogs live: named by the pins, so a new pin never reads stale catalogs."""
+    digest = files_digest_of_pins(domain.packages)
+    return ws.data_dir / "translation" / "catalogs" / f"{domain.name}-{digest[:12]}"
+
+
+def files_digest_of_pins(packages: Sequence[PinnedDeb]) -> str:
+    return hashlib.sha256("".join(p.sha256 for p in packages).encode()).hexdigest()
+
+
+def ensure_catalogs(ws: Workspace, domain: CatalogDomain) -> list[Path]:
+    """The domain's Spanish .mo files, fetching and extracting the pinned packages the first time."""
+    out = catalog_dir(ws, domain)
+    done = out / ".complete"
+    if not done.exists():
+        tmp = out.with_name(out.name + ".partial")
+        for deb in domain.packages:
+            log.info("fetching %s with apt-get download", deb.requirement)
+            path = fetch_deb(deb, ws.artifact_cache)
+            found = extract_from_deb(path, domain.pattern, tmp / deb.name)
+            if not found:
+                raise ValueError(f"{deb.requirement} holds no file matching {domain.pattern}")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)  # renamed only once complete: a half-extracted folder is never read as a whole one
+        done.touch()
+    return sorted(out.rglob("*.mo"))
+
+
+def read_catalog_domain(ws: Workspace, name: str, progress: bool = True) -> RawCorpus:
+    """Pairs of one catalog domain, markup removed (gettext `prose` mode), tagged with the domain."""
+    domain = DOMAINS[name]
+    files = ensure_catalogs(ws, domain)
+    corpus = read_gettext(catalog_dir(ws, domain), progress=progress, prose=True, domain=name)
+    corpus.provenance = {
+        "description": domain.description,
+        "packages": [{"package": d.requirement, "sha256": d.sha256, "licence": d.licence} for d in domain.packages],
+        "catalogs": len(files),
+        "catalogs_sha256": files_digest(files),
+    }
+    return corpus
+
+
+def input_identity(names: Sequence[str]) -> dict[str, Any]:
+    """What identifies the domains' input without reading it: the package pins."""
+    return {name: [d.requirement + "@" + d.sha256 for d in DOMAINS[name].packages] for name in names}

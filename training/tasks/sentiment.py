@@ -1,0 +1,68 @@
+"""The sentiment entry of the task table: text -> negative / neutral / positive, with class probabilities.
+
+Parts that pull in torch, Lightning, scikit-learn or onnxruntime are imported when called, so a command that only
+reads the registry (history, status, rollback) starts without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training.config import SentimentConfig, SentimentDataConfig, Workspace
+from training.config.sentiment import sentiment_preset
+from training.data.prepared import Prepared
+from training.data.sentiment.corpus import find_prepared, prepare_sentiment
+from training.export.data_summary import sentiment_summary
+from training.task_spec import TaskSpec
+
+
+def _prepare(cfg: SentimentDataConfig, ws: Workspace, progress: bool) -> Prepared:
+    return prepare_sentiment(cfg, ws, progress=progress)
+
+
+def _run_name(cfg: SentimentConfig) -> str:
+    return f"sentiment-{cfg.model.cell}-{cfg.preset}"
+
+
+def _recipe(task: TaskSpec, cfg: SentimentConfig, ws: Workspace, progress: bool) -> Any:
+    from training.train.recipes.sentiment import SentimentRecipe
+
+    return SentimentRecipe(task, cfg, ws, progress)
+
+
+def _export(model: Any, out_dir: Path, ws: Workspace | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    from training.export.sentiment import export_sentiment
+
+    return export_sentiment(model, out_dir, ws)
+
+
+def _score(bundle: Any, rows: Any) -> float:
+    from training.registry.scoring import sentiment_macro_f1
+
+    return sentiment_macro_f1(bundle, rows)
+
+
+def _peer(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
+    from training.peers.tfidf import run_tfidf_baseline
+
+    return run_tfidf_baseline(cfg, ws)
+
+
+SENTIMENT = TaskSpec(
+    name="sentiment",
+    config=SentimentConfig,
+    preset=sentiment_preset,
+    input_field="text",
+    metric="macro-F1",
+    tolerance=0.005,  # macro-F1 (0..1)
+    score_bundle=_score,
+    headline_metrics=("test/macro_f1", "test/accuracy"),
+    run_name=_run_name,
+    prepare_data=_prepare,
+    find_prepared=find_prepared,
+    summarize_data=sentiment_summary,
+    recipe=_recipe,
+    export_graphs=_export,
+    run_peer=_peer,
+)

@@ -1,0 +1,85 @@
+"""LightningModule for the sentiment classifier: weighted cross-entropy, accuracy, macro-F1, per-class F1,
+confusion matrix."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from serving.contract.text import PAD_ID, UNK_ID
+from training.config import SentimentConfig
+from training.models.classifier import SentimentNet
+from training.train.modules.base import RecurrentLightningModule
+
+
+def classification_metrics(num_labels: int) -> MetricCollection:
+    return MetricCollection(
+        {
+            "accuracy": MulticlassAccuracy(num_labels, average="micro"),
+            "macro_f1": MulticlassF1Score(num_labels, average="macro"),
+            "class_f1": MulticlassF1Score(num_labels, average=None),
+        }
+    )
+
+
+class SentimentModule(RecurrentLightningModule):
+    def __init__(
+        self, cfg: SentimentConfig, vocab_size: int, labels: tuple[str, ...], class_weights: torch.Tensor | None
+    ) -> None:
+        super().__init__(cfg.optim)
+        self.labels = labels
+        self.model = SentimentNet(vocab_size, len(labels), cfg)
+        self.word_dropout = cfg.word_dropout
+        self.loss = nn.CrossEntropyLoss(weight=class_weights)
+        self.metrics = nn.ModuleDict({stage: classification_metrics(len(labels)) for stage in ("val", "test")})
+        self.confusion = nn.ModuleDict({stage: MulticlassConfusionMatrix(len(labels)) for stage in ("val", "test")})
+        self.last_confusion: dict[str, torch.Tensor] = {}
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, lengths)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        ids, lengths, labels = batch
+        if self.word_dropout > 0:
+            # Word dropout (Iyyer et al., 2015): the model cannot lean on any one token, rare ones least of all.
+            drop = (torch.rand_like(ids, dtype=torch.float32) < self.word_dropout) & (ids != PAD_ID)
+            ids = ids.masked_fill(drop, UNK_ID)
+        # Each ensemble member learns from its own loss, as if trained alone; the sum only shares the batches.
+        loss = sum(self.loss(logits, labels) for logits in self.model.member_logits(ids, lengths))
+        # sync_dist: the mean over every process's batches in a multi-process run (a no-op in one process)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels), sync_dist=True)
+        return loss
+
+    def _eval_step(self, stage: str, batch: tuple[torch.Tensor, ...]) -> None:
+        ids, lengths, labels = batch
+        logits = self(ids, lengths)
+        self.log(f"{stage}/loss", self.loss(logits, labels), on_epoch=True, batch_size=len(labels), sync_dist=True)
+        preds = logits.argmax(dim=1)
+        self.metrics[stage].update(preds, labels)
+        self.confusion[stage].update(preds, labels)
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        # torchmetrics gathers every process's counts in compute(): these are already the whole split's, the same
+        # on every rank; sync_dist only averages equal numbers (and tells Lightning they are meant to be global)
+        values = self.metrics[stage].compute()
+        self.log(f"{stage}/accuracy", values["accuracy"], sync_dist=True)
+        self.log(f"{stage}/macro_f1", values["macro_f1"], prog_bar=True, sync_dist=True)
+        for label, f1 in zip(self.labels, values["class_f1"]):
+            self.log(f"{stage}/f1_{label}", f1, sync_dist=True)
+        self.last_confusion[stage] = self.confusion[stage].compute().cpu()
+        self.metrics[stage].reset()
+        self.confusion[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")

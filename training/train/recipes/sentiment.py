@@ -1,0 +1,167 @@
+"""Sentiment recipe for `train`: data, tokenizer, classifier, evaluation and plots."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import lightning as L
+import mlflow
+import numpy as np
+import torch
+
+from serving.contract.text import encode_ids
+from training.config import SentimentConfig, Workspace
+from training.data.batching import bucketed_loader, collate_classification
+from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
+from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
+from training.metrics.decision import tune_offsets
+from training.model_folder import write_model_folder
+from training.plots import close, confusion_matrix_figure, reliability_diagram_figure
+from training.task_spec import TaskSpec
+from training.text import fit_tokenizer, save_tokenizer
+from training.tracking.provenance import log_data_inputs
+from training.train.distributed import is_rank_zero
+from training.train.gradient_flow import log_gradient_flow, sentiment_gradient_flow
+from training.train.modules.sentiment import SentimentModule
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class SentimentRecipe:
+    monitor = "val/macro_f1"
+
+    def __init__(self, task: TaskSpec, cfg: SentimentConfig, ws: Workspace, progress: bool) -> None:
+        self.task = task
+        self.cfg = cfg
+        self.ws = ws
+        self.progress = progress
+        self.pretrain_metrics: dict[str, float] = {}
+
+    def prepare(self) -> None:
+        self.prepared = prepare_sentiment(self.cfg.data, self.ws, progress=self.progress)
+
+    def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
+        cfg = self.cfg
+        splits = {name: load_split(self.prepared.dir, name) for name in ("train", "validation", "test")}
+        self.split_sizes = {name: len(rows) for name, rows in splits.items()}
+        self.tokenizer = fit_tokenizer(
+            (row["text"] for row in splits["train"]), cfg.tokenizer, lowercase=True, tweets=True
+        )
+        self.tokenizer_path = save_tokenizer(self.tokenizer, workdir / TOKENIZER_FILE)
+        label_id = {label: i for i, label in enumerate(LABELS)}
+        self.encoded = {
+            name: list(
+                zip(
+                    encode_ids(self.tokenizer, [r["text"] for r in rows], cfg.tokenizer.max_tokens),
+                    [label_id[r["label"]] for r in rows],
+                )
+            )
+            for name, rows in splits.items()
+        }
+        module = SentimentModule(cfg, self.tokenizer.get_vocab_size(), LABELS, self._class_weights())
+        # Rank 0 only: DDP copies rank 0's weights to the other processes when it wraps the model, so pretraining
+        # there (for the same number of minutes) would only keep rank 0 waiting for them.
+        if cfg.pretrain.minutes > 0 and is_rank_zero():
+            self._pretrain(module, [r["text"] for r in splits["train"]])
+        return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def log_inputs(self) -> None:
+        """What the run read and what `build` measured, into the active MLflow run (rank 0 only: the other
+        processes of a multi-process run have no run, and `build` runs on all of them)."""
+        log_data_inputs(self.task.name, self.prepared.dir, self.prepared.card, self.task.input_field)
+        # (the card, data tags, the gate's split, the dataset input)
+        mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
+        mlflow.log_metrics(self.pretrain_metrics)
+
+    def _pretrain(self, module: SentimentModule, train_texts: list[str]) -> None:
+        from training.train.pretrain import english_texts, pretrain_members
+
+        texts = []
+        if "tweets" in self.cfg.pretrain.sources:
+            texts += train_texts
+        if "english" in self.cfg.pretrain.sources:
+            texts += english_texts(self.ws)
+        ids = encode_ids(self.tokenizer, texts, self.cfg.tokenizer.max_tokens)
+        self.pretrain_metrics = pretrain_members(
+            module.model.members, ids, self.cfg.pretrain, self.cfg.optim.seed, self.progress
+        )
+
+    def loader(self, split: str, shuffle: bool):
+        items = self.encoded[split]
+        return bucketed_loader(
+            items,
+            [len(ids) for ids, _ in items],
+            self.cfg.optim.batch_size,
+            shuffle,
+            self.cfg.optim.seed,
+            collate_classification,
+            self.cfg.optim.num_workers,
+        )
+
+    def _class_weights(self) -> torch.Tensor | None:
+        """Inverse class frequency, normalised to mean 1, so each class weighs the same in the loss."""
+        if not self.cfg.class_weighted_loss:
+            return None
+        counts = Counter(label for _, label in self.encoded["train"])
+        total = sum(counts.values())
+        return torch.tensor([total / (len(LABELS) * max(1, counts[i])) for i in range(len(LABELS))])
+
+    def evaluate(self, module: SentimentModule, trainer: L.Trainer, workdir: Path) -> dict[str, float]:
+        metrics = self.fit_decision_and_calibration(module)
+        for stage, split in (("val", "validation"), ("test", "test")):
+            run = trainer.validate if stage == "val" else trainer.test
+            (values,) = run(module, self.loader(split, shuffle=False), verbose=False)
+            metrics.update({f"final_{k}" if stage == "val" else k: float(v) for k, v in values.items()})
+            matrix = module.last_confusion[stage].numpy()
+            fig = confusion_matrix_figure(matrix, LABELS, f"{split} split ({int(matrix.sum())} texts)")
+            mlflow.log_figure(fig, f"plots/confusion_{split}.png")
+            close(fig)
+            mlflow.log_dict({"labels": list(LABELS), "matrix": matrix.tolist()}, f"metrics/confusion_{split}.json")
+        flows = sentiment_gradient_flow(module.model, self.encoded["validation"])
+        metrics.update(log_gradient_flow(flows, "longest validation texts"))
+        return metrics
+
+    def raw_logits(self, module: SentimentModule, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(uncalibrated, unshifted logits [N, C], labels [N]) of a split, in the loader's order."""
+        net = module.model.eval()
+        logits, labels = [], []
+        with torch.no_grad():
+            for ids, lengths, y in self.loader(split, shuffle=False):
+                ids, lengths = ids.to(module.device), lengths.to(module.device)
+                logits.append(net.combine(net.member_logits(ids, lengths)).float().cpu().numpy())
+                labels.append(y.numpy())
+        return np.concatenate(logits), np.concatenate(labels)
+
+    def fit_decision_and_calibration(self, module: SentimentModule) -> dict[str, float]:
+        """After training, on the validation split only: decision offsets (if `tune_offsets`), then the temperature
+        (if `calibrate`), both written into the model's buffers so evaluation, export and serving all use them.
+        Logs expected calibration error before/after per split and a reliability diagram."""
+        raw = {split: self.raw_logits(module, split) for split in ("validation", "test")}
+        net = module.model
+        offsets = tune_offsets(*raw["validation"]) if self.cfg.tune_offsets else np.zeros(len(LABELS))
+        net.offsets.copy_(torch.as_tensor(offsets, dtype=net.offsets.dtype))
+        metrics = {f"decision/offset_{label}": float(v) for label, v in zip(LABELS, offsets)}
+        shifted = {split: (logits + offsets, y) for split, (logits, y) in raw.items()}
+        if self.cfg.calibrate:
+            report = calibrate(shifted, fit_on="validation")
+            metrics.update(report.metrics())
+            temperature = report.temperature
+        else:
+            temperature = 1.0
+            for split, (logits, y) in shifted.items():
+                ece = expected_calibration_error(softmax(logits), y)
+                metrics.update({f"calibration/ece_before_{split}": ece, f"calibration/ece_after_{split}": ece})
+            metrics["calibration/temperature"] = temperature
+        net.temperature.fill_(temperature)
+        for split, (logits, y) in shifted.items():
+            before = reliability_bins(softmax(logits), y)
+            after = reliability_bins(softmax(logits, temperature), y)
+            mlflow.log_dict({"temperature": temperature, "before": before, "after": after}, f"calibration/{split}.json")
+            fig = reliability_diagram_figure(before, after, f"{split} split, T = {temperature:.2f}")
+            mlflow.log_figure(fig, f"plots/reliability_{split}.png")
+            close(fig)
+        return metrics
+
+    def save_model(self, module: SentimentModule, out_dir: Path) -> None:
+        write_model_folder(out_dir, self.cfg, module.model, {"text": (TOKENIZER_FILE, self.tokenizer)}, LABELS)

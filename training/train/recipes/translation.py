@@ -1,0 +1,209 @@
+"""Translation recipe for `train`: data, source and target tokenizers, seq2seq model, and a test evaluation that
+decodes with the SERVING decoder (ONNX graphs + numpy beam search), so the reported score is the served one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import mlflow
+from torch.utils.data import DataLoader
+
+from serving.contract.bundle import load_bundle
+from serving.contract.text import BOS_ID, EOS_ID, decode_ids, encode_ids
+from serving.translation import TranslationPredictor
+from training.config import TranslationConfig, Workspace
+from training.data.batching import BucketBatchSampler, bucketed_loader, pad_tensor, padding_share
+from training.data.translation.corpus import SPLITS, prepare_translation
+from training.data.translation.pairs import TranslationPair
+from training.export.bundle import export_bundle
+from training.metrics.bleu import sacrebleu_signatures, scores_by_domain
+from training.model_folder import read_model_folder, write_model_folder
+from training.plots import attention_figure, close
+from training.task_spec import TaskSpec
+from training.text import fit_tokenizer, save_tokenizer
+from training.tracking.provenance import log_data_inputs
+from training.train.gradient_flow import log_gradient_flow, translation_gradient_flow
+from training.train.modules.translation import BleuSample, TranslationBatch, TranslationModule
+
+log = logging.getLogger(__name__)
+
+SOURCE_TOKENIZER_FILE = "source_tokenizer.json"
+TARGET_TOKENIZER_FILE = "target_tokenizer.json"
+BLEU_SAMPLE_SIZE = 300  # validation sentences decoded every epoch: a stable BLEU for a few seconds per epoch
+SAMPLE_TABLE_SIZE = 20
+HEATMAPS = 4
+
+Example = tuple[list[int], list[int]]  # source ids, target ids + EOS
+
+
+def collate_translation(batch: list[Example]) -> TranslationBatch:
+    """(source, source lengths, decoder inputs = BOS + target, decoder targets = target + EOS)."""
+    src, src_len = pad_tensor([s for s, _ in batch])
+    tgt_in, _ = pad_tensor([[BOS_ID, *t[:-1]] for _, t in batch])
+    tgt_out, _ = pad_tensor([t for _, t in batch])
+    return src, src_len, tgt_in, tgt_out
+
+
+def bleu_sample_indices(validation: Sequence[TranslationPair], size: int, seed: int) -> list[int]:
+    """A seeded random sample of validation pairs, the same share from every domain (the validation split is in
+    corpus order: its first rows are all one domain, and an epoch picked on them would favour that domain)."""
+    by_domain: dict[str, list[int]] = {}
+    for i, pair in enumerate(validation):
+        by_domain.setdefault(pair.domain, []).append(i)
+    rng = random.Random(f"bleu-sample:{seed}")
+    per_domain = max(1, size // max(1, len(by_domain)))
+    chosen = [i for idx in by_domain.values() for i in rng.sample(idx, min(per_domain, len(idx)))]
+    return sorted(chosen)
+
+
+class TranslationRecipe:
+    monitor = "val/bleu"
+
+    def __init__(self, task: TaskSpec, cfg: TranslationConfig, ws: Workspace, progress: bool) -> None:
+        self.task = task
+        self.cfg = cfg
+        self.ws = ws
+        self.progress = progress
+
+    def prepare(self) -> None:
+        self.prepared = prepare_translation(self.cfg.data, self.ws, progress=self.progress)
+
+    def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
+        cfg = self.cfg
+        self.splits: dict[str, list[TranslationPair]] = {name: self.prepared.pairs(name) for name in SPLITS}
+        train = self.splits["train"]
+        # Case carries meaning in both languages (names, "LORD", sentence starts), and the output is read by people.
+        self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
+        self.target_tokenizer = fit_tokenizer((p.target for p in train), cfg.target_tokenizer, lowercase=False)
+        save_tokenizer(self.source_tokenizer, workdir / SOURCE_TOKENIZER_FILE)
+        save_tokenizer(self.target_tokenizer, workdir / TARGET_TOKENIZER_FILE)
+        self.encoded = {name: self._encode(rows) for name, rows in self.splits.items()}
+        chosen = bleu_sample_indices(self.splits["validation"], BLEU_SAMPLE_SIZE, cfg.optim.seed)
+        validation = [self.splits["validation"][i] for i in chosen]
+        bleu = BleuSample(
+            sources=[self.encoded["validation"][i][0] for i in chosen],
+            references=[p.target for p in validation],
+            detokenize=lambda ids: decode_ids(self.target_tokenizer, ids),
+            max_output_tokens=cfg.decoding.max_output_tokens,
+            batch_size=cfg.optim.batch_size,
+        )
+        module = TranslationModule(
+            cfg, self.source_tokenizer.get_vocab_size(), self.target_tokenizer.get_vocab_size(), bleu
+        )
+        return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def log_inputs(self) -> None:
+        """What the run read and how much padding its batches carry, into the active MLflow run (rank 0 only: the
+        other processes of a multi-process run have no run, and `build` runs on all of them)."""
+        log_data_inputs(self.task.name, self.prepared.dir, self.prepared.card, self.task.input_field)
+        # (the card, data tags, the gate's split, the dataset input)
+        mlflow.log_params({f"data.rows_{name}": len(rows) for name, rows in self.splits.items()})
+        mlflow.log_metrics(self._padding_shares())
+
+    def _encode(self, rows: Sequence[TranslationPair]) -> list[Example]:
+        cfg = self.cfg
+        sources = encode_ids(self.source_tokenizer, [p.source for p in rows], cfg.source_tokenizer.max_tokens)
+        # One slot is kept for EOS, so no target is longer than what the decoder may generate.
+        cap = min(cfg.target_tokenizer.max_tokens, cfg.decoding.max_output_tokens) - 1
+        targets = encode_ids(self.target_tokenizer, [p.target for p in rows], cap)
+        return [(s, [*t, EOS_ID]) for s, t in zip(sources, targets, strict=True)]
+
+    def _padding_shares(self) -> dict[str, float]:
+        """Padding share of one epoch's training batches, with and without length bucketing (where epoch time
+        goes: a padded step costs as much as a real one)."""
+        items, size = self.encoded["train"], self.cfg.optim.batch_size
+        # num_replicas=1: every batch of the epoch, however many processes train
+        sampler = BucketBatchSampler(self._keys(items), size, True, self.cfg.optim.seed, num_replicas=1, rank=0)
+        bucketed = list(sampler)
+        order = list(range(len(items)))
+        random.Random(self.cfg.optim.seed).shuffle(order)
+        unbucketed = [order[i : i + size] for i in range(0, len(order), size)]
+        shares = {}
+        for side, lengths in (("source", [len(s) for s, _ in items]), ("target", [len(t) for _, t in items])):
+            shares[f"data/padding_share_{side}"] = padding_share(lengths, bucketed)
+            shares[f"data/padding_share_{side}_unbucketed"] = padding_share(lengths, unbucketed)
+        return shares
+
+    @staticmethod
+    def _keys(items: Sequence[Example]) -> list[int]:
+        # Bucket by target length first: the decoder's step loop runs to the longest target of a batch and costs
+        # more than the encoder; source length breaks ties.
+        return [len(t) * 4096 + len(s) for s, t in items]
+
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        items = self.encoded[split]
+        return bucketed_loader(
+            items,
+            self._keys(items),
+            self.cfg.optim.batch_size,
+            shuffle,
+            self.cfg.optim.seed,
+            collate_translation,
+            self.cfg.optim.num_workers,
+        )
+
+    def evaluate(self, module: TranslationModule, trainer: L.Trainer, workdir: Path) -> dict[str, float]:
+        """Export the trained model exactly as `publish` will, then score the test split with the served decoder."""
+        model_dir, bundle_dir = workdir / "eval_model", workdir / "eval_bundle"
+        self.save_model(module, model_dir)
+        run = mlflow.active_run()
+        folder = read_model_folder(model_dir, self.task.config)
+        report = export_bundle(self.task, folder, bundle_dir, run.info.run_id if run else "", {})
+        predictor = TranslationPredictor(load_bundle(report.bundle_dir, self.task.name))
+        test = self.splits["test"]
+        rows = [{"target": p.target, "references": list(p.references), "domain": p.domain} for p in test]
+        sources = [p.source for p in test]
+        started = time.perf_counter()
+        beam = predictor.translate(sources, beam_size=self.cfg.decoding.beam_size)
+        beam_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        greedy = predictor.translate(sources, beam_size=1)
+        greedy_seconds = time.perf_counter() - started
+        metrics = scores_by_domain(beam, rows, prefix="test/")
+        metrics.update({f"{k}_greedy": v for k, v in scores_by_domain(greedy, rows, prefix="test/").items()})
+        mlflow.log_dict(sacrebleu_signatures(), "eval/sacrebleu_signatures.json")
+        metrics["test/sentences_per_second_beam"] = len(test) / max(beam_seconds, 1e-9)
+        metrics["test/sentences_per_second_greedy"] = len(test) / max(greedy_seconds, 1e-9)
+        metrics["export/parity_max_abs_diff"] = float(report.parity["max_abs_diff"])
+        mlflow.log_dict(report.parity, "export/parity.json")
+        self._log_outputs(test, beam, greedy)
+        self._log_heatmaps(predictor, sources[:HEATMAPS])
+        flows = translation_gradient_flow(module.model, self.encoded["validation"])
+        metrics.update(log_gradient_flow(flows, "longest validation sources"))
+        return metrics
+
+    def _log_outputs(self, test: Sequence[TranslationPair], beam: list[str], greedy: list[str]) -> None:
+        lines = [
+            json.dumps({"id": p.id, "source": p.source, "target": p.target, "beam": b, "greedy": g}, ensure_ascii=False)
+            for p, b, g in zip(test, beam, greedy, strict=True)
+        ]
+        mlflow.log_text("\n".join(lines) + "\n", "predictions/test_hypotheses.jsonl")
+        sample = list(zip(test, beam, greedy, strict=True))[:SAMPLE_TABLE_SIZE]
+        mlflow.log_table(
+            {
+                "source": [p.source for p, _, _ in sample],
+                "reference": [p.target for p, _, _ in sample],
+                f"beam_{self.cfg.decoding.beam_size}": [b for _, b, _ in sample],
+                "greedy": [g for _, _, g in sample],
+            },
+            "predictions/test_samples.json",
+        )
+
+    def _log_heatmaps(self, predictor: TranslationPredictor, sources: Sequence[str]) -> None:
+        for i, t in enumerate(predictor.translate_with_attention(sources, beam_size=self.cfg.decoding.beam_size)):
+            fig = attention_figure(t.attention, t.source_tokens, t.output_tokens, f"test sentence {i}: {t.text[:80]}")
+            mlflow.log_figure(fig, f"plots/attention_test_{i}.png")
+            close(fig)
+
+    def save_model(self, module: TranslationModule, out_dir: Path) -> None:
+        tokenizers = {
+            "source": (SOURCE_TOKENIZER_FILE, self.source_tokenizer),
+            "target": (TARGET_TOKENIZER_FILE, self.target_tokenizer),
+        }
+        write_model_folder(out_dir, self.cfg, module.model, tokenizers)
