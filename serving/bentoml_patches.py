@@ -4,7 +4,7 @@ serving/service.py, before BentoML builds the HTTP app in each worker.
 TimeoutMiddleware schedules a timer per request (`loop.call_later(timeout, ...)`) and never cancels it when the
 request completes, so every request's timer, future and context (with its OpenTelemetry span) stay alive for the
 whole timeout: at 60 s and ~1,000 req/s per worker that was ~2.3 KB per request of resident memory growing for a
-minute (found with tracemalloc; the 64-client soak in tests/test_e2e_http.py measures it). The version below
+minute (found with tracemalloc; the 64-client soak in tests/serving/test_e2e_http.py measures it). The version below
 is the same middleware with the timer cancelled when the request ends.
 """
 
