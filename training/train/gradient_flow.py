@@ -7,8 +7,8 @@ distance from the loss, an LSTM's or GRU's much less. What exactly is measured:
   all reach, so there is no padding and every row has the same T steps;
 - the hidden state: h_t of the FIRST recurrent layer, FORWARD direction, t = 0..T-1 (for LSTMs the hidden state,
   not the cell state c_t). The stack is run one step at a time with its own weights (`unroll`, checked equal to the
-  fused forward in tests/training/train/test_gradient_flow.py), so each h_t is one node of the graph that feeds both the next step
-  and the layer's output; the gradient is then the total derivative dL/dh_t;
+  fused forward in tests/training/train/test_gradient_flow.py), so each h_t is one node of the graph that feeds both
+  the next step and the layer's output; the gradient is then the total derivative dL/dh_t;
 - the loss: the per-example loss summed over the batch (cross-entropy for sentiment, the plain NLL of the reference
   translation, teacher-forced, for translation), the model in eval mode (no dropout), on a float64 CPU copy of it;
 - two gradients: `through_time`, where the loss reaches h_t only through the final state (the classifier's max
