@@ -18,6 +18,7 @@ ROLLED_BACK_TAG = "memoria.rolled_back"  # on a version the alias was rolled bac
 # --- run tags ----------------------------------------------------------------------------------------------------
 TASK_TAG = "memoria.task"
 PRESET_TAG = "memoria.preset"
+CUT_SHORT_TAG = "memoria.cut_short"  # "true": the wall-clock guard stopped the run before its preset's work was done
 KIND_TAG = "memoria.kind"
 PEER_KIND = "baseline"  # KIND_TAG of a peer run (TF-IDF, Apertium): never registered, the model card shows it
 DATA_FINGERPRINT_TAG = "memoria.data_fingerprint"  # the prepared data's fingerprint (its data card's)

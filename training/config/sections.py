@@ -30,7 +30,14 @@ class OptimConfig:
     max_epochs: int = 10
     patience: int = 3  # early stopping on the validation metric, in epochs
     gradient_clip_norm: float = 1.0  # clip the global L2 norm: stops exploding gradients in long sequences
-    max_minutes: float = 0.0  # wall-clock cap on training (0 = none); keeps `make run` inside its budget
+    # Presets are sized in work (epochs, steps), so the same command and seed give the same model on a quiet or a
+    # busy machine. `max_minutes` is only a guard (0 = none): when it stops a run before its epochs or steps are
+    # done, `train` says so loudly (a warning, tag memoria.cut_short) because that model depends on machine load.
+    max_minutes: float = 0.0
+    max_steps: int = 0  # optimiser steps (0 = no limit beyond max_epochs), e.g. 3.5 epochs of a large corpus
+    # The learning-rate decay's progress also counts the share of max_minutes used (the cap as the budget: runs from
+    # before presets were sized in work, the study's 5-minute rows). Presets sized in work set it false.
+    time_aware_decay: bool = True
     limit_train_batches: float = 1.0  # Lightning's limit: a fraction (<= 1.0) or a number of batches
     num_workers: int = 0  # DataLoader workers; the tensors are tiny, extra processes cost more than they save
     log_every_n_steps: int = 20  # per-step metrics (loss, gradient-norm window maximum) are written this often

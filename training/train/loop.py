@@ -17,10 +17,10 @@ from typing import Any, Protocol
 import lightning as L
 import mlflow
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import MLFlowLogger
 
-from serving.contract.names import PRESET_TAG, TASK_TAG
+from serving.contract.names import CUT_SHORT_TAG, PRESET_TAG, TASK_TAG
 from training.config import TaskConfig, Workspace
 from training.task_spec import TaskSpec
 from training.tracking.store import SELECTION_SCORE, start_run
@@ -80,10 +80,20 @@ def train(
         module, train_loader, val_loader = recipe.build(workdir)
         recipe.log_inputs()
         trainer = make_trainer(cfg, ws, run.info.run_id, recipe.monitor, workdir / "checkpoints", progress)
+        device = trainer.strategy.root_device
+        devices = f"{trainer.num_devices} device(s), optim.accelerator={cfg.optim.accelerator}"
+        print(f"{task.name}: training on {device} ({devices})", flush=True)
+        mlflow.set_tag("memoria.device", str(device))
         with one_process_after():
             trainer.fit(module, train_loader, val_loader)
+        why = cut_short(trainer, cfg)
+        if why:
+            log.warning("RUN CUT SHORT: %s", why)
+            print(f"WARNING: run cut short: {why}", flush=True)
+        mlflow.set_tag(CUT_SHORT_TAG, "true" if why else "false")
         best = _restore_best(trainer, module)
         metrics = {SELECTION_SCORE: best, "epochs_trained": float(trainer.current_epoch)}
+        metrics["train/steps"] = float(trainer.global_step)
         metrics.update(recipe.evaluate(module, _evaluation_trainer(trainer, cfg, progress), workdir))
         metrics["train_seconds"] = time.time() - started
         mlflow.log_metrics(metrics)
@@ -156,6 +166,38 @@ class EpochLines(L.Callback):
         )
 
 
+class StepBudget(L.Callback):
+    """Stop after `max_steps` optimiser steps the way early stopping does (`trainer.should_stop`), so Lightning
+    validates the partial epoch and the best-epoch checkpoint can be that last one. Lightning's own `max_steps`
+    ends the loop without that validation: the steps after the last full epoch would be trained and thrown away."""
+
+    def __init__(self, max_steps: int) -> None:
+        self.max_steps = max_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step >= self.max_steps:
+            trainer.should_stop = True
+
+
+def cut_short(trainer: L.Trainer, cfg: TaskConfig) -> str:
+    """Why the wall-clock guard stopped this fit before its epochs or steps were done, or "" if it did not."""
+    optim = cfg.optim
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None or optim.max_minutes <= 0 or (timer.time_remaining("train") or 0.0) > 0:
+        return ""
+    epochs_done = trainer.current_epoch >= optim.max_epochs
+    steps_done = optim.max_steps > 0 and trainer.global_step >= optim.max_steps
+    early_stopped = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
+    if epochs_done or steps_done or early_stopped:
+        return ""
+    planned = f"{optim.max_steps} steps" if optim.max_steps > 0 else f"{optim.max_epochs} epochs"
+    return (
+        f"the optim.max_minutes guard ({optim.max_minutes:g} min) stopped training after {trainer.global_step} steps "
+        f"(epoch {trainer.current_epoch + 1}) of the {planned} the preset asks for: this model depends on how busy "
+        "the machine was; raise the guard or train on a quieter machine to get the preset's model"
+    )
+
+
 def make_trainer(
     cfg: TaskConfig, ws: Workspace | None, run_id: str | None, monitor: str, ckpt_dir: Path, progress: bool
 ) -> L.Trainer:
@@ -166,6 +208,8 @@ def make_trainer(
         ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode="max", save_top_k=1, filename="best"),
         EarlyStopping(monitor=monitor, mode="max", patience=optim.patience),
     ]
+    if optim.max_steps > 0:
+        callbacks.append(StepBudget(optim.max_steps))
     if not progress:
         callbacks.append(EpochLines(optim.max_minutes))
     logger = MLFlowLogger(experiment_name=cfg.task, tracking_uri=ws.tracking_uri, run_id=run_id) if run_id else False

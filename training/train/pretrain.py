@@ -89,11 +89,15 @@ def pretrain_members(
     seed: int,
     progress: bool,
 ) -> dict[str, float]:
-    """Pretrain each member for its share of `cfg.minutes` on `ids` (token-id sequences); returns metrics."""
+    """Pretrain each member for `cfg.steps` optimiser steps on `ids` (token-id sequences); returns metrics.
+    `cfg.minutes` (all members together) is then only a guard: a member it stops early is reported loudly. A config
+    with `minutes` and no `steps` (runs from before steps existed, the study's 5-minute rows) pretrains for that
+    time, as it always did."""
+    steps = cfg.steps if cfg.steps > 0 else float("inf")
     items = [(seq, 0) for seq in ids if len(seq) > 1]  # a one-token text has nothing to predict
     metrics: dict[str, float] = {"pretrain/texts": float(len(items)), "pretrain/tokens": float(sum(map(len, ids)))}
     for index, member in enumerate(members):
-        budget = 60 * cfg.minutes / len(members)
+        budget = 60 * cfg.minutes / len(members) if cfg.minutes > 0 else float("inf")
         lm = BidirectionalLM(member).train()
         optimizer = torch.optim.AdamW(lm.parameters(), lr=cfg.lr, weight_decay=0.01)
         loader = bucketed_loader(
@@ -101,7 +105,7 @@ def pretrain_members(
         )
         started, step, recent = time.monotonic(), 0, []
         bar = tqdm(desc=f"pretraining member {index}", unit="batch", disable=not progress)
-        while time.monotonic() - started < budget:
+        while step < steps and time.monotonic() - started < budget:
             for batch_ids, lengths, _ in loader:
                 loss = lm(batch_ids, lengths)
                 optimizer.zero_grad()
@@ -113,12 +117,21 @@ def pretrain_members(
                 bar.update()
                 if step % 50 == 0 and mlflow.active_run():  # (a test calls this outside any run)
                     mlflow.log_metric(f"pretrain/loss_member{index}", sum(recent[-50:]) / len(recent[-50:]), step=step)
-                if time.monotonic() - started >= budget:
+                if step >= steps or time.monotonic() - started >= budget:
                     break
         bar.close()
         tail = recent[-50:] or [float("nan")]
         metrics[f"pretrain/final_loss_member{index}"] = sum(tail) / len(tail)
         metrics[f"pretrain/steps_member{index}"] = float(step)
+        if step < steps < float("inf"):
+            log.warning(
+                "PRETRAINING CUT SHORT: member %d stopped after %d of %d steps by the pretrain.minutes guard (%g min): "
+                "this model depends on how busy the machine was",
+                index,
+                step,
+                cfg.steps,
+                cfg.minutes,
+            )
         log.info(
             "pretrained member %d: %d steps, loss %.3f", index, step, metrics[f"pretrain/final_loss_member{index}"]
         )

@@ -94,3 +94,27 @@ def test_tiny_training_run_is_tracked_in_mlflow(ws: Workspace) -> None:
         assert 0.0 <= run.data.metrics[f"calibration/ece_after_{split}"] <= 1.0
     card = client.download_artifacts(result.run_id, "data/card.json")
     assert "splits" in Path(card).read_text()
+
+
+def test_a_step_budget_stops_training_and_validates_the_last_partial_epoch(ws: Workspace) -> None:
+    # given a preset sized in steps (7 steps: three and a half epochs of two batches) and no wall-clock guard
+    overrides = ("data.max_examples=0", "optim.max_epochs=5", "optim.max_steps=7", "optim.patience=50")
+    cfg = tiny_sentiment(*overrides)
+    # when it trains
+    result = train(cfg, ws, progress=False)
+    run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    # then it stops at 7 steps, the partial epoch was validated (a best checkpoint exists), and nothing was cut short
+    assert run.data.metrics["train/steps"] == 7
+    assert 0.0 <= run.data.metrics["selection_score"] <= 1.0
+    assert run.data.tags["memoria.cut_short"] == "false"
+
+
+def test_the_wall_clock_guard_says_loudly_when_it_cut_a_run_short(ws: Workspace, capsys) -> None:
+    # given a guard far shorter than the preset's work (many epochs)
+    cfg = tiny_sentiment("data.max_examples=0", "optim.max_epochs=500", "optim.max_minutes=0.002", "optim.patience=500")
+    # when it trains
+    result = train(cfg, ws, progress=False)
+    # then the run is marked, and the output says so
+    run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    assert run.data.tags["memoria.cut_short"] == "true"
+    assert "run cut short" in capsys.readouterr().out

@@ -35,9 +35,12 @@ class RecurrentLightningModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim_cfg.lr, weight_decay=self.optim_cfg.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
+        if self.optim_cfg.max_steps > 0:  # a step budget (training/train/loop.py StepBudget) ends the run first
+            total = min(total, self.optim_cfg.max_steps)
         warmup = max(1, min(200, total // 20))
-        # The cap counts validation too; stop decaying a little early so the last epoch runs at the floor.
-        budget = self.optim_cfg.max_minutes * 60 * 0.95
+        # The cap counts validation too; stop decaying a little early so the last epoch runs at the floor. Presets
+        # sized in work turn this off: their schedule, like their model, must not depend on machine load.
+        budget = self.optim_cfg.max_minutes * 60 * 0.95 if self.optim_cfg.time_aware_decay else 0.0
         started = time.monotonic()
 
         def schedule(step: int) -> float:

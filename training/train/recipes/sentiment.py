@@ -62,7 +62,7 @@ class SentimentRecipe:
         module = SentimentModule(cfg, self.tokenizer.get_vocab_size(), LABELS, self._class_weights())
         # Rank 0 only: DDP copies rank 0's weights to the other processes when it wraps the model, so pretraining
         # there (for the same number of minutes) would only keep rank 0 waiting for them.
-        if cfg.pretrain.minutes > 0 and is_rank_zero():
+        if (cfg.pretrain.steps > 0 or cfg.pretrain.minutes > 0) and is_rank_zero():
             self._pretrain(module, [r["text"] for r in splits["train"]])
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
 
