@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
             raise ValueError(f"study exists for --task {STUDY_TASK} only")
         print(run_study(ws, args.variant or None, args.retrain))
     elif args.command == "baseline":
-        print(json.dumps(task_named(task).run_peer(cfg, ws), indent=2))
+        print(json.dumps(task_named(task).run_peers(cfg, ws), indent=2))
     elif args.command == "promote":
         from training.registry.promotion import promote
         from training.tracking.store import use_store

@@ -32,4 +32,5 @@ class TaskSpec:
     summarize_data: Callable[[dict[str, Any]], dict[str, Any]]  # data card -> the task's part of a bundle's summary
     recipe: Callable[[TaskSpec, Any, Any, bool], Any]  # (task, config, Workspace, progress) -> a Recipe (train/)
     export_graphs: Callable[[Any, Path, Any], tuple[dict[str, Any], dict[str, Any]]]  # (RunModel, dir, ws)
-    run_peer: Callable[[Any, Any], dict[str, Any]]  # (config, Workspace) -> the peer's test metrics
+    # (config, Workspace) -> each peer's test (and probe) metrics by peer name, each logged as its own run
+    run_peers: Callable[[Any, Any], dict[str, dict[str, Any]]]

@@ -75,6 +75,9 @@ class SentimentConfig:
     # instead of (or with) weighting: per-class logit offsets chosen on the validation split for macro-F1
     tune_offsets: bool = False
     word_dropout: float = 0.0  # training only: each token id becomes [UNK] with this probability
+    # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
+    # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
+    lexicon: bool = False
     calibrate: bool = True  # fit a temperature on the validation split (exported in the graph)
     export: ExportConfig = field(default_factory=ExportConfig)
 

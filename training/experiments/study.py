@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from training.config import Workspace, apply_overrides
-from training.data.sentiment.review_probe import binary_accuracy, probe_rows
+from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.tasks.sentiment import SENTIMENT
 
 STUDY_TASK = SENTIMENT.name  # the study compares sentiment variants only
@@ -272,9 +272,11 @@ def latency_ratios(predictors: dict[str, Any], texts: list[str], rounds: int = 3
     }
 
 
-def measure(ws: Workspace, run_ids: dict[str, str], peer: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Test metrics, calibration, probe accuracy, served latency of each run, and its served graph's test macro-F1
-    against the peer's, paired on the same texts."""
+def measure(
+    ws: Workspace, run_ids: dict[str, str], peer: dict[str, Any], vader: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Test metrics, calibration, probe accuracies, served latency of each run, and its served graph's test
+    macro-F1 against each peer's (TF-IDF, VADER), paired on the same texts."""
     from serving.contract.bundle import load_bundle
     from serving.sentiment import SentimentPredictor
     from training.data.sentiment.corpus import LABELS, find_prepared
@@ -283,7 +285,7 @@ def measure(ws: Workspace, run_ids: dict[str, str], peer: dict[str, Any]) -> dic
     from training.tracking.store import use_store
 
     client = use_store(ws)
-    probe = probe_rows()
+    probes = probe_sets()
     rows: dict[str, dict[str, Any]] = {}
     predictors = {}
     prepared = find_prepared(SENTIMENT.preset("default").data, ws)
@@ -292,6 +294,7 @@ def measure(ws: Workspace, run_ids: dict[str, str], peer: dict[str, Any]) -> dic
     test_texts = [t for t, _ in prepared.pairs("test")]
     gold = np.array([LABELS.index(label) for _, label in prepared.pairs("test")])
     peer_predicted = np.array(peer["test_predicted"])
+    vader_predicted = np.array(vader["test_predicted"])
     with tempfile.TemporaryDirectory() as tmp:
         for name, run_id in run_ids.items():
             run = client.get_run(run_id)
@@ -315,10 +318,16 @@ def measure(ws: Workspace, run_ids: dict[str, str], peer: dict[str, Any]) -> dic
                 "served": quantization.get("served", "fp32"),
                 # the served graph's own test score (int8 moves a few labels); None where no int8 was scored
                 "served_test_macro_f1": quantization.get(f"test_macro_f1_{quantization.get('served', 'fp32')}"),
-                "probe_accuracy": binary_accuracy(
-                    predictor.probabilities([r["text"] for r in probe]), [r["label"] for r in probe], LABELS
+                **{
+                    f"{probe}_probe_accuracy": binary_accuracy(
+                        predictor.probabilities([r["text"] for r in rows_]), [r["label"] for r in rows_], LABELS
+                    )
+                    for probe, rows_ in probes.items()
+                },
+                "vs_peer": paired_bootstrap(
+                    predicted := predictor.probabilities(test_texts).argmax(1), peer_predicted, gold
                 ),
-                "vs_peer": paired_bootstrap(predictor.probabilities(test_texts).argmax(1), peer_predicted, gold),
+                "vs_vader": paired_bootstrap(predicted, vader_predicted, gold),
             }
         for name, timing in latency_ratios(predictors, test_texts).items():
             rows[name].update(timing)
@@ -339,8 +348,25 @@ def peer_row(ws: Workspace) -> dict[str, Any]:
         "test_macro_f1": metrics["test/macro_f1"],
         **{k.replace("/", "_"): v for k, v in metrics.items() if k.startswith("test/f1_")},
         "val_macro_f1": metrics["val/macro_f1"],
-        "probe_accuracy": metrics.get("probe/accuracy"),
+        "review_probe_accuracy": metrics.get("probe/accuracy"),
         "ece_before": metrics.get("calibration/ece_test"),
+    }
+
+
+def vader_row(ws: Workspace) -> dict[str, Any]:
+    """VADER on the same test split and probes (training/peers/vader.py)."""
+    from training.peers.vader import PREDICTIONS, run_vader_peer
+    from training.tracking.store import use_store
+
+    metrics = run_vader_peer(SENTIMENT.preset("default"), ws)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = json.loads(Path(use_store(ws).download_artifacts(metrics["run_id"], PREDICTIONS, tmp)).read_text())
+    return {
+        "run_id": metrics["run_id"],
+        "test_predicted": saved["predicted"],
+        "test_macro_f1": metrics["test/macro_f1"],
+        **{k.replace("/", "_"): v for k, v in metrics.items() if k.startswith("test/f1_")},
+        **{f"{k.removeprefix('probe/')}": v for k, v in metrics.items() if k.startswith("probe/")},
     }
 
 
@@ -371,34 +397,43 @@ def served(row: dict[str, Any]) -> str:
     return row["served"]
 
 
-def write_report(rows: dict[str, dict[str, Any]], peer: dict[str, Any], out: Path = REPORT) -> str:
+def write_report(
+    rows: dict[str, dict[str, Any]], peer: dict[str, Any], vader: dict[str, Any], out: Path = REPORT
+) -> str:
     machine = f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores"
+
+    def f1s(r: dict[str, Any]) -> str:
+        return f"{_f(r['test_f1_negative'], 3)} / {_f(r['test_f1_neutral'], 3)} / {_f(r['test_f1_positive'], 3)}"
+
     lines = [
-        "| row | what | val macro-F1 | test macro-F1 | served − peer, points [95% CI] | F1 neg / neu / pos | "
-        "ECE before → after | review probe | served | latency ×ref (batch 1 / 32) | epochs (min) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| row | what | val macro-F1 | test macro-F1 | served − TF-IDF, points [95% CI] | served − VADER, points "
+        "[95% CI] | F1 neg / neu / pos | ECE before → after | review probe | contrast probe | served | "
+        "latency ×ref (batch 1 / 32) | epochs (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| TF-IDF + LR (peer) | word 1-2 + char 2-5 grams, C on validation | {_f(peer['val_macro_f1'])} | "
-        f"{_f(peer['test_macro_f1'])} | – | "
-        f"{_f(peer['test_f1_negative'], 3)} / {_f(peer['test_f1_neutral'], 3)} / {_f(peer['test_f1_positive'], 3)} | "
-        f"{_f(peer.get('ece_before'), 3)} | {_f(peer.get('probe_accuracy'), 3)} | sklearn | – | – |",
+        f"{_f(peer['test_macro_f1'])} | – | – | {f1s(peer)} | {_f(peer.get('ece_before'), 3)} | "
+        f"{_f(peer.get('review_probe_accuracy'), 3)} | – | sklearn | – | – |",
+        f"| VADER (peer) | lexicon + rules, no training; compound ±0.05 | – | {_f(vader['test_macro_f1'])} | – | – | "
+        f"{f1s(vader)} | – | {_f(vader.get('review_accuracy'), 3)} | {_f(vader.get('contrast_accuracy'), 3)} | "
+        "vaderSentiment | – | – |",
     ]
     what = {v.name: v.what + preset_mark(v) for v in VARIANTS}
     for name, r in rows.items():
         lines.append(
             f"| {name} | {what[name]} | {_f(r['val_macro_f1'])} | {_f(r['test_macro_f1'])} | "
-            f"{_delta(r.get('vs_peer'))} | "
-            f"{_f(r['test_f1_negative'], 3)} / "
-            f"{_f(r['test_f1_neutral'], 3)} / {_f(r['test_f1_positive'], 3)} | "
-            f"{_f(r['ece_before'], 3)} → {_f(r['ece_after'], 3)} | {_f(r['probe_accuracy'], 3)} | {served(r)} | "
+            f"{_delta(r.get('vs_peer'))} | {_delta(r.get('vs_vader'))} | {f1s(r)} | "
+            f"{_f(r['ece_before'], 3)} → {_f(r['ece_after'], 3)} | {_f(r.get('review_probe_accuracy'), 3)} | "
+            f"{_f(r.get('contrast_probe_accuracy'), 3)} | {served(r)} | "
             f"{r['ratio_batch_1']:.2f} / {r['ratio_batch_32']:.2f} | {_f(r['epochs'], 0)} ({r['train_minutes']:.1f}) |"
         )
     table = "\n".join(lines)
     commands = "\n".join(f"- {v.name}: `{v.command()}`" for v in VARIANTS if v.name in rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "peer": peer, "rows": rows}, indent=2))
+    report = {"machine": machine, "peer": peer, "vader": vader, "rows": rows}
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     out.with_suffix(".md").write_text(
         f"# Sentiment study\n\nMachine: {machine}. Produced by `make study` (python -m training study).\n\n{table}\n\n"
-        f"Each row alone:\n\n{commands}\n\nPeer: `make baseline`.\n"
+        f"Each row alone:\n\n{commands}\n\nPeers (TF-IDF, VADER): `make baseline`.\n"
     )
     return table
 
@@ -409,5 +444,5 @@ def run_study(ws: Workspace, names: list[str] | None = None, retrain: bool = Fal
     run_variants(ws, names, retrain)
     run_variants(ws, [REFERENCE])  # every latency is relative to it
     run_ids = {v.name: run_id for v in VARIANTS if (run_id := finished_run(ws, v))}
-    peer = peer_row(ws)
-    return write_report(measure(ws, run_ids, peer), peer)
+    peer, vader = peer_row(ws), vader_row(ws)
+    return write_report(measure(ws, run_ids, peer, vader), peer, vader)

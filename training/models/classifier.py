@@ -18,6 +18,7 @@ from training.config import NgramConfig, RecurrentConfig, SentimentConfig
 from training.model_folder import RunModel
 from training.models.cells import RecurrentStack
 
+LEXICON_FEATURES = 4  # training/data/sentiment/lexicon.py FEATURES: valence, negator, intensity, contrast
 # Multipliers of the n-gram hash (distinct odd primes): ids < 2^17 times these stay far below 2^63.
 _HASH_PRIMES = (1, 1_000_003, 999_999_937, 2_147_483_647)
 
@@ -70,21 +71,48 @@ class RecurrentClassifier(nn.Module):
     short gradient path to the loss, which helps the vanilla RNN most.
     """
 
-    def __init__(self, vocab_size: int, num_labels: int, cfg: RecurrentConfig, ngrams: NgramConfig | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_labels: int,
+        cfg: RecurrentConfig,
+        ngrams: NgramConfig | None = None,
+        lexicon_features: int = 0,
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
+        # Fixed per-token lexicon features (training/data/sentiment/lexicon.py) beside the learned embedding: a
+        # buffer, not a parameter (set once from the tokenizer, saved with the weights, a constant in the graph).
+        self.lexicon: torch.Tensor | None
+        if lexicon_features:
+            self.register_buffer("lexicon", torch.zeros(vocab_size, lexicon_features))
+        else:
+            self.lexicon = None
         self.encoder = RecurrentStack(
-            cfg.cell, cfg.embedding_dim, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout, cfg.init
+            cfg.cell,
+            cfg.embedding_dim + lexicon_features,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.bidirectional,
+            cfg.dropout,
+            cfg.init,
         )
         self.ngrams = HashedNgrams(vocab_size, ngrams) if ngrams is not None and ngrams.buckets > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
         features = 2 * self.encoder.output_size + (self.ngrams.output_size if self.ngrams is not None else 0)
         self.head = nn.Linear(features, num_labels)
 
+    def inputs(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """What the recurrent stack reads at each step: the embedding (dropout in training), and the token's
+        lexicon features where the model has them."""
+        x = self.dropout(self.embedding(input_ids))
+        if self.lexicon is not None:
+            x = torch.cat([x, self.lexicon[input_ids]], dim=2)
+        return x
+
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """input_ids [B, T] int64, lengths [B] int64 -> logits [B, num_labels]."""
-        x = self.dropout(self.embedding(input_ids))
-        outputs, state = self.encoder(x, lengths)
+        outputs, state = self.encoder(self.inputs(input_ids), lengths)
         steps = torch.arange(outputs.shape[1], device=outputs.device).unsqueeze(0)
         pad = (steps >= lengths.unsqueeze(1)).unsqueeze(2)
         pooled = outputs.masked_fill(pad, -1e4).max(dim=1).values
@@ -111,12 +139,18 @@ class SentimentNet(nn.Module):
 
     def __init__(self, vocab_size: int, num_labels: int, cfg: SentimentConfig) -> None:
         super().__init__()
+        features = LEXICON_FEATURES if cfg.lexicon else 0
         self.members = nn.ModuleList(
-            RecurrentClassifier(vocab_size, num_labels, replace(cfg.model, cell=cell), cfg.ngrams)
+            RecurrentClassifier(vocab_size, num_labels, replace(cfg.model, cell=cell), cfg.ngrams, features)
             for cell in member_cells(cfg)
         )
         self.register_buffer("offsets", torch.zeros(num_labels))
         self.register_buffer("temperature", torch.ones(()))
+
+    def set_lexicon(self, table: torch.Tensor) -> None:
+        """Every member's lexicon features ([vocabulary, LEXICON_FEATURES]), from the run's tokenizer."""
+        for member in self.members:
+            member.lexicon.copy_(table)
 
     def member_logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         return [member(input_ids, lengths) for member in self.members]
@@ -164,4 +198,5 @@ def describe(net: SentimentNet) -> dict[str, Any]:
         if first.ngrams is None
         else {"orders": list(first.ngrams.orders), "buckets": first.ngrams.buckets, "dim": first.ngrams.output_size},
         "parameters": sum(p.numel() for p in net.parameters()),
+        "lexicon_features": 0 if first.lexicon is None else int(first.lexicon.shape[1]),
     }

@@ -43,10 +43,13 @@ def _score(bundle: Any, rows: Any) -> float:
     return sentiment_macro_f1(bundle, rows)
 
 
-def _peer(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
+def _peers(cfg: SentimentConfig, ws: Workspace) -> dict[str, dict[str, Any]]:
+    """TF-IDF + logistic regression on the same tweets (the baseline the model card shows), and VADER (a lexicon
+    with rules, no training: what one `pip install` gives)."""
     from training.peers.tfidf import run_tfidf_baseline
+    from training.peers.vader import run_vader_peer
 
-    return run_tfidf_baseline(cfg, ws)
+    return {"tfidf": run_tfidf_baseline(cfg, ws), "vader": run_vader_peer(cfg, ws)}
 
 
 SENTIMENT = TaskSpec(
@@ -64,5 +67,5 @@ SENTIMENT = TaskSpec(
     summarize_data=sentiment_summary,
     recipe=_recipe,
     export_graphs=_export,
-    run_peer=_peer,
+    run_peers=_peers,
 )

@@ -43,10 +43,10 @@ def _score(bundle: Any, rows: Any) -> float:
     return translation_bleu(bundle, rows)
 
 
-def _peer(cfg: TranslationConfig, ws: Workspace) -> dict[str, Any]:
+def _peers(cfg: TranslationConfig, ws: Workspace) -> dict[str, dict[str, Any]]:
     from training.peers.apertium import run_apertium
 
-    return run_apertium(cfg, ws)
+    return {"apertium": run_apertium(cfg, ws)}
 
 
 TRANSLATION = TaskSpec(
@@ -64,5 +64,5 @@ TRANSLATION = TaskSpec(
     summarize_data=translation_summary,
     recipe=_recipe,
     export_graphs=_export,
-    run_peer=_peer,
+    run_peers=_peers,
 )

@@ -178,7 +178,7 @@ def classifier_logits(
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """The member's logits for unpadded `ids` [B, T], computed through `unroll`: (as trained, with the max-pooled
     features detached, layer 0 forward hidden states)."""
-    x = member.embedding(ids)
+    x = member.inputs(ids)  # the embedding and, where the model has them, the lexicon features
     outputs, finals, probes = unroll(member.encoder, x)
     last = torch.cat(finals[-member.encoder.num_directions :], dim=1)  # top layer, directions side by side
     pooled = outputs.max(dim=1).values

@@ -28,7 +28,7 @@ def test_binary_accuracy_ignores_neutral() -> None:
     assert binary_accuracy(probs, ["positive", "negative", "negative"], ["negative", "neutral", "positive"]) == 2 / 3
 
 
-def test_report_has_the_peer_and_every_row(tmp_path: Path) -> None:
+def test_report_has_both_peers_and_every_row(tmp_path: Path) -> None:
     row = {
         "val_macro_f1": 0.74,
         "test_macro_f1": 0.75,
@@ -37,9 +37,11 @@ def test_report_has_the_peer_and_every_row(tmp_path: Path) -> None:
         "test_f1_positive": 0.66,
         "ece_before": 0.06,
         "ece_after": 0.02,
-        "probe_accuracy": 0.8,
+        "review_probe_accuracy": 0.8,
+        "contrast_probe_accuracy": 0.86,
         "served": "int8",
         "vs_peer": {"delta": 0.002, "low": -0.011, "high": 0.015},
+        "vs_vader": {"delta": 0.151, "low": 0.132, "high": 0.170},
         "ratio_batch_1": 1.0,
         "ratio_batch_32": 1.1,
         "epochs": 5,
@@ -52,12 +54,14 @@ def test_report_has_the_peer_and_every_row(tmp_path: Path) -> None:
         "test_f1_neutral": 0.7,
         "test_f1_positive": 0.66,
     }
-    table = write_report({v.name: row for v in VARIANTS}, peer, tmp_path / "study")
+    vader = {**peer, "review_accuracy": 0.84, "contrast_accuracy": 0.71}
+    table = write_report({v.name: row for v in VARIANTS}, peer, vader, tmp_path / "study")
     lines = table.splitlines()
-    assert len(lines) == 2 + 1 + len(VARIANTS)
+    assert len(lines) == 2 + 2 + len(VARIANTS)  # header, the two peers, every row
+    assert any(line.startswith("| VADER (peer) |") and "| 0.840 | 0.710 |" in line for line in lines)
     assert all(any(line.startswith(f"| {v.name} |") for line in lines) for v in VARIANTS)
     assert (tmp_path / "study.md").exists() and (tmp_path / "study.json").exists()
-    assert "+0.2 [-1.1, +1.5]" in table
+    assert "+0.2 [-1.1, +1.5]" in table and "+15.1 [+13.2, +17.0]" in table and "| 0.800 | 0.860 |" in table
 
 
 def test_paired_bootstrap_brackets_the_difference_and_sees_a_real_one() -> None:

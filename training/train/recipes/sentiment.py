@@ -10,10 +10,12 @@ import mlflow
 import numpy as np
 import torch
 
-from serving.contract.text import encode_ids
+from serving.contract.text import encode_batch, encode_ids
 from training.config import SentimentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
+from training.data.sentiment.lexicon import lexicon_words, token_features
+from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
 from training.metrics.decision import tune_offsets
 from training.model_folder import write_model_folder
@@ -45,9 +47,10 @@ class SentimentRecipe:
         cfg = self.cfg
         splits = {name: load_split(self.prepared.dir, name) for name in ("train", "validation", "test")}
         self.split_sizes = {name: len(rows) for name, rows in splits.items()}
-        self.tokenizer = fit_tokenizer(
-            (row["text"] for row in splits["train"]), cfg.tokenizer, lowercase=True, tweets=True
-        )
+        texts = [row["text"] for row in splits["train"]]
+        # with the lexicon, its words join the tokenizer's texts so they become whole tokens that carry its features
+        extra = lexicon_words() if cfg.lexicon else []
+        self.tokenizer = fit_tokenizer(iter(texts + extra), cfg.tokenizer, lowercase=True, tweets=True)
         self.tokenizer_path = save_tokenizer(self.tokenizer, workdir / TOKENIZER_FILE)
         label_id = {label: i for i, label in enumerate(LABELS)}
         self.encoded = {
@@ -60,6 +63,10 @@ class SentimentRecipe:
             for name, rows in splits.items()
         }
         module = SentimentModule(cfg, self.tokenizer.get_vocab_size(), LABELS, self._class_weights())
+        if cfg.lexicon:  # every rank builds the same table from the same tokenizer
+            table = token_features(self.tokenizer)
+            module.model.set_lexicon(torch.from_numpy(table))
+            self.lexicon_tokens = int((table != 0).any(axis=1).sum())
         # Rank 0 only: DDP copies rank 0's weights to the other processes when it wraps the model, so pretraining
         # there (for the same number of minutes) would only keep rank 0 waiting for them.
         if (cfg.pretrain.steps > 0 or cfg.pretrain.minutes > 0) and is_rank_zero():
@@ -73,6 +80,8 @@ class SentimentRecipe:
         # (the card, data tags, the gate's split, the dataset input)
         mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
         mlflow.log_metrics(self.pretrain_metrics)
+        if self.cfg.lexicon:
+            mlflow.log_metric("lexicon/tokens_with_features", self.lexicon_tokens)
 
     def _pretrain(self, module: SentimentModule, train_texts: list[str]) -> None:
         from training.train.pretrain import english_texts, pretrain_members
@@ -118,8 +127,23 @@ class SentimentRecipe:
             mlflow.log_figure(fig, f"plots/confusion_{split}.png")
             close(fig)
             mlflow.log_dict({"labels": list(LABELS), "matrix": matrix.tolist()}, f"metrics/confusion_{split}.json")
+        metrics.update(self.probe_accuracies(module))
         flows = sentiment_gradient_flow(module.model, self.encoded["validation"])
         metrics.update(log_gradient_flow(flows, "longest validation texts"))
+        return metrics
+
+    def probe_accuracies(self, module: SentimentModule) -> dict[str, float]:
+        """Binary accuracy on each out-of-domain probe (review sentences; negation, contrast, sarcasm), the numbers
+        the peers report on the same sentences (`make baseline`: VADER, TF-IDF). Reported, never used to choose."""
+        net = module.model.eval()
+        metrics = {}
+        for name, rows in probe_sets().items():
+            ids, lengths = encode_batch(self.tokenizer, [r["text"] for r in rows], self.cfg.tokenizer.max_tokens)
+            with torch.no_grad():  # the calibrated, offset logits: the argmax the exported graph serves
+                logits = net(torch.from_numpy(ids).to(module.device), torch.from_numpy(lengths).to(module.device))
+            probs = torch.softmax(logits, dim=-1)
+            labels = [r["label"] for r in rows]
+            metrics[f"probe/{name}_accuracy"] = binary_accuracy(probs.float().cpu().numpy(), labels, list(LABELS))
         return metrics
 
     def raw_logits(self, module: SentimentModule, split: str) -> tuple[np.ndarray, np.ndarray]:

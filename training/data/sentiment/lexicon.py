@@ -1,0 +1,66 @@
+"""Per-token sentiment knowledge from a lexicon the field trusts: VADER's (vaderSentiment 3.3.2, MIT; 7,500 words
+and emoticons rated by people from -4 to +4, plus its lists of negators and intensifiers).
+
+The tweets teach the model the words that tweets use; a review of a film or a toaster uses many the tweets never
+had. So beside the learned embedding each token carries a few fixed features looked up from the lexicon, the same
+for a word the model saw in training and one it never saw: the recurrent layer learns from the tweets how valence
+combines with negation, intensity and "but", and applies that to words it only knows from the lexicon.
+
+Features per token id (a table [vocabulary, FEATURES], stored in the model and exported inside its graph, so
+serving's inputs do not change): the valence / 4 of the word the token spells (0 for word pieces, punctuation,
+unknown words), whether it is a negator ("not", "never", "n't" spellings), an intensifier's signed strength
+("very" +, "barely" -), and whether it turns the sentence ("but", "however", "although", "though", "yet").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tokenizers import Tokenizer
+
+FEATURES = ("valence", "negator", "intensity", "contrast")
+CONTRAST_WORDS = frozenset({"but", "however", "although", "though", "yet", "nevertheless", "nonetheless"})
+WORD_START = "▁"  # the Metaspace pre-tokenizer's word-start mark (training/text.py)
+
+
+def _vader() -> tuple[dict[str, float], frozenset[str], dict[str, float]]:
+    from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer().lexicon, frozenset(NEGATE), dict(BOOSTER_DICT)
+
+
+def token_features(tokenizer: Tokenizer) -> np.ndarray:
+    """[vocabulary size, len(FEATURES)] float32: each token's lexicon features (zeros where the token is not a
+    whole lexicon word: a word piece, punctuation, a special token)."""
+    lexicon, negators, boosters = _vader()
+    table = np.zeros((tokenizer.get_vocab_size(), len(FEATURES)), dtype=np.float32)
+    for token, index in tokenizer.get_vocab().items():
+        word = token.removeprefix(WORD_START).lower()
+        if not word:
+            continue
+        # a whole word (it starts a word) or an emoticon/punctuation run that VADER rates as it is written
+        whole = token.startswith(WORD_START) or not word.isalpha()
+        if whole and word in lexicon:
+            table[index, 0] = lexicon[word] / 4.0
+        if whole and (word in negators or word.replace("'", "") in negators):
+            table[index, 1] = 1.0
+        if token.startswith(WORD_START) and word in boosters:
+            table[index, 2] = boosters[word] / abs(boosters[word]) if boosters[word] else 0.0
+        if token.startswith(WORD_START) and word in CONTRAST_WORDS:
+            table[index, 3] = 1.0
+    return table
+
+
+def lexicon_words(repeat: int = 2) -> list[str]:
+    """The lexicon's alphabetic words, each `repeat` times, to add to the texts a tokenizer is fitted on: BPE then
+    keeps them whole (`min_frequency` 2 is met), so each has a token whose features the table can carry. Without
+    them a review word the tweets never used ("masterpiece") falls apart into pieces that carry no valence."""
+    lexicon, negators, boosters = _vader()
+    words = sorted({w for w in (*lexicon, *negators, *boosters, *CONTRAST_WORDS) if w.replace("'", "").isalpha()})
+    return [word for word in words for _ in range(repeat)]
+
+
+def coverage(tokenizer: Tokenizer, texts: list[str], table: np.ndarray) -> float:
+    """Share of the texts' tokens with a non-zero valence: how much of the input the lexicon speaks to."""
+    encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+    ids = [i for enc in encodings for i in enc.ids]
+    return float(np.mean(table[ids, 0] != 0)) if ids else 0.0
