@@ -15,6 +15,7 @@ The task table (training/tasks/) names each task's config class and preset funct
 from training.config.overrides import apply_overrides, dumps, flatten, from_dict, to_dict
 from training.config.sections import PRESETS, OptimConfig, RecurrentConfig, TokenizerConfig
 from training.config.sentiment import (
+    DistillConfig,
     EnsembleConfig,
     ExportConfig,
     NgramConfig,
@@ -30,6 +31,7 @@ TaskConfig = SentimentConfig | TranslationConfig  # a run's config, whichever ta
 __all__ = [
     "PRESETS",
     "DecodingConfig",
+    "DistillConfig",
     "EnsembleConfig",
     "ExportConfig",
     "NgramConfig",

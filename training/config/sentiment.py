@@ -61,6 +61,16 @@ class PretrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Weak supervision before the tweets: English sentences labelled by VADER (training/train/distill.py)."""
+
+    steps: int = 0  # optimiser steps per member on the teacher's labels (0 = off)
+    lr: float = 2e-3
+    batch_size: int = 64
+    max_texts: int = 60000  # English sentences of the translation pairs, at most (a seeded sample)
+
+
+@dataclass(frozen=True)
 class SentimentConfig:
     task: Literal["sentiment"] = "sentiment"
     preset: str = "default"
@@ -71,6 +81,7 @@ class SentimentConfig:
     ngrams: NgramConfig = field(default_factory=NgramConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     class_weighted_loss: bool = True  # positive is the rarest class (18%); weighting lifts macro-F1
     # instead of (or with) weighting: per-class logit offsets chosen on the validation split for macro-F1
     tune_offsets: bool = False

@@ -169,6 +169,11 @@ ADDED_SINCE = {
     ("optim", "max_steps"): 0,
     ("pretrain", "steps"): 0,
     ("optim", "time_aware_decay"): True,
+    ("", "lexicon"): False,  # "": a top-level field
+    ("distill", "steps"): 0,
+    ("distill", "lr"): 2e-3,
+    ("distill", "batch_size"): 64,
+    ("distill", "max_texts"): 60000,
 }
 
 
@@ -179,8 +184,11 @@ def config_digest(cfg: Any) -> str:
 
     config = to_dict(cfg)
     for (section, key), implicit in ADDED_SINCE.items():
-        if config.get(section, {}).get(key, implicit) == implicit:
-            config.get(section, {}).pop(key, None)
+        holder = config.get(section, {}) if section else config
+        if holder.get(key, implicit) == implicit:
+            holder.pop(key, None)
+        if section and section in config and not config[section]:  # a section added whole, at its defaults
+            config.pop(section)
     text = json.dumps(config, indent=2, sort_keys=True)  # as config.dumps writes it
     return hashlib.sha256(f"{text}|pipeline={PIPELINE_VERSION}".encode()).hexdigest()[:16]
 

@@ -11,7 +11,6 @@ thresholds on the compound score (>= 0.05 positive, <= -0.05 negative, neutral b
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import mlflow
@@ -21,21 +20,13 @@ from sklearn.metrics import accuracy_score, f1_score
 from serving.contract.names import KIND_TAG
 from training.config import SentimentConfig, Workspace
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
+from training.data.sentiment.lexicon import three_classes, vader_scores
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.tracking.provenance import data_tags, log_data_inputs
 from training.tracking.store import start_run
 
-THRESHOLD = 0.05  # VADER's documented neutral band on the compound score
 LEXICON_KIND = "lexicon-peer"  # KIND_TAG of this run: a peer, not the baseline the model card compares with
 PREDICTIONS = "predictions/test.json"
-
-
-def vader_scores(texts: Sequence[str]) -> np.ndarray:
-    """Compound scores in [-1, 1], one per text."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    analyzer = SentimentIntensityAnalyzer()
-    return np.array([analyzer.polarity_scores(text)["compound"] for text in texts])
 
 
 def as_probabilities(compound: np.ndarray) -> np.ndarray:
@@ -47,12 +38,6 @@ def as_probabilities(compound: np.ndarray) -> np.ndarray:
         "positive": np.clip(compound, 0.0, 1.0),
     }
     return np.stack([columns[label] for label in LABELS], axis=1)
-
-
-def three_classes(compound: np.ndarray) -> np.ndarray:
-    """Label ids (LABELS order) by VADER's thresholds."""
-    names = np.where(compound >= THRESHOLD, "positive", np.where(compound <= -THRESHOLD, "negative", "neutral"))
-    return np.array([LABELS.index(name) for name in names])
 
 
 def run_vader_peer(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:

@@ -14,12 +14,17 @@ unknown words), whether it is a negator ("not", "never", "n't" spellings), an in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from tokenizers import Tokenizer
+
+from training.data.sentiment.records import LABELS
 
 FEATURES = ("valence", "negator", "intensity", "contrast")
 CONTRAST_WORDS = frozenset({"but", "however", "although", "though", "yet", "nevertheless", "nonetheless"})
 WORD_START = "▁"  # the Metaspace pre-tokenizer's word-start mark (training/text.py)
+THRESHOLD = 0.05  # VADER's documented neutral band on the compound score
 
 
 def _vader() -> tuple[dict[str, float], frozenset[str], dict[str, float]]:
@@ -64,3 +69,20 @@ def coverage(tokenizer: Tokenizer, texts: list[str], table: np.ndarray) -> float
     encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
     ids = [i for enc in encodings for i in enc.ids]
     return float(np.mean(table[ids, 0] != 0)) if ids else 0.0
+
+
+# --- VADER as a scorer: the peer (training/peers/vader.py) and the teacher (training/train/distill.py) ------------
+
+
+def vader_scores(texts: Sequence[str]) -> np.ndarray:
+    """Compound scores in [-1, 1], one per text."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    return np.array([analyzer.polarity_scores(text)["compound"] for text in texts])
+
+
+def three_classes(compound: np.ndarray) -> np.ndarray:
+    """Label ids (LABELS order) by VADER's thresholds."""
+    names = np.where(compound >= THRESHOLD, "positive", np.where(compound <= -THRESHOLD, "negative", "neutral"))
+    return np.array([LABELS.index(name) for name in names])

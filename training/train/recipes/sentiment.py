@@ -71,6 +71,8 @@ class SentimentRecipe:
         # there (for the same number of minutes) would only keep rank 0 waiting for them.
         if (cfg.pretrain.steps > 0 or cfg.pretrain.minutes > 0) and is_rank_zero():
             self._pretrain(module, [r["text"] for r in splits["train"]])
+        if cfg.distill.steps > 0 and is_rank_zero():
+            self._distill(module)
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
 
     def log_inputs(self) -> None:
@@ -95,6 +97,27 @@ class SentimentRecipe:
         self.pretrain_metrics = pretrain_members(
             module.model.members, ids, self.cfg.pretrain, self.cfg.optim.seed, self.progress
         )
+
+    def _distill(self, module: SentimentModule) -> None:
+        """Weak supervision from VADER on the English of the translation pairs (training/train/distill.py)."""
+        import random
+
+        from training.data.sentiment.lexicon import three_classes, vader_scores
+        from training.train.distill import distill_members
+        from training.train.pretrain import english_texts
+
+        texts = english_texts(self.ws)
+        if not texts:
+            raise ValueError(
+                "distill.steps > 0 but no English sentences are prepared: run `make data TASK=translation`"
+            )
+        texts = random.Random(self.cfg.optim.seed).sample(texts, min(len(texts), self.cfg.distill.max_texts))
+        labels = three_classes(vader_scores(texts))
+        ids = encode_ids(self.tokenizer, texts, self.cfg.tokenizer.max_tokens)
+        metrics = distill_members(
+            module.model.members, ids, labels, self.cfg.distill, self.cfg.optim.seed, self.progress
+        )
+        self.pretrain_metrics.update(metrics)
 
     def loader(self, split: str, shuffle: bool):
         items = self.encoded[split]
