@@ -24,7 +24,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: study sweep help install apertium browser data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: study sweep help install apertium browser postgres data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -55,6 +55,17 @@ browser: ## Install Debian's chromium + chromium-driver if missing: the demo pag
 		|| echo "could not install chromium and chromium-driver: tests/test_demo_page.py fails until they are installed"; \
 	else echo "Chromium is not installed and this user cannot install it: sudo apt-get install chromium chromium-driver"; fi
 
+postgres: ## Install Debian's PostgreSQL server binaries if missing: the shared-tracking-server tests (needs root)
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		mkdir -p /etc/postgresql-common/createcluster.d; \
+		printf '# memoria: its tests make their own clusters; no server of its own on port 5432\ncreate_main_cluster = off\n' \
+			> /etc/postgresql-common/createcluster.d/memoria-no-main-cluster.conf; \
+		apt-get install -y -q postgresql >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; } \
+		|| echo "could not install postgresql: tests/training/tracking/test_tracking_server.py fails until it is installed"; \
+	else echo "PostgreSQL is not installed and this user cannot install it: sudo apt-get install postgresql"; fi
+
 data: install ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
 	$(BIN)/python -m training data --task $(TASK) $(ARGS)
 
@@ -82,10 +93,10 @@ ui: install ## MLflow UI over the local store on http://127.0.0.1:5000 (a tracki
 	$(BIN)/python -m training ui-links && \
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
-test: install apertium browser ## Run the default test suite (fast tier; no `slow` tests)
+test: install apertium browser postgres ## Run the default test suite (fast tier; no `slow` tests)
 	$(BIN)/python -m pytest $(ARGS)
 
-test-slow: install ## Run the slow tier (real data, longer training)
+test-slow: install postgres ## Run the slow tier (real data, longer training)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
 run: install ## Install, prepare data, train a model per task if none is promoted yet, then serve
@@ -125,3 +136,4 @@ bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency, t
 	$(BIN)/python -m tests.benchmarks.bench_bucketing
 	$(BIN)/python -m tests.benchmarks.bench_quantization
 	$(BIN)/python -m tests.benchmarks.bench_swap
+	$(BIN)/python -m tests.benchmarks.bench_overload --unbounded

@@ -70,8 +70,10 @@ def demo_app() -> Starlette:
             live = getattr(service, f"{task}_model")  # the service's LiveModel of the task
             try:
                 served = live.current().served
-            except ServiceUnavailable as e:  # still loading or a broken bundle: the page says so, no 503
-                out[task] = {"task": task, "status": "not loaded", "reason": str(e)}
+            except ServiceUnavailable:  # still loading or a broken bundle: the page says so, no 503
+                # Why, in words (paths, exception text), is for the server log, which has it; the open page gets this.
+                reason = "still loading, or its bundle was refused (the reason is in the server log)"
+                out[task] = {"task": task, "status": "not loaded", "reason": reason}
                 continue
             out[task] = await asyncio.to_thread(cards.card, served, uri)
         return JSONResponse(out, headers={"Cache-Control": "no-cache"})

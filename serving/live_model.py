@@ -3,13 +3,22 @@
 `LiveModel.current()` hands a request the model it will run on (predictor, bundle, batcher), so a request that
 started on one model finishes on it even if a swap happens meanwhile; later requests get the new one. A model is
 served only after its bundle passed `load_bundle` (manifest + every file's sha256), matched the digest recorded
-in the registry, and answered a warm-up prediction. A candidate that fails any of that is refused: the old
-model stays, the reason is logged and counted (`memoria_model_reloads{outcome="refused"}`), and the same
-version is not retried until the alias moves again.
+in the registry, and answered a warm-up prediction.
+
+What a check of the champion can meet, and what the service does (the current model keeps serving in every case):
+- the bundle is wrong (BundleError: a hash, the digest, a missing digest tag, a signature) or does not run:
+  that version is REFUSED, logged and counted (`memoria_model_reloads{outcome="refused"}`), and not tried again
+  until the alias moves;
+- the registry or the download failed (server down, network, disk full, a locked database: anything else):
+  nothing is refused; the check is repeated with backoff (1 s, doubling, at most MEMORIA_RETRY_MAX_S, default
+  30 s), whatever the poll interval, until it succeeds;
+- there is no champion yet: "train one first", checked again with the same backoff.
+The first load is such a check too, so a service started while the registry is down becomes ready when it is back.
 
 Only a registry champion can change. The watcher polls `models:/<task>@champion` every
-MEMORIA_RELOAD_INTERVAL_S (default 10 s; 0 = never) and also reacts within a second to a reload request file
-that `POST /admin/reload` touches, so every worker process follows, not only the one that took the request.
+MEMORIA_RELOAD_INTERVAL_S (default 10 s; 0 = no polling) and, at any interval, reacts within a second to the
+reload trigger that `POST /admin/reload` writes, so every worker process follows, not only the one that took the
+request. The trigger lives in the private bundle cache (serving/resolve.py).
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ import asyncio
 import gc
 import logging
 import os
+import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +39,17 @@ from typing import Any, Generic, TypeVar
 from bentoml.exceptions import ServiceUnavailable
 
 from serving.batcher import MicroBatcher
+from serving.contract.bundle import BundleError
+from serving.contract.files import atomic_write_bytes
 from serving.contract.names import tracking_uri
-from serving.contract.registry import ChampionRef, ServedBundle, champion_bundle, champion_ref
+from serving.contract.registry import (
+    ChampionRef,
+    NoChampion,
+    ServedBundle,
+    champion_bundle,
+    champion_ref,
+    private_folder,
+)
 from serving.metrics import ServingMetrics
 from serving.resolve import bundle_cache, bundle_origin, resolve_bundle
 from serving.runtime import device_from_env, providers_for
@@ -37,7 +57,19 @@ from serving.runtime import device_from_env, providers_for
 log = logging.getLogger("bentoml.memoria")
 
 P = TypeVar("P")
-RELOAD_CHECK_S = 1.0  # how often a worker looks at the reload request file
+RELOAD_CHECK_S = 1.0  # how often a worker looks at the reload trigger
+RETRY_FIRST_S = 1.0  # the first retry after a failed check; doubled per failure up to retry_max_s()
+# Outcomes of a check after which it is repeated with backoff rather than at the poll interval
+RETRIED = ("unreachable", "fetch-failed", "no-champion")
+# What clients are told while a task has no model (503): short and fixed, never a path or an exception's text
+NOT_READY = {
+    "loading": "still loading",
+    "unreachable": "the model registry is unreachable; retrying",
+    "fetch-failed": "the champion could not be fetched; retrying",
+    "no-champion": "no champion in the registry: train one first",
+    "refused": "the champion failed verification (see the service log)",
+    "failed": "the model could not be loaded (see the service log)",
+}
 
 
 @dataclass(frozen=True)
@@ -67,8 +99,20 @@ def reload_interval() -> float:
     return float(os.environ.get("MEMORIA_RELOAD_INTERVAL_S", "10"))
 
 
+def retry_max_s() -> float:
+    return float(os.environ.get("MEMORIA_RETRY_MAX_S", "30"))
+
+
 def reload_request_file(task: str) -> Path:
     return bundle_cache() / task / ".reload-requested"
+
+
+def quiet_registry_client() -> None:
+    """MLflow's HTTP client retries a failed call 7 times with doubling waits and a 120 s timeout, which would hold
+    one check for minutes; the service retries with its own backoff instead, so a check fails fast. Set only when
+    not already set: an operator's values win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 class LiveModel(Generic[P]):
@@ -76,9 +120,12 @@ class LiveModel(Generic[P]):
         self.spec = spec
         self.task = spec.task
         self.metrics = metrics
-        self.error: str | None = None
+        self.error: str | None = None  # the last problem in full (logs, /admin/reload); never sent to clients
+        self.state = "loading"  # a key of NOT_READY: what a 503 says while no model is served
         self._current: LoadedModel[P] | None = None
         self._refused: str | None = None  # registry version refused last; not retried until the alias moves
+        self._failures = 0  # checks failed in a row for reasons the bundle is not to blame for
+        self._next_check = 0.0  # time.monotonic() of the next check (poll or retry)
         self._lock = threading.Lock()  # one load at a time (watcher and /admin/reload)
         self._stop = threading.Event()
         self._settled = threading.Event()  # set once the first load has succeeded or failed
@@ -93,7 +140,7 @@ class LiveModel(Generic[P]):
     def current(self) -> LoadedModel[P]:
         model = self._current  # one read: the request keeps this model even if a swap happens next
         if model is None:
-            raise ServiceUnavailable(f"{self.task} model is not ready: {self.error or 'still loading'}")
+            raise ServiceUnavailable(f"{self.task} model is not ready: {NOT_READY.get(self.state, self.state)}")
         return model
 
     async def loaded(self, timeout: float) -> LoadedModel[P]:
@@ -108,19 +155,27 @@ class LiveModel(Generic[P]):
     def _run(self) -> None:
         # Lets tests and demos watch /readyz go from 503 to 200 on a fast machine.
         time.sleep(float(os.environ.get("MEMORIA_LOAD_DELAY_SECONDS", "0")))
-        try:
-            self._install(self._verified(resolve_bundle(self.task)))
-        except Exception as e:
-            self.error = f"{type(e).__name__}: {e}"
-            log.error("%s model NOT loaded, service stays unready: %s", self.task, self.error)
-        finally:
-            self._settled.set()
+        registry = bundle_origin(self.task) == "registry"
+        if registry:
+            quiet_registry_client()
+            self.reload()  # the first load is a champion check like any other: retried if it fails
+        else:
+            self._load_fixed()
+        self._settled.set()
         # Everything loaded so far (mlflow, onnxruntime, the tokenizers: hundreds of thousands of objects) lives
         # as long as the process; moving it out of the collector's reach keeps full collections, which otherwise
         # walk all of it every few thousand requests, from stalling the event loop.
         gc.freeze()
-        if self._watch and bundle_origin(self.task) == "registry" and reload_interval() > 0:
+        if self._watch and registry:
             self._watch_champion()
+
+    def _load_fixed(self) -> None:
+        """A path or packaged bundle: it cannot change, so a failure is final (the log says why)."""
+        try:
+            self._install(self._verified(resolve_bundle(self.task)))
+        except Exception as e:
+            self.error, self.state = f"{type(e).__name__}: {e}", "failed"
+            log.error("%s model NOT loaded, service stays unready: %s", self.task, self.error)
 
     def _verified(self, served: ServedBundle) -> LoadedModel[P]:
         """Build the predictor and make it answer once; raises on any problem."""
@@ -146,68 +201,120 @@ class LiveModel(Generic[P]):
         if bundle_origin(self.task) != "registry":
             return {"task": self.task, "outcome": "fixed", "model": self._label()}
         with self._lock:
-            try:
-                ref = champion_ref(self.task, tracking_uri())
-            except Exception as e:
-                log.warning("%s: cannot read the champion alias: %s", self.task, e)
-                return {"task": self.task, "outcome": "unreachable", "model": self._label(), "reason": str(e)}
-            served = self._current.served if self._current else None
-            if served is not None and served.registry_version == ref.version:
-                return {"task": self.task, "outcome": "unchanged", "model": self._label()}
-            if ref.version == self._refused:
-                return {"task": self.task, "outcome": "refused", "model": self._label(), "reason": self.error or ""}
-            return self._swap_to(ref)
+            report = self._check()
+            self._schedule(report["outcome"])
+        return report
+
+    def _check(self) -> dict[str, str]:
+        try:
+            ref = champion_ref(self.task, tracking_uri())
+        except NoChampion as e:
+            return self._not_now("no-champion", e)
+        except Exception as e:  # RegistryUnavailable, or anything else a registry client can raise
+            return self._not_now("unreachable", e)
+        served = self._current.served if self._current else None
+        if served is not None and served.registry_version == ref.version:
+            return {"task": self.task, "outcome": "unchanged", "model": self._label()}
+        if ref.version == self._refused:
+            return {"task": self.task, "outcome": "refused", "model": self._label(), "reason": self.error or ""}
+        return self._swap_to(ref)
 
     def _swap_to(self, ref: ChampionRef) -> dict[str, str]:
         started = time.perf_counter()
         try:
-            model = self._verified(champion_bundle(self.task, tracking_uri(), bundle_cache(), ref))
-        except Exception as e:
-            self._refused = ref.version
-            reason = f"{type(e).__name__}: {e}"
-            log.error("%s champion v%s REFUSED, still serving %s: %s", self.task, ref.version, self._label(), reason)
-            self.metrics.reloads.labels(self.task, "refused").inc()
-            if self._current is None:
-                self.error = reason
-            return {"task": self.task, "outcome": "refused", "model": self._label(), "reason": reason}
+            served = champion_bundle(self.task, tracking_uri(), bundle_cache(), ref)
+        except BundleError as e:  # the bundle is wrong: refuse this version
+            return self._refuse(ref, e)
+        except Exception as e:  # the fetch failed (registry, network, disk): not the bundle's fault, retry
+            return self._not_now("fetch-failed", e)
+        try:
+            model = self._verified(served)
+        except (OSError, MemoryError) as e:  # the machine, not the bundle
+            return self._not_now("fetch-failed", e)
+        except Exception as e:  # verified files that onnxruntime or the tokenizer cannot run: a bad bundle
+            return self._refuse(ref, e)
         self._refused = None
         previous = self._label()
+        first = self._current is None
         self._install(model)
+        if first:  # the first load (at start, or once the registry answers): nothing was swapped
+            return {"task": self.task, "outcome": "loaded", "model": model.label}
         self.metrics.reloads.labels(self.task, "swapped").inc()
         log.info("%s swapped %s -> %s in %.2fs", self.task, previous, model.label, time.perf_counter() - started)
         return {"task": self.task, "outcome": "swapped", "model": model.label, "previous": previous}
+
+    def _refuse(self, ref: ChampionRef, e: BaseException) -> dict[str, str]:
+        self._refused = ref.version
+        reason = f"{type(e).__name__}: {e}"
+        log.error("%s champion v%s REFUSED, still serving %s: %s", self.task, ref.version, self._label(), reason)
+        self.metrics.reloads.labels(self.task, "refused").inc()
+        self.error = reason
+        if self._current is None:
+            self.state = "refused"
+        return {"task": self.task, "outcome": "refused", "model": self._label(), "reason": reason}
+
+    def _not_now(self, outcome: str, e: BaseException) -> dict[str, str]:
+        """A check that could not finish for a reason the bundle is not to blame for: nothing is refused."""
+        self._failures += 1
+        reason = f"{type(e).__name__}: {e}"
+        self.error = reason
+        if self._current is None:
+            self.state = outcome
+        log.warning(
+            "%s: %s (%s); still serving %s, checking again in %.0f s",
+            self.task,
+            NOT_READY[outcome],
+            reason,
+            self._label(),
+            self._backoff(),
+        )
+        self.metrics.reloads.labels(self.task, outcome).inc()
+        return {"task": self.task, "outcome": outcome, "model": self._label(), "reason": reason}
+
+    def _backoff(self) -> float:
+        return min(retry_max_s(), RETRY_FIRST_S * 2 ** max(0, self._failures - 1))
+
+    def _schedule(self, outcome: str) -> None:
+        """When the watcher checks next: soon (with backoff and a little jitter, so workers don't retry in step)
+        after a failure, else after the poll interval (never, with MEMORIA_RELOAD_INTERVAL_S=0)."""
+        now = time.monotonic()
+        if outcome in RETRIED and not (outcome == "no-champion" and self._current is not None):
+            self._next_check = now + self._backoff() * random.uniform(0.8, 1.2)
+            return
+        self._failures = 0
+        interval = reload_interval()
+        self._next_check = now + interval if interval > 0 else float("inf")
 
     def _label(self) -> str:
         return self._current.label if self._current else "none"
 
     def _watch_champion(self) -> None:
-        request_file = reload_request_file(self.task)
-        seen = _mtime(request_file)
-        next_poll = time.monotonic() + reload_interval()
+        trigger = reload_request_file(self.task)
+        seen = _trigger_state(trigger)
         while not self._stop.wait(RELOAD_CHECK_S):
-            requested = _mtime(request_file)
-            if requested != seen or time.monotonic() >= next_poll:
+            requested = _trigger_state(trigger)
+            if requested != seen or time.monotonic() >= self._next_check:
                 seen = requested
-                next_poll = time.monotonic() + reload_interval()
                 try:
                     self.reload()
                 except Exception:  # the watcher must outlive anything a registry can throw at it
                     log.exception("%s: champion check failed", self.task)
+                    self._failures += 1
+                    self._next_check = time.monotonic() + self._backoff()
 
     def stop(self) -> None:
         self._stop.set()
 
 
 def request_reload(task: str) -> None:
-    """Ask every worker's watcher to check the champion now (they look at this file every second)."""
-    path = reload_request_file(task)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
-    os.utime(path)
+    """Ask every worker's watcher to check the champion now (they look at this file every second, whatever the
+    poll interval). A fresh random content each time: two requests within one mtime tick still differ."""
+    private_folder(bundle_cache())
+    atomic_write_bytes(reload_request_file(task), uuid.uuid4().hex.encode())
 
 
-def _mtime(path: Path) -> float:
+def _trigger_state(path: Path) -> bytes:
     try:
-        return path.stat().st_mtime_ns
+        return path.read_bytes()
     except OSError:
-        return 0
+        return b""

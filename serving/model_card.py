@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from serving.contract.names import (
@@ -24,13 +25,11 @@ from serving.contract.names import (
     DATA_FINGERPRINT_TAG,
     FROM_VERSION_TAG,
     GATE_REASON_TAG,
-    HOST_TAG,
     KIND_TAG,
     PEER_KIND,
     REASON_TAG,
     TASK_TAG,
     TO_VERSION_TAG,
-    USER_TAG,
 )
 from serving.contract.registry import ServedBundle
 
@@ -64,7 +63,19 @@ def model_card(served: ServedBundle, uri: str | None) -> dict[str, Any]:
     }
     if served.origin == "registry" and uri:
         _from_store(card, served, uri, data.get("fingerprint"))
-    return card
+    return _without_local_paths(card)
+
+
+def _without_local_paths(value: Any) -> Any:
+    """The card is open to anyone who can reach the service: a string that is an absolute file path (a hyperparameter
+    naming a local file, say) is replaced by its last part, which still says what it was."""
+    if isinstance(value, dict):
+        return {k: _without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(v) for v in value]
+    if isinstance(value, str) and PurePosixPath(value).is_absolute() and value.count("/") > 1:
+        return f".../{PurePosixPath(value).name}"
+    return value
 
 
 def _architecture(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -90,21 +101,32 @@ def _unknown(reason: str) -> dict[str, str]:
 
 
 def _from_store(card: dict[str, Any], served: ServedBundle, uri: str, fingerprint: str | None) -> None:
-    """Champion history and peer metrics; a store that fails leaves "unknown" with the error, never a failed card."""
+    """Champion history and peer metrics; a store that fails leaves "unknown" and a note, never a failed card."""
     from mlflow import MlflowClient  # imported here: a path-only deployment never needs MLflow
 
-    client = MlflowClient(tracking_uri=uri)
     task, version = served.bundle.task, served.registry_version
+    # An error's words (a store URI with user@host, a file path) go to the server log; the open card says only what
+    # could not be read.
+    try:
+        client = MlflowClient(tracking_uri=uri)
+    except Exception as e:
+        log.warning("model card of %s: MLflow store unreadable: %s: %s", served.label, type(e).__name__, e)
+        card["champion"]["note"] = "alias history unreadable (see the server log)"
+        card["evaluation"]["peer"] = _unknown("peer runs unreadable (see the server log)")
+        return
     try:
         card["champion"] = _champion_since(client, task, str(version))
     except Exception as e:
-        card["champion"] = {"since": UNKNOWN, "reason": UNKNOWN, "note": f"alias history unreadable: {e}"}
+        log.warning("model card of %s: alias history unreadable: %s: %s", served.label, type(e).__name__, e)
+        note = "alias history unreadable (see the server log)"
+        card["champion"] = {"since": UNKNOWN, "reason": UNKNOWN, "note": note}
     try:
         if not fingerprint and card["source_run_id"] != UNKNOWN:
             fingerprint = client.get_run(card["source_run_id"]).data.tags.get(DATA_FINGERPRINT_TAG)
         card["evaluation"]["peer"] = _peer(client, task, fingerprint, card["evaluation"]["model"])
     except Exception as e:
-        card["evaluation"]["peer"] = _unknown(f"peer runs unreadable: {e}")
+        log.warning("model card of %s: peer runs unreadable: %s: %s", served.label, type(e).__name__, e)
+        card["evaluation"]["peer"] = _unknown("peer runs unreadable (see the server log)")
 
 
 def _champion_since(client: Any, task: str, version: str) -> dict[str, Any]:
@@ -127,7 +149,7 @@ def _champion_since(client: Any, task: str, version: str) -> dict[str, Any]:
         "reason": tags.get(REASON_TAG, UNKNOWN),
         "from_version": tags.get(FROM_VERSION_TAG) or None,
         "gate": tags.get(GATE_REASON_TAG, ""),
-        "moved_by": f"{tags.get(USER_TAG, '?')}@{tags.get(HOST_TAG, '?')}",
+        # Who moved it (user@host) stays in the alias history run, for those who can read the registry: not here.
         "history_run_id": run.info.run_id,
     }
 

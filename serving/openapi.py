@@ -1,9 +1,9 @@
 """The OpenAPI document at /docs.json, with the error answers this service really gives.
 
 BentoML 1.4 documents every 400 as `{"error": str, "detail": str}`, but a validation error's `detail` is
-pydantic's list of errors, and it knows nothing of the answers serving/http_guard.py and the timeout give
-(401, 403, 413, 415, 503, 504). Clients generated from the document, and schemathesis, check answers against
-it, so the document is completed here, once, from BentoML's own.
+pydantic's list of errors, and it knows nothing of the answers serving/http_guard.py, the back-pressure and the
+timeout give (401, 403, 413, 415, 503 with Retry-After, 504). Clients generated from the document, and
+schemathesis, check answers against it, so the document is completed here, once, from BentoML's own.
 """
 
 from __future__ import annotations
@@ -41,10 +41,21 @@ PREDICTION_ERRORS = {
     "400": ("Invalid input: `detail` names each field", "ValidationErrorBody"),
     "401": ("MEMORIA_API_TOKEN is set and the request has no matching `Authorization: Bearer` token", "Error"),
     "413": ("Body larger than MEMORIA_MAX_BODY_BYTES", "Error"),
-    "415": ("Body is not application/json", "Error"),
+    "415": ("A body without `Content-Type: application/json` (missing, text/plain, form encodings)", "Error"),
     "500": ("Unexpected server error (details in the server log, never in the answer)", "Error"),
-    "503": ("The model is not loaded (yet, or its bundle is broken)", "Error"),
+    "503": (
+        "Overloaded: more than MEMORIA_MAX_CONCURRENT_REQUESTS in flight in the worker, or the model's queue is full "
+        "(MEMORIA_MAX_QUEUED_TEXTS) or would keep the request longer than MEMORIA_MAX_QUEUE_WAIT_S; answered at once. "
+        "Or the model is not loaded (yet, or its bundle was refused). Retry after `Retry-After` seconds",
+        "Error",
+    ),
     "504": ("Not answered within MEMORIA_REQUEST_TIMEOUT_S", "Error"),
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 ADMIN_ERRORS = {
     **PREDICTION_ERRORS,
@@ -68,6 +79,8 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
         for code, (description, schema) in errors.items():
             ref = {"$ref": f"#/components/schemas/{schema}"}
             responses[code] = {"description": description, "content": {"application/json": {"schema": ref}}}
+            if code == "503":
+                responses[code]["headers"] = RETRY_AFTER
         post["responses"] = responses
         if "requestBody" in post:
             post["requestBody"]["required"] = True  # an empty body is a 400 (`texts` is required), so say so

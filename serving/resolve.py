@@ -7,12 +7,16 @@ In this order:
 3. `models:/<task>@champion` in MLFLOW_TRACKING_URI (default: SQLite in ./mlruns): its artifacts are copied to a
    local cache, verified like any bundle (every file's sha256) and checked against the digest recorded when the
    version was registered.
+
+The cache (MEMORIA_BUNDLE_CACHE, default `$BENTOML_HOME/memoria/bundle-cache`, BENTOML_HOME being the service's own
+home, `~/bentoml` unless set; `make serve` sets `.bentoml/` in the repository) is a private folder: 0700 and owned
+by the service's user, checked before every use (serving/contract/registry.py). It is not in the shared temp
+folder, where another local user could create it first and plant a bundle or the reload trigger.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from serving.contract.bundle import load_bundle
@@ -33,7 +37,11 @@ def bundle_origin(task: str) -> str:
 
 
 def bundle_cache() -> Path:
-    return Path(os.environ.get("MEMORIA_BUNDLE_CACHE") or Path(tempfile.gettempdir()) / "memoria-bundles")
+    """Where registry bundles are copied to (checked private by `champion_bundle`, not here)."""
+    if os.environ.get("MEMORIA_BUNDLE_CACHE"):
+        return Path(os.environ["MEMORIA_BUNDLE_CACHE"])
+    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")  # BentoML's own default home
+    return home / "memoria" / "bundle-cache"
 
 
 def resolve_bundle(task: str) -> ServedBundle:

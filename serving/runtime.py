@@ -14,12 +14,15 @@ Two traps seen on a real GPU machine (H100, onnxruntime-gpu 1.31):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+
+from serving.contract.bundle import Bundle, BundleError
 
 # bentoml's logging setup shows loggers under "bentoml"; a plain module logger's INFO lines would be filtered out,
 # and the provider a model runs on is what an operator needs to see.
@@ -61,18 +64,43 @@ def provider_name(provider: Provider) -> str:
     return provider if isinstance(provider, str) else provider[0]
 
 
+def listed_sha256(bundle: Bundle, path: Path) -> str | None:
+    """The sha256 the bundle's manifest lists for `path`, or None for a file it does not list (the views training
+    builds around a graph it is still exporting; a bundle from `load_bundle` lists every file it names)."""
+    try:
+        name = path.relative_to(bundle.path).as_posix()
+    except ValueError:
+        return None
+    return bundle.manifest.get("files", {}).get(name)
+
+
+def verified_bytes(path: Path, sha256: str) -> bytes:
+    """The file's bytes, hashed as they are read: what is used is exactly what was checked, however long after
+    `load_bundle` the file is opened (a file swapped on disk meanwhile is refused, not run)."""
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise BundleError(
+            f"{path.name} changed since the bundle was verified: sha256 {actual[:12]}..., "
+            f"manifest says {sha256[:12]}..."
+        )
+    return data
+
+
 def create_session(
-    path: Path, providers: list[Provider] | None = None, device: str | None = None
+    path: Path, providers: list[Provider] | None = None, device: str | None = None, sha256: str | None = None
 ) -> ort.InferenceSession:
     """A session for one graph, checked to run on the provider asked for first.
 
     Threads: MEMORIA_ORT_THREADS (0 = onnxruntime's default, one per core). `device` (default: MEMORIA_DEVICE)
-    decides whether a silent fallback from CUDA to the CPU is an error (`cuda`) or a warning (`auto`)."""
+    decides whether a silent fallback from CUDA to the CPU is an error (`cuda`) or a warning (`auto`). With
+    `sha256`, the graph is read once, checked and loaded from those bytes (`verified_bytes`)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(os.environ.get("MEMORIA_ORT_THREADS", "0"))
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = providers or [CPU]
-    session = ort.InferenceSession(str(path), options, providers=providers)
+    model = verified_bytes(path, sha256) if sha256 else str(path)
+    session = ort.InferenceSession(model, options, providers=providers)
     wanted, actual = provider_name(providers[0]), session.get_providers()[0]
     if wanted != actual:
         message = f"{path.name}: asked onnxruntime for {wanted} but the session runs on {actual}"

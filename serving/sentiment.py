@@ -10,7 +10,7 @@ import numpy as np
 
 from serving.contract.bundle import Bundle
 from serving.contract.text import UNK_ID, encode_ids, load_tokenizer, pad_batch
-from serving.runtime import CPU, CUDA, Provider, create_session, provider_name
+from serving.runtime import CPU, CUDA, Provider, create_session, listed_sha256, provider_name
 
 # Texts are run in length-sorted chunks of this many: a recurrent graph computes every row up to the longest row
 # of its call, and the per-text cost on the CPU does not fall with larger calls. Measured on merged batches of 128
@@ -36,7 +36,7 @@ class SentimentPredictor:
         on_cuda = provider_name((providers or [CPU])[0]) == CUDA
         if on_cuda and "classifier_fp32" in bundle.manifest["graphs"]:
             graph = "classifier_fp32"  # onnxruntime has no CUDA kernel for DynamicQuantizeLSTM: int8 would run on CPU
-        self.session = create_session(bundle.graph(graph), providers, device)
+        self.session = self._open(graph, providers, device)
         self._graph, self._where = graph, (providers, device)
         self._fp32: Any = None
         self._fp32_lock = threading.Lock()
@@ -47,15 +47,20 @@ class SentimentPredictor:
     def fp32_session(self) -> Any:
         """The session explanations (serving/explain.py) use: they run many variants of one text in one call, which
         only a graph without batch-dependent numbers allows. The served one unless that is int8; then the bundle's
-        fp32 graph, opened on the first explanation (not at start-up: most deployments never explain)."""
+        fp32 graph, opened on the first explanation (not at start-up: most deployments never explain), and hashed
+        as it is opened, so a file altered since `load_bundle` is refused then rather than run."""
         if self._fp32 is None:
             with self._fp32_lock:  # two first explanations at once open it once
                 if self._fp32 is None:
                     graphs = self.bundle.manifest["graphs"]
                     fp32 = "classifier_fp32" if "classifier_fp32" in graphs else self._graph
                     same = self.bundle.graph(fp32) == self.bundle.graph(self._graph)
-                    self._fp32 = self.session if same else create_session(self.bundle.graph(fp32), *self._where)
+                    self._fp32 = self.session if same else self._open(fp32, *self._where)
         return self._fp32
+
+    def _open(self, graph: str, providers: list[Provider] | None, device: str | None) -> Any:
+        path = self.bundle.graph(graph)
+        return create_session(path, providers, device, sha256=listed_sha256(self.bundle, path))
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), n_labels] class probabilities, in input order."""

@@ -17,25 +17,36 @@ model service per task) crossed a process and pickled every payload, which alone
 Models load on a background thread, so `/readyz` answers 503 until both are loaded, and stays 503 with a
 logged reason if a bundle is broken. A registry champion is watched and swapped live (serving/live_model.py).
 Nothing here imports torch: the models run on onnxruntime.
+
+Overload is shed, not absorbed: past a worker's concurrency cap (serving/http_guard.py) or its model queue's
+bounds (serving/batcher.py), a request gets 503 with Retry-After at once; explanations queue on the same model
+thread under the same bounds. A 503 body names the limit or says the model is not ready; the reason a model is
+not ready (paths, exception text) goes to the server log only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
+import logging
+import math
 import os
 import time
 from typing import Any
 
 import bentoml
+from bentoml.exceptions import ServiceUnavailable
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
 from starlette.responses import Response
 
 from serving import bentoml_patches
+from serving.batcher import DeadlineExceeded, Overloaded, QueueLimits
 from serving.contract.names import TASKS
 from serving.contract.text import UNK
 from serving.demo import demo_app
-from serving.http_guard import HttpGuard
+from serving.http_guard import HttpGuard, max_concurrent_requests
 from serving.live_model import LiveModel, TaskSpec, request_reload
 from serving.metrics import serving_metrics
 from serving.openapi import OpenApiDocument
@@ -60,6 +71,9 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 bentoml_patches.apply()
 
 MODEL_HEADER = "X-Memoria-Model"
+NOT_READY_RETRY_AFTER_S = 5  # a model still loading is usually there within seconds
+
+log = logging.getLogger("bentoml.memoria")
 
 
 def serving_workers() -> int:
@@ -137,8 +151,19 @@ class Memoria:
         os.environ.setdefault("MEMORIA_ORT_THREADS", str(max(1, (os.cpu_count() or 1) // serving_workers())))
         self.metrics = serving_metrics()
         self.timeout = request_timeout()  # read once, not per request
-        self.sentiment_model = LiveModel(_sentiment_spec(), self.metrics)
-        self.translation_model = LiveModel(_translation_spec(), self.metrics)
+        sentiment, translation = _sentiment_spec(), _translation_spec()
+        # Read here so that a bad value stops the worker at start, naming the variable; each model's batcher reads
+        # the same variables when it is built (serving/batcher.py QueueLimits.from_env).
+        limits = {spec.task: QueueLimits.from_env(spec.max_batch_size) for spec in (sentiment, translation)}
+        log.info(
+            "back-pressure per worker: %d requests in flight (MEMORIA_MAX_CONCURRENT_REQUESTS); model queue %s texts "
+            "(MEMORIA_MAX_QUEUED_TEXTS), refused once its oldest has waited %gs (MEMORIA_MAX_QUEUE_WAIT_S)",
+            max_concurrent_requests(),
+            ", ".join(f"{task} {limit.max_queued}" for task, limit in limits.items()),
+            limits["sentiment"].max_wait_s,
+        )
+        self.sentiment_model = LiveModel(sentiment, self.metrics)
+        self.translation_model = LiveModel(translation, self.metrics)
 
     def __is_ready__(self) -> bool:
         return self.sentiment_model.ready and self.translation_model.ready
@@ -147,8 +172,11 @@ class Memoria:
     async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
         """Sentiment of each text: its label and the probability of every label."""
         started = time.perf_counter()
-        model = await self.sentiment_model.loaded(self.timeout)
-        results = await model.batcher(texts)
+        try:
+            model = await self._model(self.sentiment_model)
+            results = await model.batcher(texts, self._deadline())
+        except REFUSALS as e:
+            return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
         m, label = self.metrics, model.label
         for r in results:
             m.observe_inputs("sentiment", label, r["tokens"], r["unknown"])
@@ -166,11 +194,14 @@ class Memoria:
     ) -> list[TranslationResult]:
         """English translation of each Spanish text."""
         started = time.perf_counter()
-        model = await self.translation_model.loaded(self.timeout)
-        limit = model.predictor.max_beam_size
-        if beam_size > limit:  # checked per request, so one client's beam never fails another's merged batch
-            raise _field_error("beam_size", beam_size, limit)
-        results = await model.batcher([(t, beam_size) for t in texts])
+        try:
+            model = await self._model(self.translation_model)
+            limit = model.predictor.max_beam_size
+            if beam_size > limit:  # checked per request, so one client's beam never fails another's merged batch
+                raise _field_error("beam_size", beam_size, limit)
+            results = await model.batcher([(t, beam_size) for t in texts], self._deadline())
+        except REFUSALS as e:
+            return _refusal("translation", e, ctx)  # type: ignore[return-value]
         for _, tokens, unknown in results:
             self.metrics.observe_inputs("translation", model.label, tokens, unknown)
         self._answered("translation", model.label, started, ctx)
@@ -183,9 +214,16 @@ class Memoria:
         from serving.explain import occlusion
 
         started = time.perf_counter()
-        model = await self.sentiment_model.loaded(self.timeout)
-        (served,) = await model.batcher([text])  # the answer /sentiment gives, on the served graph
-        tokens = await asyncio.to_thread(occlusion, model.predictor, text, served["label"])  # off the event loop
+        try:
+            model = await self._model(self.sentiment_model)
+            deadline = self._deadline()
+            (served,) = await model.batcher([text], deadline)  # the answer /sentiment gives, on the served graph
+            # On the model's queue, alone: one call of up to max_input_tokens + 1 rows, weighed like as many texts.
+            rows = model.predictor.max_tokens + 1
+            work = functools.partial(occlusion, model.predictor, text, served["label"])
+            tokens = await model.batcher.solo(work, rows, deadline)
+        except REFUSALS as e:
+            return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
         self.metrics.observe_inputs("sentiment", model.label, served["tokens"], served["unknown"])
         self.metrics.predictions.labels("sentiment", model.label, served["label"]).inc()
         # Requests and latency under their own task name: an explanation costs a call of up to
@@ -208,11 +246,17 @@ class Memoria:
         from serving.explain import attention
 
         started = time.perf_counter()
-        model = await self.translation_model.loaded(self.timeout)
-        limit = model.predictor.max_beam_size
-        if beam_size is not None and beam_size > limit:
-            raise _field_error("beam_size", beam_size, limit)
-        answer = await asyncio.to_thread(attention, model.predictor, text, beam_size)  # beam search: off the loop
+        try:
+            model = await self._model(self.translation_model)
+            limit = model.predictor.max_beam_size
+            if beam_size is not None and beam_size > limit:
+                raise _field_error("beam_size", beam_size, limit)
+            # On the model's own thread, alone, in queue order: one beam search, weighed like `beam` texts.
+            beam = beam_size or model.predictor.default_beam_size
+            work = functools.partial(attention, model.predictor, text, beam_size)
+            answer = await model.batcher.solo(work, beam, self._deadline())
+        except REFUSALS as e:
+            return _refusal("translation", e, ctx)  # type: ignore[return-value]
         unknown = answer.source_tokens.count(UNK)
         self.metrics.observe_inputs("translation", model.label, len(answer.source_tokens), unknown)
         self._answered("translation_explain", model.label, started, ctx)
@@ -229,10 +273,61 @@ class Memoria:
             out.append(await asyncio.to_thread(live_models[name].reload))
         return out
 
+    async def _model(self, live: LiveModel) -> Any:
+        """The model a request runs on; the first time a model is seen, its dropped work is counted."""
+        model = await live.loaded(self.timeout)
+        if model.batcher.on_drop is None:
+            model.batcher.on_drop = functools.partial(_count_shed, live.task)
+        return model
+
+    def _deadline(self) -> float:
+        """When a request's queued work stops being worth computing: when its timeout answers 504 (time.monotonic)."""
+        return time.monotonic() + self.timeout
+
     def _answered(self, task: str, label: str, started: float, ctx: bentoml.Context) -> None:
         self.metrics.requests.labels(task, label).inc()
         self.metrics.latency.labels(task, label).observe(time.perf_counter() - started)
         ctx.response.headers[MODEL_HEADER] = label
+
+
+REFUSALS = (Overloaded, DeadlineExceeded, ServiceUnavailable)
+
+
+def _refusal(task: str, error: Exception, ctx: bentoml.Context) -> Response:
+    """503 with Retry-After (or 504 for a passed deadline); the body names the limit, never a path or a trace."""
+    if isinstance(error, Overloaded):
+        _count_shed(task, "queue")
+        return _error_response(ctx, 503, f"{task} {error}: retry later", error.retry_after_s)
+    if isinstance(error, DeadlineExceeded):
+        return _error_response(ctx, 504, f"not answered within MEMORIA_REQUEST_TIMEOUT_S ({task} work dropped unrun)")
+    # The model is not loaded: the reason (a path, an exception's words) is in the server log, not for clients.
+    message = f"{task} model is not ready (still loading, or its bundle was refused: see the server log)"
+    return _error_response(ctx, 503, message, NOT_READY_RETRY_AFTER_S)
+
+
+def _error_response(ctx: bentoml.Context, status: int, message: str, retry_after_s: float | None = None) -> Response:
+    # BentoML gives a returned Response the context's status and headers (an endpoint taking `ctx`), so set both there.
+    ctx.response.status_code = status
+    if retry_after_s is not None:
+        ctx.response.headers["Retry-After"] = str(math.ceil(retry_after_s))
+    return Response(json.dumps({"error": message}), status_code=status, media_type="application/json")
+
+
+@functools.cache
+def _shed_counter() -> Any:
+    """Requests refused by a model queue and queued work dropped unrun (once per process, in the worker: see
+    serving/metrics.py on why prometheus_client is imported late)."""
+    from prometheus_client import Counter
+
+    return Counter(
+        "memoria_shed_requests",
+        "Work not run: refused by a full or slow queue (queue), client gone (gone), deadline passed (deadline)",
+        ["task", "reason"],
+    )
+
+
+def _count_shed(task: str, reason: str) -> None:
+    _shed_counter().labels(task, reason).inc()
 
 
 Memoria.add_asgi_middleware(HttpGuard)

@@ -15,7 +15,7 @@ import numpy as np
 from serving.contract.bundle import Bundle
 from serving.contract.text import EOS_ID, SPECIAL_TOKENS, UNK_ID, decode_ids, encode_ids, load_tokenizer, pad_batch
 from serving.decoding import Decoded, beam_search, greedy_search
-from serving.runtime import Provider, create_session
+from serving.runtime import Provider, create_session, listed_sha256
 
 # Sentences are decoded in length-sorted chunks of this many (times the beam size in rows): enough rows to keep
 # the matrix products efficient, few enough that one long sentence doesn't make many short ones pay for padding.
@@ -27,10 +27,16 @@ class Seq2SeqRuntime:
     """The encoder and decoder-step graphs, and decoding over them, on token ids."""
 
     def __init__(
-        self, encoder: Path, decoder_step: Path, providers: list[Provider] | None = None, device: str | None = None
+        self,
+        encoder: Path,
+        decoder_step: Path,
+        providers: list[Provider] | None = None,
+        device: str | None = None,
+        sha256: tuple[str | None, str | None] = (None, None),
     ) -> None:
-        self.encoder = create_session(encoder, providers, device)
-        self.decoder = create_session(decoder_step, providers, device)
+        """`sha256`: the graphs' hashes from a bundle's manifest, checked on the bytes the sessions load."""
+        self.encoder = create_session(encoder, providers, device, sha256=sha256[0])
+        self.decoder = create_session(decoder_step, providers, device, sha256=sha256[1])
 
     def encode(self, ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         memory, keys, state = self.encoder.run(["memory", "keys", "state"], {"input_ids": ids, "lengths": lengths})
@@ -92,7 +98,9 @@ class TranslationPredictor:
     def __init__(self, bundle: Bundle, providers: list[Provider] | None = None, device: str | None = None) -> None:
         manifest = bundle.manifest
         self.bundle = bundle
-        self.runtime = Seq2SeqRuntime(bundle.graph("encoder"), bundle.graph("decoder_step"), providers, device)
+        graphs = (bundle.graph("encoder"), bundle.graph("decoder_step"))
+        hashes = (listed_sha256(bundle, graphs[0]), listed_sha256(bundle, graphs[1]))
+        self.runtime = Seq2SeqRuntime(*graphs, providers, device, sha256=hashes)
         self.source_tokenizer = load_tokenizer(bundle.tokenizer("source"))
         self.target_tokenizer = load_tokenizer(bundle.tokenizer("target"))
         self.max_input_tokens = int(manifest["max_input_tokens"])

@@ -13,6 +13,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# One bundle-signing key pair for the session (the checkout's local pair, made on first use as by `make run`), so
+# that training subprocesses with their own MEMORIA_HOME and in-process loads sign and verify with the same key.
+os.environ.setdefault("MEMORIA_SIGNING_DIR", str(REPO / ".memoria" / "signing"))
 
 
 def tiny_sentiment(*overrides: str):

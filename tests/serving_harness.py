@@ -8,6 +8,8 @@ import collections
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +100,70 @@ def train_store(root: Path, tracking_uri: str = "") -> dict[str, str]:
     return env
 
 
+# Registries (by tracking URI) that already hold a second sentiment model, and its version
+_SECOND_SENTIMENT: dict[str, str] = {}
+
+
+def second_sentiment_version(env: dict[str, str]) -> str:
+    """A second sentiment model, trained like the first but with another seed (so its answers differ), registered in
+    `env`'s registry once per registry; the champion alias stays where it was. For the tests that swap between two
+    different models."""
+    from mlflow import MlflowClient
+
+    from training.registry.promotion import promote
+
+    uri = env["MLFLOW_TRACKING_URI"]
+    if uri not in _SECOND_SENTIMENT:
+        client = MlflowClient(tracking_uri=uri)
+        champion = client.get_model_version_by_alias("sentiment", "champion").version
+        out = cli(env, "train", "--task", "sentiment", "--preset", "smoke", *SENTIMENT_ARGS, "--set", "optim.seed=7")
+        found = re.search(r"registered version (\d+)", out)
+        assert found, out
+        if client.get_model_version_by_alias("sentiment", "champion").version != champion:
+            promote(client, "sentiment", champion)
+        _SECOND_SENTIMENT[uri] = found.group(1)
+    return _SECOND_SENTIMENT[uri]
+
+
+def sentiment_scores(uri: str, version: str, cache: Path, text: str) -> dict[str, float]:
+    """What registry version `version`'s own bundle, run in this process, answers for `text`: the reference a
+    served answer is checked against."""
+    from mlflow import MlflowClient
+
+    from serving.contract.names import DIGEST_TAG
+    from serving.contract.registry import ChampionRef, champion_bundle
+    from serving.sentiment import SentimentPredictor
+
+    mv = MlflowClient(tracking_uri=uri).get_model_version("sentiment", version)
+    served = champion_bundle("sentiment", uri, cache, ChampionRef(str(mv.version), mv.source, mv.tags[DIGEST_TAG]))
+    return SentimentPredictor(served.bundle).predict([text])[0]["scores"]
+
+
+def answered_by_its_model(expected: dict[str, dict[str, float]]) -> Callable[[str, str], bool]:
+    """A `load` check: a one-text sentiment answer must carry the scores of the version its X-Memoria-Model header
+    names (`expected`: version -> scores), to 1e-5."""
+
+    def check(model: str, body: str) -> bool:
+        version = model.split()[0].removeprefix("sentiment/v")
+        scores = json.loads(body)[0]["scores"]
+        return version in expected and all(abs(scores[k] - v) < 1e-5 for k, v in expected[version].items())
+
+    return check
+
+
+def copy_store(env: dict[str, str], root: Path) -> dict[str, str]:
+    """The SQLite store of `env` copied under `root` (its own bundle cache too): a registry a test may change
+    freely. The copy is not opened by training, so its database still names the original folder; serving maps
+    those locations in memory (serving/contract/store_location.py) and must leave the copy untouched."""
+    source = Path(env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).parent
+    shutil.copytree(source, root / "mlruns")
+    return {
+        **env,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlruns/mlflow.db",
+        "MEMORIA_BUNDLE_CACHE": str(root / "bundle-cache"),
+    }
+
+
 class Server:
     def __init__(self, env: dict[str, str], log: Path, target: str = "serving.service:Memoria") -> None:
         self.port = free_port()
@@ -139,6 +206,16 @@ class Server:
             f"not ready in {timeout}s; statuses {sorted(set(seen))}; log:\n{self.log.read_text()[-3000:]}"
         )
 
+    def wait_log(self, text: str, count: int, timeout: float = 60) -> float:
+        """Wait until the log holds `text` at least `count` times (e.g. every worker's "sentiment model ready":
+        /readyz is answered by one worker, which may be ahead of the others); returns time.time() then."""
+        deadline = time.time() + timeout
+        while self.log.read_text(errors="replace").count(text) < count:
+            assert time.time() < deadline, f"{text!r} not {count} times in {timeout}s:\n{self.log.read_text()[-3000:]}"
+            assert self.proc.poll() is None, f"server exited: {self.log.read_text()[-3000:]}"
+            time.sleep(0.05)
+        return time.time()
+
     def pids(self) -> list[int]:
         out, todo = [], [self.proc.pid]
         while todo:
@@ -161,6 +238,8 @@ class LoadResult:
     statuses: collections.Counter = field(default_factory=collections.Counter)
     models: collections.Counter = field(default_factory=collections.Counter)
     first_seen: dict[str, float] = field(default_factory=dict)  # model header -> time.time() of its first answer
+    last_body: dict[str, str] = field(default_factory=dict)  # model header -> the body of its last 200 answer
+    wrong: int = 0  # 200 answers that `check` rejected
     requests: int = 0
 
     @property
@@ -168,8 +247,16 @@ class LoadResult:
         return self.requests - self.statuses[200]
 
 
-def load(url: str, body: object, clients: int, seconds: float, headers: dict[str, str] | None = None) -> LoadResult:
-    """`clients` keep-alive clients, each sending its next request when the last returns, for `seconds`."""
+def load(
+    url: str,
+    body: object,
+    clients: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+    check: Callable[[str, str], bool] | None = None,
+) -> LoadResult:
+    """`clients` keep-alive clients, each sending its next request when the last returns, for `seconds`.
+    `check(model_header, body)` judges each 200 answer (False counts it in `wrong`)."""
     import aiohttp
 
     result = LoadResult()
@@ -179,11 +266,15 @@ def load(url: str, body: object, clients: int, seconds: float, headers: dict[str
             result.requests += 1
             try:
                 async with session.post(url, json=body, headers=headers) as r:
-                    await r.read()
+                    text = (await r.read()).decode()
                     result.statuses[r.status] += 1
                     model = r.headers.get("X-Memoria-Model", "")
                     result.models[model] += 1
                     result.first_seen.setdefault(model, time.time())
+                    if r.status == 200:
+                        result.last_body[model] = text
+                        if check is not None and not check(model, text):
+                            result.wrong += 1
             except aiohttp.ClientError as e:
                 result.statuses[type(e).__name__] += 1
 

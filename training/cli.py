@@ -15,6 +15,7 @@ rollback         move the champion alias back to the version it replaced (it is 
 history          every move of the champion alias: versions, reason, scores, who, when
 status           registered versions and champions
 pull             copy the champion bundles into --to (default bundles/), e.g. for `make bento`
+sign-bundle PATH sign an existing bundle with the signing key (MEMORIA_SIGNING_KEY or the local pair)
 ui-links         links that open each experiment's runs table in the MLflow UI (`make ui` prints them)
 """
 
@@ -54,9 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             "history",
             "status",
             "pull",
+            "sign-bundle",
             "ui-links",
         ],
     )
+    parser.add_argument("path", nargs="?", help="sign-bundle: the bundle folder to sign")
     parser.add_argument("--task", default="sentiment", choices=[*TASKS, "all"])
     parser.add_argument("--preset", default="default", choices=PRESETS)
     parser.add_argument(
@@ -77,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_logs()
 
+    if args.command == "sign-bundle":
+        return _sign_bundle(args.path)
+    if args.path:
+        parser.error(f"{args.command} takes no PATH argument (only sign-bundle does)")
     ws = Workspace.from_env()
     if args.command == "ui-links":
         from training.tracking.store import runs_page_links, use_store
@@ -233,6 +240,22 @@ def _pull(ws: Workspace, task: str, dest: Path) -> None:
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(served.bundle.path, target)
     print(f"{task}: {served.label} -> {target}")
+
+
+def _sign_bundle(path: str | None) -> int:
+    from serving.contract.bundle import BundleError
+    from training.export.signing import sign_bundle
+
+    if not path:
+        print("error: sign-bundle needs the bundle folder: python -m training sign-bundle PATH", file=sys.stderr)
+        return 2
+    try:
+        bundle = sign_bundle(Path(path))
+    except (BundleError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{bundle.task}: signed {path} (sha256:{bundle.short_digest}, unchanged)")
+    return 0
 
 
 def _status(ws: Workspace, task: str) -> None:

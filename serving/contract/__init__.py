@@ -1,6 +1,7 @@
 """The contract between training/ and serving/, in one place, imported by both sides and importing neither.
 
 bundle.py         the bundle format: manifest, checksums, verification (`write_manifest`, `load_bundle`)
+signing.py        bundle signatures (Ed25519 over the manifest) and their settings: who made a bundle
 files.py          file hashing and the one atomic writer
 text.py           text -> token ids, the special tokens (training fits tokenizers, serving loads them)
 input_profile.py  the input signals of a text split, counted as serving counts them live

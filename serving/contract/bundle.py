@@ -4,12 +4,14 @@ A bundle is a folder:
 
     manifest.json         format, task, graphs, tokenizers, labels, config, metrics, source run, versions,
                           and the sha256 of every other file
+    manifest.sig          the manifest's signature by the team's key (serving/contract/signing.py)
     *.onnx                the graph(s): `classifier` (sentiment) or `encoder` + `decoder_step` (translation)
     *tokenizer*.json      Hugging Face `tokenizers` files, loaded unchanged by serving (no train/serve skew)
 
-Training writes it with `write_manifest`; serving opens it with `load_bundle`, which refuses a bundle whose
-files are missing, altered or of an unknown format. This module imports only the standard library, so both
-sides can use it and serving stays free of torch.
+Training writes it with `write_manifest` (signed); serving opens it with `load_bundle`, which refuses a bundle
+that is unsigned or signed by a key it does not trust (unless MEMORIA_VERIFY_SIGNATURES=false, said loudly),
+whose files are missing, altered, of an unknown format, or named outside the bundle folder. This module imports
+only the standard library and `cryptography`, so both sides can use it and serving stays free of torch.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from serving.contract.files import atomic_write_bytes, sha256_file
+from serving.contract.signing import SIGNATURE, SignatureError, SignaturePolicy
 
 FORMAT = "memoria-bundle/1"
 MANIFEST = "manifest.json"
@@ -59,25 +63,46 @@ class Bundle:
         return self.digest[:12]
 
 
-def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Add the format tag and every file's sha256 to `manifest` and write it as the bundle's manifest.json.
+def write_manifest(
+    bundle_dir: Path, manifest: dict[str, Any], sign: Callable[[bytes], bytes] | None = None
+) -> dict[str, Any]:
+    """Add the format tag and every file's sha256 to `manifest` and write it as the bundle's manifest.json;
+    with `sign` (manifest bytes -> manifest.sig content: training/export/signing.py), sign it too.
 
-    Written last and atomically: a folder without a manifest is not a bundle, so a crash mid-export never
-    leaves something that looks servable.
+    The signature is written first and the manifest last, both atomically: a folder without a manifest is not a
+    bundle, so a crash mid-export never leaves something that looks servable. Without `sign`, a signature left
+    from an earlier manifest is removed (it no longer matches): the bundle is then plainly unsigned.
     """
     files = {
-        p.relative_to(bundle_dir).as_posix(): sha256_file(p)
+        _relative_name(p, bundle_dir): sha256_file(p)
         for p in sorted(bundle_dir.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.relative_to(bundle_dir).as_posix() not in (MANIFEST, SIGNATURE)
     }
     full = {**manifest, "format": FORMAT, "files": files}
     _check_manifest(full, bundle_dir)
-    atomic_write_bytes(bundle_dir / MANIFEST, json.dumps(full, indent=2, sort_keys=True).encode())
+    raw = json.dumps(full, indent=2, sort_keys=True).encode()
+    if sign is not None:
+        atomic_write_bytes(bundle_dir / SIGNATURE, sign(raw))
+    else:
+        (bundle_dir / SIGNATURE).unlink(missing_ok=True)
+    atomic_write_bytes(bundle_dir / MANIFEST, raw)
     return full
 
 
-def load_bundle(path: str | os.PathLike[str], task: str | None = None) -> Bundle:
-    """Open and verify a bundle. Raises BundleError naming the first problem found."""
+def _relative_name(file: Path, bundle_dir: Path) -> str:
+    """A file's manifest name; refused if it is a link that leads out of the bundle (its content would not travel
+    with the bundle, and serving would read whatever it points at)."""
+    name = file.relative_to(bundle_dir).as_posix()
+    if not file.resolve().is_relative_to(bundle_dir.resolve()):
+        raise BundleError(f"{bundle_dir}: files.{name} is a link to a file outside the bundle folder")
+    return name
+
+
+def load_bundle(
+    path: str | os.PathLike[str], task: str | None = None, signatures: SignaturePolicy | None = None
+) -> Bundle:
+    """Open and verify a bundle: its format, task and file names, its signature (by `signatures`, default: the
+    settings, see signing.py), every file's sha256. Raises BundleError naming the first problem found."""
     root = Path(path)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
@@ -87,11 +112,19 @@ def load_bundle(path: str | os.PathLike[str], task: str | None = None) -> Bundle
         manifest = json.loads(raw)
     except json.JSONDecodeError as e:
         raise BundleError(f"{manifest_path} is not valid JSON: {e}") from e
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path} is not a JSON object")
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{manifest_path}: format {manifest.get('format')!r}, this server reads {FORMAT!r}")
     if task is not None and manifest.get("task") != task:
         raise BundleError(f"{root} holds a {manifest.get('task')!r} model, expected {task!r}")
-    _check_manifest(manifest, root)
+    _check_manifest(manifest, root)  # is it a bundle at all (a broken one says what is missing), then who made it
+    signature_path = root / SIGNATURE
+    try:
+        policy = signatures or SignaturePolicy.from_env()
+        policy.check(raw, signature_path.read_bytes() if signature_path.is_file() else None, str(root))
+    except SignatureError as e:
+        raise BundleError(f"{root}: {e}") from e
     for name, expected in manifest["files"].items():
         file = root / name
         if not file.is_file():
@@ -116,3 +149,20 @@ def _check_manifest(manifest: dict[str, Any], root: Path) -> None:
     for name in REQUIRED_FIELDS[task]:
         if not manifest.get(name):
             raise BundleError(f"{root}: a {task} manifest must list its {name}")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{root}: manifest field files must map file names to sha256")
+    for name in files:
+        _check_name(name, root)
+
+
+def _check_name(name: object, root: Path) -> None:
+    """A manifest file name must stay inside the bundle folder: relative, no `..`, and not a link that resolves
+    outside it (serving hashes and opens what the manifest names; `../../etc/x` or `/etc/x` must not be either)."""
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"{root}: manifest field files has a name that is not a non-empty string: {name!r}")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or "\\" in name or ".." in pure.parts or name in (MANIFEST, SIGNATURE):
+        raise BundleError(f"{root}: manifest field files.{name} is not a file name inside the bundle folder")
+    if not (root / name).resolve().is_relative_to(root.resolve()):
+        raise BundleError(f"{root}: manifest field files.{name} resolves outside the bundle folder (a link?)")

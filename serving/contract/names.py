@@ -14,6 +14,11 @@ CHAMPION = "champion"
 DIGEST_TAG = "memoria.bundle_sha256"  # on a version: the sha256 of its bundle's manifest, checked before serving
 PREVIOUS_TAG = "memoria.previous_champion"  # on a version: the version that was champion before it
 ROLLED_BACK_TAG = "memoria.rolled_back"  # on a version the alias was rolled back from: never auto-promoted again
+# The promotion lock (training/registry/promotion_lock.py): a registered model "<task>.promotion-lock" whose versions
+# are tickets; a ticket says whose it is and carries a heartbeat counter that its holder bumps while it lives.
+PROMOTION_LOCK_SUFFIX = ".promotion-lock"
+LOCK_OWNER_TAG = "memoria.lock.owner"
+LOCK_HEARTBEAT_TAG = "memoria.lock.heartbeat"
 
 # --- run tags ----------------------------------------------------------------------------------------------------
 TASK_TAG = "memoria.task"
@@ -34,6 +39,7 @@ GATE_REASON_TAG = "memoria.gate.reason"
 GATE_METHOD_TAG = "memoria.gate.method"
 GATE_CHALLENGER_FINGERPRINT_TAG = "memoria.gate.challenger_fingerprint"
 GATE_CHAMPION_FINGERPRINT_TAG = "memoria.gate.champion_fingerprint"
+GATE_CONCURRENCY_TAG = "memoria.gate.concurrency"  # who the gate waited behind for the lock, whom it re-gated against
 
 # --- the alias history: one small run per move of the champion alias ----------------------------------------------
 ALIAS_HISTORY_EXPERIMENT = "memoria-alias-history"

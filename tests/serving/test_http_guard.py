@@ -34,24 +34,68 @@ class Recorder:
         await send({"type": "http.response.body", "body": str(len(body)).encode()})
 
 
-def call(
-    app: Any, path: str, body: bytes = b"{}", headers: dict[str, str] | None = None, method: str = "POST", chunks=None
-) -> tuple[int, dict, bytes, int]:
-    """(status, headers, body, bytes the app pulled from the client)"""
-    headers = {"content-type": "application/json", **(headers or {})}
-    scope = {
+class Blocking:
+    """An ASGI app that reads the body, then waits until released (or is cancelled)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = False
+        self.cancelled = False
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        self.entered = True
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+
+def scope(path: str, method: str = "POST", headers: dict[str, str] | None = None) -> dict:
+    headers = {"content-type": "application/json"} if headers is None else headers
+    return {
         "type": "http",
         "method": method,
         "path": path,
         "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
     }
+
+
+def call(
+    app: Any,
+    path: str,
+    body: bytes = b"{}",
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+    chunks=None,
+    typed: bool = True,
+) -> tuple[int, dict, bytes, int]:
+    """(status, headers, body, bytes the app pulled from the client); `typed`: add a JSON Content-Type."""
+    return asyncio.run(call_async(app, path, body, headers, method, chunks, typed))
+
+
+async def call_async(
+    app: Any,
+    path: str,
+    body: bytes = b"{}",
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+    chunks=None,
+    typed: bool = True,
+) -> tuple[int, dict, bytes, int]:
+    headers = {**({"content-type": "application/json"} if typed else {}), **(headers or {})}
     parts = list(chunks) if chunks is not None else [body]
     pulled = 0
     sent: list[dict] = []
+    answered = asyncio.Event()
 
     async def receive() -> dict:
         nonlocal pulled
-        if not parts:
+        if not parts:  # like uvicorn: after the body, the next message comes when the answer is complete
+            await answered.wait()
             return {"type": "http.disconnect"}
         chunk = parts.pop(0)
         pulled += len(chunk)
@@ -59,8 +103,10 @@ def call(
 
     async def send(message: dict) -> None:
         sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            answered.set()
 
-    asyncio.run(app(scope, receive, send))
+    await app(scope(path, method, headers), receive, send)
     start = sent[0]
     response_headers = {k.decode(): v.decode() for k, v in start.get("headers", [])}
     return start["status"], response_headers, b"".join(m.get("body", b"") for m in sent[1:]), pulled
@@ -69,7 +115,12 @@ def call(
 @pytest.fixture
 def guarded(monkeypatch: pytest.MonkeyPatch):
     def make(**env: str) -> tuple[HttpGuard, Recorder]:
-        for name in ("MEMORIA_API_TOKEN", "MEMORIA_ADMIN_TOKEN", "MEMORIA_MAX_BODY_BYTES"):
+        for name in (
+            "MEMORIA_API_TOKEN",
+            "MEMORIA_ADMIN_TOKEN",
+            "MEMORIA_MAX_BODY_BYTES",
+            "MEMORIA_MAX_CONCURRENT_REQUESTS",
+        ):
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
@@ -97,6 +148,78 @@ def test_only_json_bodies_reach_the_api(guarded) -> None:
     status, _, body, _ = call(guard, "/sentiment", headers={"content-type": "multipart/form-data"})
     assert status == 415 and "application/json" in json.loads(body)["error"] and not app.bodies
     assert call(guard, "/sentiment", headers={"content-type": "application/json; charset=utf-8"})[0] == 200
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_a_body_without_a_json_content_type_is_never_read_as_json(guarded, content_type: str | None) -> None:
+    """A cross-site "simple" POST (no preflight) has one of these types, or none: 415 naming the header."""
+    guard, app = guarded()
+    headers = {"content-type": content_type} if content_type else {}
+    status, _, body, _ = call(guard, "/sentiment", b'{"texts": ["hi"]}', headers=headers, typed=False)
+    assert status == 415 and not app.bodies
+    message = json.loads(body)["error"]
+    assert "Content-Type must be application/json" in message
+    assert ("missing" in message) if content_type is None else (content_type in message)
+    # An empty body carries nothing to misread: it passes (and BentoML answers 400 for the missing field).
+    assert call(guard, "/admin/reload", b"", typed=False)[0] == 401  # the admin guard still comes first
+    assert call(guard, "/sentiment", b"", typed=False)[0] == 200
+
+
+def test_past_the_concurrency_cap_a_request_gets_503_with_retry_after_before_its_body_is_read(guarded) -> None:
+    guard, _ = guarded(MEMORIA_MAX_CONCURRENT_REQUESTS="2")
+    guard.app = Blocking()
+
+    async def main() -> list[tuple[int, dict, bytes, int]]:
+        first = asyncio.ensure_future(call_async(guard, "/translate"))
+        second = asyncio.ensure_future(call_async(guard, "/sentiment/explain"))
+        while guard.in_flight < 2:
+            await asyncio.sleep(0.001)
+        third = await call_async(guard, "/sentiment")  # answered while the two are still running
+        probe = asyncio.ensure_future(call_async(guard, "/readyz", method="GET"))  # not counted: reaches the app
+        await asyncio.sleep(0.01)
+        assert guard.app.entered and not probe.done()
+        guard.app.release.set()
+        return [await first, await second, third, await probe]
+
+    first, second, third, probe = asyncio.run(main())
+    assert first[0] == second[0] == 200 and probe[0] == 200
+    status, headers, body, pulled = third
+    assert status == 503 and headers["retry-after"] == "1" and pulled == 0
+    assert json.loads(body) == {"error": "overloaded: MEMORIA_MAX_CONCURRENT_REQUESTS=2 requests in flight"}
+    assert guard.in_flight == 0
+
+
+def test_a_client_that_disconnects_cancels_its_request(guarded) -> None:
+    guard, _ = guarded()
+    guard.app = app = Blocking()
+
+    async def main() -> list[dict]:
+        sent: list[dict] = []
+        hang_up = asyncio.Event()
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop(0)
+            await hang_up.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        task = asyncio.ensure_future(guard(scope("/translate"), receive, send))
+        while not app.entered:
+            await asyncio.sleep(0.001)
+        hang_up.set()
+        await asyncio.wait_for(task, 2)  # ends without the app being released
+        return sent
+
+    sent = asyncio.run(main())
+    assert app.cancelled and not app.release.is_set()
+    assert sent[0]["status"] == 499  # for the access log; the client is gone
+    assert guard.in_flight == 0
 
 
 def test_api_token_guards_predictions_only_when_set(guarded) -> None:
@@ -150,6 +273,10 @@ def test_openapi_document_lists_the_errors_the_service_gives() -> None:
     assert set(sentiment) == {"200", "400", "401", "413", "415", "500", "503", "504"}
     assert sentiment["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ValidationErrorBody")
     assert spec["components"]["schemas"]["ValidationErrorBody"]["properties"]["detail"]["type"] == "array"
+    assert (
+        "Retry-After" in sentiment["503"]["headers"]
+        and "MEMORIA_MAX_CONCURRENT_REQUESTS" in sentiment["503"]["description"]
+    )
     assert "403" in spec["paths"]["/admin/reload"]["post"]["responses"]
     assert spec["paths"]["/readyz"] == bentoml_spec["paths"]["/readyz"]
     assert "401" not in bentoml_spec["paths"]["/sentiment"]["post"]["responses"], "the input is not modified"

@@ -16,8 +16,9 @@ from serving.contract.bundle import load_bundle, write_manifest
 from serving.contract.input_profile import SHARE_BUCKETS, TOKEN_BUCKETS, histogram
 from serving.contract.names import DIGEST_TAG
 from serving.contract.registry import ServedBundle, champion_bundle
-from serving.model_card import UNKNOWN, ModelCards, model_card
+from serving.model_card import UNKNOWN, ModelCards, _without_local_paths, model_card
 from tests.serving_harness import SENTIMENT_ARGS, cli
+from training.export.signing import signer
 
 TEXT_FIELD = {"sentiment": "text", "translation": "source"}
 
@@ -101,7 +102,8 @@ def test_the_peer_is_the_baseline_run_on_the_same_data(store: dict[str, str], tm
         shutil.copytree(root / part, copy / part)
     uri = f"sqlite:///{copy}/mlruns/mlflow.db"
     env = {**store, "MEMORIA_HOME": str(copy), "MLFLOW_TRACKING_URI": uri}
-    peer_metrics = json.loads(cli(env, "baseline", "--task", "sentiment", "--preset", "smoke", *SENTIMENT_ARGS))
+    peers = json.loads(cli(env, "baseline", "--task", "sentiment", "--preset", "smoke", *SENTIMENT_ARGS))
+    peer_metrics = peers["tfidf"]  # the baseline the card compares with (VADER, the lexicon peer, is logged beside it)
     # when the champion's card is built
     card = model_card(champion_bundle("sentiment", uri, tmp_path / "cache"), uri)
     # then it compares the champion with that run, metric by metric
@@ -123,7 +125,7 @@ def test_a_bundle_given_by_path_has_a_card_with_unknowns_said_out_loud(store: di
     old = tmp_path / "old-bundle"
     shutil.copytree(registry.bundle.path, old)
     manifest = {k: v for k, v in registry.bundle.manifest.items() if k not in ("data", "format", "files")}
-    write_manifest(old, manifest)
+    write_manifest(old, manifest, sign=signer())  # re-sealed with the team's key: served bundles are signed
     cards = ModelCards()
     uri = store["MLFLOW_TRACKING_URI"]
     # when served by path, there is no registry to ask why it serves
@@ -136,3 +138,27 @@ def test_a_bundle_given_by_path_has_a_card_with_unknowns_said_out_loud(store: di
     assert old_card["data"]["available"] is False and "before data summaries" in old_card["data"]["reason"]
     # and a card is built once per served bundle, not per request
     assert cards.card(ServedBundle(load_bundle(path, "sentiment"), "path"), uri) is card
+
+
+def test_a_store_that_fails_leaves_unknowns_without_its_error_words(
+    store: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The card is open: an error's text (a store URI with user@host, a file path) goes to the log, not the card."""
+    served = champion(store, "sentiment", tmp_path / "cache")
+    (tmp_path / "a-file").write_text("not a folder")
+    broken = f"sqlite:///{tmp_path}/a-file/mlflow.db"  # cannot be opened: the error names the path
+    with caplog.at_level("WARNING", logger="bentoml.memoria"):
+        card = model_card(served, broken)
+    assert card["champion"]["note"] == "alias history unreadable (see the server log)"
+    assert card["evaluation"]["peer"] == {"status": UNKNOWN, "reason": "peer runs unreadable (see the server log)"}
+    text = json.dumps(card)
+    assert str(tmp_path) not in text and "Error" not in text
+    assert "a-file" in caplog.text and "FileExistsError" in caplog.text  # the reason is kept, in the log
+
+
+def test_the_card_names_no_one_and_no_local_path(store: dict[str, str], tmp_path: Path) -> None:
+    card = model_card(champion(store, "sentiment", tmp_path / "cache"), store["MLFLOW_TRACKING_URI"])
+    assert "moved_by" not in card["champion"] and card["champion"]["history_run_id"]
+    assert "@" not in json.dumps(card["champion"])
+    scrubbed = _without_local_paths({"a": ["/home/ana/data/glove.txt", "sentiment/v1 sha256:ab", "/"], "b": 3})
+    assert scrubbed == {"a": [".../glove.txt", "sentiment/v1 sha256:ab", "/"], "b": 3}

@@ -3,7 +3,8 @@
 The task's exporter (the task table's `export_graphs`: training/export/sentiment.py, training/export/translation.py)
 writes and parity-checks its graphs and returns the manifest's task part; this module adds what every bundle
 carries (tokenizers, config, metrics, parity, the training data's summary, source run, versions) and writes the
-manifest last (serving/contract/bundle.py), so a folder that failed half-way is never a bundle.
+manifest last (serving/contract/bundle.py), so a folder that failed half-way is never a bundle. The manifest is
+signed with the team's key (training/export/signing.py): serving refuses a bundle it cannot trace to that key.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from serving.contract.bundle import write_manifest
 from training.config import Workspace
 from training.export.data_summary import data_summary
 from training.export.onnx import versions
+from training.export.signing import signer
 from training.model_folder import RunModel
 from training.task_spec import TaskSpec
 
@@ -57,5 +59,5 @@ def export_bundle(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions(),
     )
-    full = write_manifest(out_dir, manifest)
+    full = write_manifest(out_dir, manifest, sign=signer())
     return ExportReport(out_dir, full, parity)

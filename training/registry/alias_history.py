@@ -3,7 +3,8 @@
 Why runs: they need no extra storage, they travel with the store, and the MLflow UI lists them (experiment
 `memoria-alias-history`, one row per move, searchable by task); `python -m training history --task T` prints
 them. A record says which version the alias left and reached, why (promoted, forced, rolled back), the
-selection scores of both, and who moved it, from which host, when.
+selection scores of both, and who moved it, from which host, when. A gate's move also says whom it waited behind
+for the promotion lock and which champions it was gated against before (concurrent gates, promotion.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from serving.contract.names import (
     FROM_VERSION_TAG,
     GATE_CHALLENGER_FINGERPRINT_TAG,
     GATE_CHAMPION_FINGERPRINT_TAG,
+    GATE_CONCURRENCY_TAG,
     GATE_METHOD_TAG,
     GATE_REASON_TAG,
     HOST_TAG,
@@ -53,13 +55,15 @@ class AliasMove:
     host: str
     at: float  # seconds since the epoch
     gate: str = ""  # the gate's reason and like-for-like scores, for a promotion
+    concurrency: str = ""  # whom the gate waited behind for the lock, the champions it was gated against before
 
     def line(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.at))
         scores = f"{_fmt(self.from_score)} -> {_fmt(self.to_score)}"
         move = f"v{self.from_version or '-'} -> v{self.to_version}"
         line = f"{when} UTC  {move}  {self.reason:<11}  {scores}  {self.user}@{self.host}"
-        return line + (f"\n      gate: {self.gate}" if self.gate else "")
+        line += f"\n      gate: {self.gate}" if self.gate else ""
+        return line + (f"\n      concurrency: {self.concurrency}" if self.concurrency else "")
 
 
 def _fmt(score: float | None) -> str:
@@ -135,6 +139,7 @@ def _gate_tags(decision: GateDecision | None) -> dict[str, str]:
         GATE_REASON_TAG: decision.summary()[:5000],
         GATE_CHALLENGER_FINGERPRINT_TAG: decision.challenger_fingerprint,
         GATE_CHAMPION_FINGERPRINT_TAG: decision.champion_fingerprint,
+        **({GATE_CONCURRENCY_TAG: decision.concurrency[:5000]} if decision.concurrency else {}),
     }
 
 
@@ -161,6 +166,7 @@ def read_history(client: MlflowClient, task: str) -> list[AliasMove]:
                 host=tags.get(HOST_TAG, ""),
                 at=run.info.start_time / 1000,
                 gate=tags.get(GATE_REASON_TAG, ""),
+                concurrency=tags.get(GATE_CONCURRENCY_TAG, ""),
             )
         )
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,25 @@ def use_store(ws: Workspace) -> MlflowClient:
     if ws.tracking_uri.startswith("sqlite:///"):
         Path(ws.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     relocate_if_moved(ws.tracking_uri)  # a copied or moved store keeps its artifacts reachable
+    share_sqlite(ws.tracking_uri)
     mlflow.set_tracking_uri(ws.tracking_uri)
     return MlflowClient(tracking_uri=ws.tracking_uri)
+
+
+def share_sqlite(tracking_uri: str) -> None:
+    """Put a local SQLite store in WAL mode, which the file keeps for every later connection: training writes,
+    while serving polls the champion alias and `make ui` browses, and in the default rollback-journal mode a writer
+    committing locks readers out (a service's poll then fails with "database is locked"); in WAL mode readers
+    never wait for a writer and a writer never waits for readers. Writers still queue: two trainings at once wait
+    for each other up to the driver's busy timeout, which Python's sqlite3 sets to 5 s for every connection
+    MLflow's engine opens (`PRAGMA busy_timeout` reads 5000). Training does this, not serving: serving only reads."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as db:
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
 
 
 def experiment_id(client: MlflowClient, ws: Workspace, name: str) -> str:

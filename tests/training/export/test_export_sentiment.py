@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from serving.contract.bundle import BundleError, load_bundle
+from serving.contract.bundle import BundleError, load_bundle, write_manifest
 from serving.sentiment import SentimentPredictor
 from training.config import EnsembleConfig, NgramConfig, RecurrentConfig, TokenizerConfig, to_dict
 from training.export.onnx import EXPORT_EXAMPLE, PARITY_SHAPES, ParityError
@@ -95,9 +95,15 @@ def test_parity_check_rejects_a_graph_that_disagrees(tmp_path: Path) -> None:
 def test_a_tampered_bundle_is_refused(tmp_path: Path) -> None:
     _, model_dir = write_model_dir(tmp_path / "model", "lstm")
     report = export_model_folder(model_dir, tmp_path / "bundle", run_id="r1", metrics={})
+    # exported signed with the local key pair (tests/conftest.py: MEMORIA_SIGNING_DIR), which serving trusts
+    assert (report.bundle_dir / "manifest.sig").is_file() and load_bundle(report.bundle_dir).task == "sentiment"
     graph = report.bundle_dir / "classifier.onnx"
     graph.write_bytes(graph.read_bytes() + b"\0")
     with pytest.raises(BundleError, match=r"classifier\.onnx has sha256"):
+        load_bundle(report.bundle_dir)
+    # a manifest rewritten with the altered graph's hash by someone without the key is unsigned: refused too
+    write_manifest(report.bundle_dir, {k: v for k, v in report.manifest.items() if k not in ("format", "files")})
+    with pytest.raises(BundleError, match=r"unsigned bundle"):
         load_bundle(report.bundle_dir)
     (report.bundle_dir / "manifest.json").unlink()
     with pytest.raises(BundleError, match=r"manifest\.json is missing"):

@@ -17,7 +17,7 @@ from tests.training.export.test_export_sentiment import LABELS, write_model_dir
 from tests.training.registry.test_registry import fake_training_run
 from training.config import Workspace
 from training.registry.alias_history import read_history
-from training.registry.promotion import champion
+from training.registry.promotion import champion, promote
 from training.tasks import export_model_folder, publish_run, task_named
 from training.tracking.evaluation_set import log_evaluation_set, text_key
 from training.tracking.store import SELECTION_SCORE, experiment_id, use_store
@@ -169,3 +169,57 @@ def test_score_bundle_is_the_served_macro_f1(tmp_path: Path) -> None:
     predicted = predictor.probabilities([r["text"] for r in rows]).argmax(1)
     truth = np.array([predictor.labels.index(r["label"]) for r in rows])
     assert task_named("sentiment").score_bundle(bundle, rows) == pytest.approx(macro_f1(predicted, truth, 3))
+
+
+def test_a_lead_within_the_noise_margin_is_not_a_promotion_and_promote_version_overrides(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The challenger leads on its own split by about one text in a hundred (52 of its texts are its label, 48 the
+    champion's): less than one standard error of the difference, so it stays out; on the champion's balanced split
+    the two tie, so only the margin holds it back. A person can still promote it."""
+    champion_data = {"train": {"positive": 5}, "validation": {"positive": 40, "negative": 40, "neutral": 20}}
+    challenger_data = {"train": {"negative": 5}, "validation": {"negative": 52, "positive": 48}}
+    first = publish_run(ws, constant_run(ws, tmp_path, "positive", 0.50, champion_data))
+    second = publish_run(ws, constant_run(ws, tmp_path, "negative", 0.90, challenger_data))
+    assert not second.promoted and second.champion_version == first.version
+    client = use_store(ws)
+    decision = json.loads(
+        Path(client.download_artifacts(second.run_id, f"gate/against-v{first.version}.json", str(tmp_path))).read_text()
+    )
+    own = decision["splits"][0]
+    lead = own["challenger"] - own["champion"]
+    assert lead == pytest.approx(
+        macro_f1_of_constant("negative", challenger_data["validation"])
+        - macro_f1_of_constant("positive", challenger_data["validation"]),
+        abs=1e-6,
+    )
+    assert 0 < lead < decision["margin"], decision
+    assert "within the noise margin" in second.gate and "promote --version" in second.gate
+
+    promote(client, "sentiment", second.version)
+    assert str(champion(client, "sentiment").version) == second.version
+    assert read_history(client, "sentiment")[-1].reason == "forced"
+
+
+def test_the_noise_margin_is_one_standard_error_of_the_paired_difference() -> None:
+    """For a metric that is a mean over texts (accuracy), the standard error of the difference is known:
+    sd(per-text difference) / sqrt(n). The margin's batch-means estimate (scores on interleaved parts only, as
+    for any corpus metric) must land near it; identical models get no margin."""
+    import dataclasses
+
+    from training.registry.gate import NOISE_PARTS, noise_margin
+
+    rng = np.random.default_rng(7)
+    rows = [{"text": f"text {i}", "a": int(rng.random() < 0.80), "b": int(rng.random() < 0.75)} for i in range(600)]
+
+    def accuracy(bundle: str, part: list[dict]) -> float:
+        return float(np.mean([row[bundle] for row in part]))
+
+    task = dataclasses.replace(task_named("sentiment"), score_bundle=accuracy)
+    per_text = np.array([row["a"] - row["b"] for row in rows])
+    exact = per_text.std(ddof=1) / np.sqrt(len(rows))
+    margin = noise_margin(task, {"challenger": "a", "champion": "b"}, rows)
+    # batch means with 10 parts: its own estimate varies by about 1/sqrt(2 * 9) ~ 24% around the truth
+    assert 0.5 * exact < margin < 1.6 * exact, (margin, exact)
+    assert NOISE_PARTS == 10
+    assert noise_margin(task, {"challenger": "a", "champion": "a"}, rows) == 0.0
