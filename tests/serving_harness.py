@@ -69,8 +69,9 @@ def http(
         return 0, "", {}
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
+def cli_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m training ARGS --no-progress` in the repo, whatever its exit status."""
+    return subprocess.run(
         [sys.executable, "-m", "training", *args, "--no-progress"],
         cwd=REPO,
         env=env,
@@ -78,6 +79,10 @@ def cli(env: dict[str, str], *args: str) -> str:
         text=True,
         timeout=600,
     )
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    out = cli_run(env, *args)
     assert out.returncode == 0, f"python -m training {' '.join(args)} failed:\n{out.stdout}\n{out.stderr[-3000:]}"
     return out.stdout
 

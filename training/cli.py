@@ -100,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        # A refusal from the tracking server (e.g. 403 for an account without the right) is the user's to fix,
+        # not a bug: one clear line instead of a traceback. mlflow is imported here so `--help` stays fast.
+        from mlflow.exceptions import MlflowException
+
+        if not isinstance(e, MlflowException):
+            raise
+        print(f"error: the tracking server refused: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

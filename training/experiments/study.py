@@ -343,30 +343,29 @@ def measure(
 
 
 def peer_row(ws: Workspace) -> dict[str, Any]:
-    from training.peers.tfidf import PREDICTIONS, run_tfidf_baseline
-    from training.tracking.store import use_store
+    """The TF-IDF peer on the same test split and probes (training/peers/tfidf.py)."""
+    from training.peers.tfidf import run_tfidf_baseline
 
-    cfg = SENTIMENT.preset("default")
-    metrics = run_tfidf_baseline(cfg, ws)
-    with tempfile.TemporaryDirectory() as tmp:
-        saved = json.loads(Path(use_store(ws).download_artifacts(metrics["run_id"], PREDICTIONS, tmp)).read_text())
-    return {
-        "run_id": metrics["run_id"],
-        "test_predicted": saved["predicted"],
-        "test_macro_f1": metrics["test/macro_f1"],
-        **{k.replace("/", "_"): v for k, v in metrics.items() if k.startswith("test/f1_")},
+    metrics = run_tfidf_baseline(SENTIMENT.preset("default"), ws)
+    return _peer(ws, metrics) | {
         "val_macro_f1": metrics["val/macro_f1"],
-        "review_probe_accuracy": metrics.get("probe/accuracy"),
         "ece_before": metrics.get("calibration/ece_test"),
     }
 
 
 def vader_row(ws: Workspace) -> dict[str, Any]:
     """VADER on the same test split and probes (training/peers/vader.py)."""
-    from training.peers.vader import PREDICTIONS, run_vader_peer
+    from training.peers.vader import run_vader_peer
+
+    return _peer(ws, run_vader_peer(SENTIMENT.preset("default"), ws))
+
+
+def _peer(ws: Workspace, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A peer run's row: its per-text test predictions (logged by every peer under the same artifact path), test
+    scores and probe accuracies (`review_accuracy`, `contrast_accuracy`)."""
+    from training.peers.tfidf import PREDICTIONS
     from training.tracking.store import use_store
 
-    metrics = run_vader_peer(SENTIMENT.preset("default"), ws)
     with tempfile.TemporaryDirectory() as tmp:
         saved = json.loads(Path(use_store(ws).download_artifacts(metrics["run_id"], PREDICTIONS, tmp)).read_text())
     return {
@@ -374,7 +373,7 @@ def vader_row(ws: Workspace) -> dict[str, Any]:
         "test_predicted": saved["predicted"],
         "test_macro_f1": metrics["test/macro_f1"],
         **{k.replace("/", "_"): v for k, v in metrics.items() if k.startswith("test/f1_")},
-        **{f"{k.removeprefix('probe/')}": v for k, v in metrics.items() if k.startswith("probe/")},
+        **{k.removeprefix("probe/"): v for k, v in metrics.items() if k.startswith("probe/")},
     }
 
 
@@ -420,7 +419,7 @@ def write_report(
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| TF-IDF + LR (peer) | word 1-2 + char 2-5 grams, C on validation | {_f(peer['val_macro_f1'])} | "
         f"{_f(peer['test_macro_f1'])} | – | – | {f1s(peer)} | {_f(peer.get('ece_before'), 3)} | "
-        f"{_f(peer.get('review_probe_accuracy'), 3)} | – | sklearn | – | – |",
+        f"{_f(peer.get('review_accuracy'), 3)} | {_f(peer.get('contrast_accuracy'), 3)} | sklearn | – | – |",
         f"| VADER (peer) | lexicon + rules, no training; compound ±0.05 | – | {_f(vader['test_macro_f1'])} | – | – | "
         f"{f1s(vader)} | – | {_f(vader.get('review_accuracy'), 3)} | {_f(vader.get('contrast_accuracy'), 3)} | "
         "vaderSentiment | – | – |",

@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline, make_union
 from serving.contract.names import KIND_TAG, PEER_KIND
 from training.config import SentimentConfig, Workspace
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
-from training.data.sentiment.review_probe import binary_accuracy, probe_rows
+from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.metrics.calibration import expected_calibration_error
 from training.plots import close, confusion_matrix_figure
 from training.text import build_normalizer
@@ -58,15 +58,18 @@ def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
         best_c = max(scores, key=scores.get)
         model = tfidf_pipeline(best_c).fit(x["train"], y["train"])
         pred = model.predict(x["test"])
-        probe = probe_rows()
-        probe_probs = model.predict_proba([normalize(r["text"]) for r in probe])
         metrics = {
             "val/macro_f1": scores[best_c],
             "test/accuracy": accuracy_score(y["test"], pred),
             "test/macro_f1": f1_score(y["test"], pred, average="macro"),
             **{f"test/f1_{label}": f for label, f in zip(LABELS, f1_score(y["test"], pred, average=None))},
             "calibration/ece_test": expected_calibration_error(model.predict_proba(x["test"]), y["test"]),
-            "probe/accuracy": binary_accuracy(probe_probs, [r["label"] for r in probe], list(LABELS)),
+            **{
+                f"probe/{name}_accuracy": binary_accuracy(
+                    model.predict_proba([normalize(r["text"]) for r in rows]), [r["label"] for r in rows], list(LABELS)
+                )
+                for name, rows in probe_sets().items()
+            },
             "train_seconds": time.time() - started,
         }
         mlflow.log_param("model", "tfidf(word 1-2, char_wb 2-5) + logistic regression")

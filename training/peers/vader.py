@@ -26,7 +26,7 @@ from training.tracking.provenance import data_tags, log_data_inputs
 from training.tracking.store import start_run
 
 LEXICON_KIND = "lexicon-peer"  # KIND_TAG of this run: a peer, not the baseline the model card compares with
-PREDICTIONS = "predictions/test.json"
+PREDICTIONS = "predictions/test.json"  # the same path as the TF-IDF peer's, which the study reads
 
 
 def as_probabilities(compound: np.ndarray) -> np.ndarray:

@@ -169,22 +169,11 @@ def test_the_readme_recipe_is_the_tested_one() -> None:
         assert used <= set(re.findall(r"(--[a-z][a-z-]+)", help_text)), f"{script}: unknown flags in the README"
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args, "--no-progress"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 @pytest.mark.slow
 def test_train_promote_and_serve_over_http_through_the_authenticated_server(
     server: SecureTrackingServer, postgres: PostgresCluster, tmp_path: Path
 ) -> None:
-    from tests.serving_harness import SENTIMENT_ARGS, TRANSLATION_ARGS, Server, http
+    from tests.serving_harness import SENTIMENT_ARGS, TRANSLATION_ARGS, Server, cli_run, http
 
     base = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")},
@@ -195,13 +184,15 @@ def test_train_promote_and_serve_over_http_through_the_authenticated_server(
     trainer = tmp_path / "trainer"
     trainer_env = {**base, **server.client_env("trainer"), "MEMORIA_HOME": str(trainer)}
     for task, args in (("sentiment", SENTIMENT_ARGS), ("translation", TRANSLATION_ARGS)):
-        out = cli(trainer_env, "train", "--task", task, "--preset", "smoke", *args)
-        assert out.returncode != 0 and "model-versions/create failed with error code 403" in out.stderr, out.stderr[
-            -3000:
-        ]
+        out = cli_run(trainer_env, "train", "--task", task, "--preset", "smoke", *args)
+        # one clear line naming the refusal, not a traceback
+        assert out.returncode == 2, out.stderr[-3000:]
+        assert "error: the tracking server refused" in out.stderr, out.stderr[-3000:]
+        assert "model-versions/create failed with error code 403" in out.stderr, out.stderr[-3000:]
+        assert "Traceback" not in out.stderr, out.stderr[-3000:]
     # When the promoter exports the best run of each (`make export TASK=all`)
     promoter_env = {**base, **server.client_env("promoter"), "MEMORIA_HOME": str(tmp_path / "promoter")}
-    out = cli(promoter_env, "export", "--task", "all")
+    out = cli_run(promoter_env, "export", "--task", "all")
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("promoted to champion") == 2, out.stdout
     assert aliases_in_postgres(postgres, server.backend_uri) == [
