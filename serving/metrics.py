@@ -56,5 +56,10 @@ def serving_metrics() -> ServingMetrics:
         model_info=Gauge(
             "memoria_model_served", "1 for the model a task serves now", by_model, multiprocess_mode="livemax"
         ),
-        reloads=Counter("memoria_model_reloads", "Champion changes seen: swapped or refused", ["task", "outcome"]),
+        reloads=Counter(
+            "memoria_model_reloads",
+            "Champion checks that changed or failed: swapped, refused (bundle failed verification), "
+            "unreachable, fetch-failed, no-champion (retried with backoff)",
+            ["task", "outcome"],
+        ),
     )

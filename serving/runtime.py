@@ -14,7 +14,6 @@ Two traps seen on a real GPU machine (H100, onnxruntime-gpu 1.31):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from serving.contract.bundle import Bundle, BundleError
+from serving.contract.bundle import verified_bytes
 
 # bentoml's logging setup shows loggers under "bentoml"; a plain module logger's INFO lines would be filtered out,
 # and the provider a model runs on is what an operator needs to see.
@@ -62,29 +61,6 @@ def device_from_env(task: str | None = None) -> str:
 
 def provider_name(provider: Provider) -> str:
     return provider if isinstance(provider, str) else provider[0]
-
-
-def listed_sha256(bundle: Bundle, path: Path) -> str | None:
-    """The sha256 the bundle's manifest lists for `path`, or None for a file it does not list (the views training
-    builds around a graph it is still exporting; a bundle from `load_bundle` lists every file it names)."""
-    try:
-        name = path.relative_to(bundle.path).as_posix()
-    except ValueError:
-        return None
-    return bundle.manifest.get("files", {}).get(name)
-
-
-def verified_bytes(path: Path, sha256: str) -> bytes:
-    """The file's bytes, hashed as they are read: what is used is exactly what was checked, however long after
-    `load_bundle` the file is opened (a file swapped on disk meanwhile is refused, not run)."""
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise BundleError(
-            f"{path.name} changed since the bundle was verified: sha256 {actual[:12]}..., "
-            f"manifest says {sha256[:12]}..."
-        )
-    return data
 
 
 def create_session(

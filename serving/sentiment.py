@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from serving.contract.bundle import Bundle
+from serving.contract.bundle import Bundle, listed_sha256, read_verified
 from serving.contract.text import UNK_ID, encode_ids, load_tokenizer, pad_batch
-from serving.runtime import CPU, CUDA, Provider, create_session, listed_sha256, provider_name
+from serving.runtime import CPU, CUDA, Provider, create_session, provider_name
 
 # Texts are run in length-sorted chunks of this many: a recurrent graph computes every row up to the longest row
 # of its call, and the per-text cost on the CPU does not fall with larger calls. Measured on merged batches of 128
@@ -31,7 +31,8 @@ class SentimentPredictor:
         self.bundle = bundle
         self.labels: list[str] = list(bundle.manifest["labels"])
         self.max_tokens = int(bundle.manifest["max_input_tokens"])
-        self.tokenizer = load_tokenizer(bundle.tokenizer("text"))
+        text_tokenizer = bundle.tokenizer("text")
+        self.tokenizer = load_tokenizer(text_tokenizer, read_verified(bundle, text_tokenizer))
         graph = "classifier"
         on_cuda = provider_name((providers or [CPU])[0]) == CUDA
         if on_cuda and "classifier_fp32" in bundle.manifest["graphs"]:

@@ -47,7 +47,7 @@ from serving.contract.names import TASKS
 from serving.contract.text import UNK
 from serving.demo import demo_app
 from serving.http_guard import HttpGuard, max_concurrent_requests
-from serving.live_model import LiveModel, TaskSpec, request_reload
+from serving.live_model import NOT_READY, LiveModel, TaskSpec, request_reload
 from serving.metrics import serving_metrics
 from serving.openapi import OpenApiDocument
 from serving.responses import SENTIMENT_RESULTS, TRANSLATION_RESULTS, json_response
@@ -270,7 +270,7 @@ class Memoria:
         live_models = {"sentiment": self.sentiment_model, "translation": self.translation_model}
         for name in tasks:
             request_reload(name)  # the other workers follow within a second
-            out.append(await asyncio.to_thread(live_models[name].reload))
+            out.append(_without_details(await asyncio.to_thread(live_models[name].reload)))
         return out
 
     async def _model(self, live: LiveModel) -> Any:
@@ -291,6 +291,14 @@ class Memoria:
 
 
 REFUSALS = (Overloaded, DeadlineExceeded, ServiceUnavailable)
+
+
+def _without_details(report: dict[str, str]) -> dict[str, str]:
+    """A reload report for the caller: the outcome's fixed words; the exception's text (paths, hosts, URIs) is in
+    the service log only, as for every other answer."""
+    if "reason" not in report:
+        return report
+    return {**report, "reason": NOT_READY.get(report["outcome"], "see the service log")}
 
 
 def _refusal(task: str, error: Exception, ctx: bentoml.Context) -> Response:

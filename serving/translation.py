@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.contract.bundle import Bundle
+from serving.contract.bundle import Bundle, listed_sha256, read_verified
 from serving.contract.text import EOS_ID, SPECIAL_TOKENS, UNK_ID, decode_ids, encode_ids, load_tokenizer, pad_batch
 from serving.decoding import Decoded, beam_search, greedy_search
-from serving.runtime import Provider, create_session, listed_sha256
+from serving.runtime import Provider, create_session
 
 # Sentences are decoded in length-sorted chunks of this many (times the beam size in rows): enough rows to keep
 # the matrix products efficient, few enough that one long sentence doesn't make many short ones pay for padding.
@@ -101,8 +101,9 @@ class TranslationPredictor:
         graphs = (bundle.graph("encoder"), bundle.graph("decoder_step"))
         hashes = (listed_sha256(bundle, graphs[0]), listed_sha256(bundle, graphs[1]))
         self.runtime = Seq2SeqRuntime(*graphs, providers, device, sha256=hashes)
-        self.source_tokenizer = load_tokenizer(bundle.tokenizer("source"))
-        self.target_tokenizer = load_tokenizer(bundle.tokenizer("target"))
+        source, target = bundle.tokenizer("source"), bundle.tokenizer("target")
+        self.source_tokenizer = load_tokenizer(source, read_verified(bundle, source))
+        self.target_tokenizer = load_tokenizer(target, read_verified(bundle, target))
         self.max_input_tokens = int(manifest["max_input_tokens"])
         self.max_output_tokens = int(manifest["max_output_tokens"])
         self.default_beam_size = int(manifest["default_beam_size"])

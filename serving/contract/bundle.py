@@ -63,6 +63,35 @@ class Bundle:
         return self.digest[:12]
 
 
+def listed_sha256(bundle: Bundle, path: Path) -> str | None:
+    """The sha256 the bundle's manifest lists for `path`, or None for a file it does not list (the views training
+    builds around a graph it is still exporting; a bundle from `load_bundle` lists every file it names)."""
+    try:
+        name = path.relative_to(bundle.path).as_posix()
+    except ValueError:
+        return None
+    return bundle.manifest.get("files", {}).get(name)
+
+
+def verified_bytes(path: Path, sha256: str) -> bytes:
+    """The file's bytes, hashed as they are read: what is used is exactly what was checked, however long after
+    `load_bundle` the file is opened (a file swapped on disk meanwhile is refused, not run)."""
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise BundleError(
+            f"{path.name} changed since the bundle was verified: sha256 {actual[:12]}..., "
+            f"manifest says {sha256[:12]}..."
+        )
+    return data
+
+
+def read_verified(bundle: Bundle, path: Path) -> bytes:
+    """A bundle file's bytes, checked against the manifest's sha256 as they are read where the manifest lists it."""
+    sha256 = listed_sha256(bundle, path)
+    return verified_bytes(path, sha256) if sha256 else path.read_bytes()
+
+
 def write_manifest(
     bundle_dir: Path, manifest: dict[str, Any], sign: Callable[[bytes], bytes] | None = None
 ) -> dict[str, Any]:

@@ -17,8 +17,10 @@ SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(len(SPECIAL_TOKENS))
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    tokenizer = Tokenizer.from_file(str(path))
+def load_tokenizer(path: str | Path, data: bytes | None = None) -> Tokenizer:
+    """The tokenizer file at `path`, or built from `data` (its bytes, already checked: serving passes
+    `bundle.read_verified`, so the tokenizer used is the one whose hash was verified, not whatever is on disk now)."""
+    tokenizer = Tokenizer.from_file(str(path)) if data is None else Tokenizer.from_str(data.decode("utf-8"))
     for expected_id, token in enumerate(SPECIAL_TOKENS):
         if tokenizer.token_to_id(token) != expected_id:
             raise ValueError(f"{path}: special token {token} must have id {expected_id}")

@@ -549,6 +549,23 @@ def test_the_explanations_fp32_graph_is_hashed_when_it_is_opened(store: dict[str
         _ = predictor.fp32_session
 
 
+def test_a_tokenizer_is_used_from_the_bytes_that_were_hashed(store: dict[str, str], tmp_path: Path) -> None:
+    import shutil
+
+    from serving.contract.bundle import load_bundle
+    from serving.sentiment import SentimentPredictor
+
+    served = champion_bundle("sentiment", store["MLFLOW_TRACKING_URI"], tmp_path / "cache")
+    copy = tmp_path / "bundle"
+    shutil.copytree(served.bundle.path, copy)
+    bundle = load_bundle(copy, "sentiment")  # verified here
+    # the tokenizer file changes on disk before the predictor opens it (still a valid tokenizer file)
+    tokenizer = bundle.tokenizer("text")
+    tokenizer.write_text(tokenizer.read_text() + "\n")
+    with pytest.raises(BundleError, match="changed since the bundle was verified"):
+        SentimentPredictor(bundle)
+
+
 def test_serving_a_copied_store_only_reads_it(
     store: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
