@@ -226,6 +226,7 @@ def make_trainer(
         log_every_n_steps=optim.log_every_n_steps,
         accelerator=optim.accelerator,
         devices=optim.devices,
+        num_nodes=optim.num_nodes,
         strategy=optim.strategy,
         # Lightning cannot put its DistributedSampler into our length-bucketing batch sampler; that one shards
         # itself across processes (training/data/batching.py).
