@@ -63,7 +63,7 @@ def torchrun_node(rendezvous: str, run_id: str, home: Path, tracking_uri: str, l
         argv,
         cwd=REPO,
         env=env,
-        stdout=open(log, "w"),  # noqa: SIM115 - open while the launcher runs
+        stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         text=True,
     )
