@@ -31,7 +31,8 @@ TEXT = "the flight was late but the crew was lovely"
 # One worker each, so two replicas, HAProxy and 32 clients share the 2 cores of the development machine. The poll
 # interval is the test's parameter: 1 s, and the production default of 10 s (replicas poll independently, so how
 # long they disagree depends on where each one's poll falls).
-REPLICA_SETTINGS = {"MEMORIA_RETRY_MAX_S": "2", "MEMORIA_WORKERS": "1"}
+ADMIN_TOKEN = "replica-test-admin-token"
+REPLICA_SETTINGS = {"MEMORIA_RETRY_MAX_S": "2", "MEMORIA_WORKERS": "1", "MEMORIA_ADMIN_TOKEN": ADMIN_TOKEN}
 SETTLE_S = 3.0  # load before the first move and after each convergence, so every phase has answers from both
 
 
@@ -118,13 +119,30 @@ def wait_until_all_serve(answers: list[Answer], version: str, since: float, repl
         time.sleep(0.1)
 
 
+def reload_every(servers: dict[str, Server]) -> None:
+    """What a deploy hook does after a promotion: POST /admin/reload to each replica itself (through the load
+    balancer it would reach only one), all at once."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    threads = [
+        threading.Thread(target=http, args=("POST", s.base + "/admin/reload", {"task": "sentiment"}, headers))
+        for s in servers.values()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @pytest.mark.slow
-# (poll interval, seconds between the two replicas' starts): started together, their polls fall together and they
-# barely disagree; started half an interval apart (as replicas started at different times are), they disagree for
-# about that long. The second case is the one to plan with.
-@pytest.mark.parametrize(("interval", "stagger"), [(1, 0.0), (10, 5.0)])
+# (poll interval, seconds between the two replicas' starts, POST /admin/reload to every replica after each move):
+# started together, their polls fall together and they barely disagree; started half an interval apart (as replicas
+# started at different times are), they disagree for about that long, which is the case to plan with; a reload
+# sent to every replica right after the move makes both check at once, whatever their poll phase.
+@pytest.mark.parametrize(
+    ("interval", "stagger", "fan_out"), [(1, 0.0, False), (10, 5.0, False), (10, 5.0, True)], ids=str
+)
 def test_two_replicas_behind_haproxy_follow_one_champion_through_a_promotion_and_a_rollback(
-    store: dict[str, str], tmp_path: Path, interval: int, stagger: float
+    store: dict[str, str], tmp_path: Path, interval: int, stagger: float, fan_out: bool
 ) -> None:
     from training.registry.promotion import promote, rollback
 
@@ -175,10 +193,14 @@ def test_two_replicas_behind_haproxy_follow_one_champion_through_a_promotion_and
             time.sleep(SETTLE_S)
             promoted = time.time()  # just before the move: the measured times include the move itself
             promote(client, "sentiment", second)
+            if fan_out:
+                reload_every(servers)
             wait_until_all_serve(answers, second, promoted, replicas, timeout=60)
             time.sleep(SETTLE_S)
             rolled_back = time.time()
             assert rollback(client, "sentiment") == first
+            if fan_out:
+                reload_every(servers)
             wait_until_all_serve(answers, first, rolled_back, replicas, timeout=60)
             time.sleep(SETTLE_S)
             ended = time.time()
@@ -197,6 +219,7 @@ def test_two_replicas_behind_haproxy_follow_one_champion_through_a_promotion_and
     figures = {
         "reload_interval_s": interval,
         "start_stagger_s": stagger,
+        "admin_reload_to_every_replica": fan_out,
         "clients": CLIENTS,
         "requests": len(answers),
         "seconds": round(ended - started, 1),
