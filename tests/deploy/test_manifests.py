@@ -151,6 +151,14 @@ def test_termination_grace_outlasts_the_drain() -> None:
     assert spec["terminationGracePeriodSeconds"] > float(command[1]) + drain
 
 
+def test_the_pod_runs_as_the_user_the_bento_image_creates() -> None:
+    from bentoml._internal.container.generate import BENTO_UID_GID
+
+    security = manifests()[("Deployment", "memoria")]["spec"]["template"]["spec"]["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == security["fsGroup"] == BENTO_UID_GID  # owns the image's home and the volumes
+
+
 def test_autoscaler_and_disruption_budget_point_at_the_deployment() -> None:
     objects = manifests()
     deployment = objects[("Deployment", "memoria")]

@@ -8,8 +8,12 @@ not served."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ from mlflow import MlflowClient
 from serving.contract.bundle import BundleError
 from serving.contract.names import DIGEST_TAG
 from serving.contract.registry import champion_bundle
+from tests.conftest import REPO
 from tests.object_store import S3Store, s3_store
 from tests.serving_harness import SENTIMENT_ARGS, TRANSLATION_ARGS, Server, cli, http
 from tests.tracking_server import PostgresCluster, SecureTrackingServer, postgres_bindir, secure_tracking_server
@@ -110,3 +115,53 @@ def test_bundles_on_an_s3_compatible_store_are_trained_promoted_served_and_verif
     s3.client().put_object(Bucket=s3.bucket, Key=victim, Body=original + b" ")
     with pytest.raises(BundleError, match="sha256"):
         champion_bundle("sentiment", server.uri, tmp_path / "fresh-cache")
+
+
+def recipe_script():
+    """scripts/tracking_server.py as a module (scripts/ is not a package): its own argument parsing and checks."""
+    spec = importlib.util.spec_from_file_location("tracking_server_recipe", REPO / "scripts" / "tracking_server.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclass looks its module up there
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def recipe_args(tmp_path: Path, artifacts: str) -> list[str]:
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("-")
+    return [
+        *("--backend-store-uri", "postgresql+psycopg2://u@h/mlflow", "--auth-db-uri", "postgresql+psycopg2://u@h/auth"),
+        *("--artifacts", artifacts, "--cert", str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem")),
+        *("--config-dir", str(tmp_path / "config")),
+    ]
+
+
+def test_the_recipe_passes_an_s3_destination_through_and_refuses_one_it_cannot_use(tmp_path: Path) -> None:
+    script = recipe_script()
+    secret = {script.SECRET_KEY: "k" * 32}
+    cfg = script.parse(recipe_args(tmp_path, "s3://memoria-artifacts/mlflow"))
+    # the URI reaches `mlflow server` as written (a Path would have made it `s3:/memoria-artifacts/mlflow`)
+    command = script.command(cfg)
+    assert command[command.index("--artifacts-destination") + 1] == "s3://memoria-artifacts/mlflow"
+    script.check(cfg, {**secret, "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"})
+    with pytest.raises(SystemExit, match="AWS_ACCESS_KEY_ID"):
+        script.check(cfg, secret)  # no keys: the first upload would fail, long after start
+    with pytest.raises(SystemExit, match="a folder or s3://"):
+        script.check(script.parse(recipe_args(tmp_path, "gs://bucket/x")), secret)
+    script.check(script.parse(recipe_args(tmp_path, str(tmp_path / "artifacts"))), secret)  # a folder, as before
+
+
+def test_the_readme_object_store_recipe_uses_flags_the_script_accepts() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "### Artifacts on an object store (S3)" in readme
+    section = readme.split("### Artifacts on an object store (S3)", 1)[1].split("\n#", 1)[0]
+    assert "scripts/tracking_server.py --artifacts s3://" in section
+    help_text = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "tracking_server.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    ).stdout
+    used = set(re.findall(r"(--[a-z][a-z-]+)", section.split("scripts/tracking_server.py", 1)[1].split("\n\n", 1)[0]))
+    assert used and used <= set(re.findall(r"(--[a-z][a-z-]+)", help_text))
