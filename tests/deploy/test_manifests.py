@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,36 @@ def test_gpu_bento_is_a_valid_build_config_with_serving_pins_and_onnxruntime_gpu
     ]
     assert requirement_lines(gpu / "requirements.txt") == expected
     assert {"name": "MEMORIA_DEVICE", "value": "cuda"} in [{"name": e.name, "value": e.value} for e in config.envs]
+
+
+@pytest.mark.parametrize("bentofile", ["bentofile.yaml", "deploy/gpu/bentofile.yaml"])
+def test_bentoml_build_writes_the_image_recipe_the_deployment_expects(bentofile: str, tmp_path: Path) -> None:
+    """`bentoml build` (offline, seconds) writes the Dockerfile that `bentoml containerize` would build: it must
+    listen on the Deployment's port, run as its user, and install exactly the Bento's pinned requirements; the
+    GPU one must start from the CUDA image and have pip to install uv on it. (Building the image itself needs a
+    container daemon, which the development machine has not.)"""
+    from bentoml._internal.container.generate import BENTO_UID_GID
+
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "bentoml"), "build", "-f", bentofile, "."],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    config = yaml.safe_load((REPO / bentofile).read_text())
+    (bento,) = (p for p in (tmp_path / "bentoml" / "bentos" / config["name"]).iterdir() if p.name != "latest")
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert f"EXPOSE {container()['ports'][0]['containerPort']}\n" in dockerfile
+    assert f"ARG BENTO_USER_UID={BENTO_UID_GID}\n" in dockerfile and "\nUSER bentoml\n" in dockerfile
+    installed = requirement_lines(bento / "env" / "python" / "requirements.txt")
+    assert set(requirement_lines(REPO / config["python"]["requirements_txt"])) <= set(installed)
+    if "docker" in config:  # the GPU variant
+        assert f"FROM {config['docker']['base_image']} AS base-container" in dockerfile
+        assert dockerfile.index("python3-pip") < dockerfile.index("pip install --no-cache-dir --require-hashes")
+        assert f"uv venv --python {config['docker']['python_version']} " in dockerfile
+        assert "onnxruntime-gpu==" in "\n".join(installed)
+        assert not any(line.startswith("onnxruntime==") for line in installed)
