@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import REPO
-from tests.serving_harness import SENTIMENT_ARGS, Server, free_port, http
+from tests.serving_harness import SENTIMENT_ARGS, Server, cli_run, free_port, http
 from training.registry.promotion import champion
 
 NODES = 2
@@ -124,3 +124,18 @@ def test_torchrun_across_two_node_processes_makes_one_run_and_a_served_champion(
         server.stop()
     assert headers["x-memoria-model"].startswith(f"sentiment/v{current.version} ")
     assert "label" in body
+
+
+def test_a_multi_node_config_without_a_multi_node_launcher_stops_at_once(tmp_path: Path) -> None:
+    """`make retrain` of a run trained across nodes, or a cluster's line typed on one machine: without torchrun or
+    srun Lightning would start this machine's process and wait for the other node forever."""
+    tracking_uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "SLURM_NTASKS")}
+    env |= {"MEMORIA_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": tracking_uri}
+    started = time.monotonic()
+    out = cli_run(env, "train", "--task", "sentiment", "--preset", "smoke", *SENTIMENT_ARGS, *MULTI_NODE)
+    assert out.returncode == 2, out.stdout + out.stderr[-3000:]
+    assert "optim.num_nodes=2 needs a multi-node launcher" in out.stderr and "optim.num_nodes=1" in out.stderr
+    assert time.monotonic() - started < 120  # refused, not hung
+    experiment = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name("sentiment")
+    assert experiment is None or not MlflowClient(tracking_uri=tracking_uri).search_runs([experiment.experiment_id])
