@@ -16,6 +16,7 @@ request's Authorization header, so without TLS anyone on the path could read the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import sys
@@ -38,7 +39,7 @@ AUTH_CACHE_S = 30
 class ServerConfig:
     backend_store_uri: str
     auth_db_uri: str
-    artifacts: Path
+    artifacts: str  # a folder, or an object-store URI (s3://bucket/prefix)
     cert: Path
     key: Path
     config_dir: Path
@@ -53,7 +54,12 @@ def parse(argv: list[str] | None = None) -> ServerConfig:
     parser = argparse.ArgumentParser(prog="scripts/tracking_server.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend-store-uri", required=True, help="runs and registry, e.g. postgresql+psycopg2://…")
     parser.add_argument("--auth-db-uri", required=True, help="users and permissions (a database of their own)")
-    parser.add_argument("--artifacts", required=True, type=Path, help="where the server stores artifacts (bundles)")
+    parser.add_argument(
+        "--artifacts",
+        required=True,
+        help="where the server stores artifacts (bundles): a folder, or s3://BUCKET/PREFIX on any S3-compatible store "
+        "(endpoint and keys from this process's MLFLOW_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+    )
     parser.add_argument("--cert", required=True, type=Path, help="TLS certificate chain (PEM)")
     parser.add_argument("--key", required=True, type=Path, help="TLS private key (PEM)")
     parser.add_argument("--config-dir", required=True, type=Path, help="a private folder for the auth config")
@@ -76,6 +82,13 @@ def check(cfg: ServerConfig, env: dict[str, str]) -> None:
     for name, path in (("--cert", cfg.cert), ("--key", cfg.key)):
         if not path.is_file():
             raise SystemExit(f"{name} {path}: no such file (the server speaks HTTPS only)")
+    if cfg.artifacts.startswith("s3://"):
+        if importlib.util.find_spec("boto3") is None:
+            raise SystemExit("--artifacts s3://...: boto3 is not installed (make install brings it)")
+        if not env.get("AWS_ACCESS_KEY_ID") and not env.get("AWS_PROFILE"):
+            raise SystemExit("--artifacts s3://...: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+    elif "://" in cfg.artifacts:
+        raise SystemExit(f"--artifacts {cfg.artifacts}: a folder or s3://BUCKET/PREFIX")
     if len(env.get(SECRET_KEY, "")) < MIN_SECRET_CHARS:
         raise SystemExit(f"{SECRET_KEY} must be set to at least {MIN_SECRET_CHARS} random characters")
     # MLFLOW_AUTH_ADMIN_PASSWORD is needed on the first start only; MLflow 3.17 refuses that start without it.
@@ -112,7 +125,7 @@ def command(cfg: ServerConfig) -> list[str]:
         cfg.backend_store_uri,
         "--serve-artifacts",  # bundles stay behind the server: every client downloads what another logged
         "--artifacts-destination",
-        str(cfg.artifacts),
+        cfg.artifacts,
         "--host",
         cfg.host,
         "--port",

@@ -268,18 +268,29 @@ class SecureTrackingServer(_ServerProcess):
     TLS, users and permissions in their own PostgreSQL database), then scripts/registry_accounts.py as the admin.
     Every secret is random per server; `client_env(role)` is what a machine of that role sets."""
 
-    def __init__(self, cluster: PostgresCluster, database: str, folder: Path) -> None:
+    def __init__(
+        self,
+        cluster: PostgresCluster,
+        database: str,
+        folder: Path,
+        artifacts: str = "",
+        server_env: dict[str, str] | None = None,
+    ) -> None:
+        """`artifacts`: where the server stores artifacts (default: a folder beside its log; `s3://...` for an
+        object store, whose endpoint and keys come in `server_env`)."""
         self.backend_uri = cluster.database(database)
         self.auth_db_uri = cluster.database(f"{database}_auth")
         self.port = free_port()
         self.uri = f"https://127.0.0.1:{self.port}"
-        self.artifacts = folder / "artifacts"
+        self.artifacts = folder / "artifacts"  # the folder, when artifacts go to a folder
+        self.artifacts_destination = artifacts or str(self.artifacts)
         self.log = folder / "mlflow-server.log"
         self.certificate = make_certificate(folder / "tls")
         self.passwords = {"admin": secrets.token_urlsafe(18)} | {role: secrets.token_urlsafe(18) for role in ROLES}
         env = _server_env() | {
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
             "MLFLOW_AUTH_ADMIN_PASSWORD": self.passwords["admin"],
+            **(server_env or {}),
         }
         argv = [
             sys.executable,
@@ -289,7 +300,7 @@ class SecureTrackingServer(_ServerProcess):
             "--auth-db-uri",
             self.auth_db_uri,
             "--artifacts",
-            str(self.artifacts),
+            self.artifacts_destination,
             "--cert",
             str(self.certificate.cert),
             "--key",
@@ -354,10 +365,16 @@ def tracking_server(cluster: PostgresCluster, database: str, folder: Path) -> It
 
 
 @contextlib.contextmanager
-def secure_tracking_server(cluster: PostgresCluster, database: str, folder: Path) -> Iterator[SecureTrackingServer]:
+def secure_tracking_server(
+    cluster: PostgresCluster,
+    database: str,
+    folder: Path,
+    artifacts: str = "",
+    server_env: dict[str, str] | None = None,
+) -> Iterator[SecureTrackingServer]:
     """The authenticated TLS server of the README's recipe on fresh databases in `cluster`, healthy, with its three
-    accounts created; stopped on exit."""
-    server = SecureTrackingServer(cluster, database, folder)
+    accounts created; stopped on exit. `artifacts`, `server_env`: see SecureTrackingServer."""
+    server = SecureTrackingServer(cluster, database, folder, artifacts, server_env)
     try:
         server.wait_healthy()
         server.create_accounts()

@@ -48,6 +48,10 @@ class OptimConfig:
     # "ddp" re-runs the command once per extra process (training/train/loop.py says why not "ddp_spawn"); "auto" lets
     # Lightning choose (one process: no DDP). The process group talks over gloo on CPUs, NCCL on CUDA GPUs.
     strategy: Literal["auto", "ddp"] = "auto"
+    # Machines that train together (torchrun --nnodes, SLURM --nodes), each running `devices` processes: the run has
+    # num_nodes x devices processes. Lightning checks this against the launcher's WORLD_SIZE, so a mismatch stops at
+    # start instead of training on a different share. 1 = this machine only.
+    num_nodes: int = 1
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"  # "cpu" runs DDP on CPU processes on a machine with a GPU
 
 

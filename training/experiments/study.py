@@ -164,6 +164,7 @@ VARIANTS = (
 # that value, so adding a field does not make every finished row look unrun (and `make study` retrain them all).
 ADDED_SINCE = {
     ("optim", "devices"): 1,
+    ("optim", "num_nodes"): 1,
     ("optim", "strategy"): "auto",
     ("optim", "accelerator"): "auto",
     ("optim", "max_steps"): 0,

@@ -115,8 +115,10 @@ def grid(task: TaskSpec, preset_name: str, axes: list[Axis], overrides: list[str
 
 def _check_points(base: TaskConfig, axes: list[Axis], points: list[Point]) -> None:
     # A multi-process (DDP) fit re-runs the whole command once per extra process: each would start its own sweep.
-    if any(getattr(p.cfg.optim, "devices", 1) > 1 for p in points):
-        raise ValueError("a sweep trains its points one after the other in one process: keep optim.devices=1")
+    if any(getattr(p.cfg.optim, "devices", 1) > 1 or getattr(p.cfg.optim, "num_nodes", 1) > 1 for p in points):
+        raise ValueError(
+            "a sweep trains its points one after the other in one process: keep optim.devices=1 and optim.num_nodes=1"
+        )
     # An ensemble with its own cells (sentiment) ignores model.cell: every point would train the same members.
     ensemble_cells = getattr(getattr(base, "ensemble", None), "cells", ())
     if ensemble_cells and any(a.key == "model.cell" for a in axes):

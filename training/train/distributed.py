@@ -26,6 +26,22 @@ def is_rank_zero() -> bool:
     return rank_zero_only.rank == 0 and node == 0
 
 
+# Set on every process by the launchers that start one process per node and device: torchrun (WORLD_SIZE) and SLURM's
+# srun (SLURM_NTASKS). Lightning's own `ddp` launcher starts processes on this machine only.
+NODE_LAUNCHER_VARS = ("WORLD_SIZE", "SLURM_NTASKS")
+
+
+def check_node_launch(num_nodes: int) -> None:
+    """Refuse a multi-node run that no multi-node launcher started: Lightning would start this machine's processes
+    and wait for the other nodes forever. It happens when a run's logged config (num_nodes > 1) is retrained on one
+    machine (`make retrain`), or a cluster's command line is run by hand."""
+    if num_nodes > 1 and not any(os.environ.get(name) for name in NODE_LAUNCHER_VARS):
+        raise ValueError(
+            f"optim.num_nodes={num_nodes} needs a multi-node launcher (torchrun --nnodes={num_nodes} on every node, or "
+            "srun; README: Training across machines); to train on this machine alone add --set optim.num_nodes=1"
+        )
+
+
 @contextlib.contextmanager
 def one_process_after() -> Iterator[None]:
     """Around `trainer.fit`: undo what a multi-process fit leaves behind, so rank 0 can go on alone.

@@ -24,7 +24,7 @@ from serving.contract.names import CUT_SHORT_TAG, PRESET_TAG, TASK_TAG
 from training.config import TaskConfig, Workspace
 from training.task_spec import TaskSpec
 from training.tracking.store import SELECTION_SCORE, start_run
-from training.train.distributed import is_rank_zero, one_process_after
+from training.train.distributed import check_node_launch, is_rank_zero, one_process_after
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def train(
     With `optim.devices` > 1 this runs in every process of a DDP run; only rank 0 tracks, evaluates and saves, and
     the others return None once the fit is over (see `_train_as_worker`)."""
     started = time.time()
+    check_node_launch(cfg.optim.num_nodes)
     L.seed_everything(cfg.optim.seed, workers=True, verbose=False)
     recipe = task.recipe(task, cfg, ws, progress)
     recipe.prepare()
@@ -226,6 +227,7 @@ def make_trainer(
         log_every_n_steps=optim.log_every_n_steps,
         accelerator=optim.accelerator,
         devices=optim.devices,
+        num_nodes=optim.num_nodes,
         strategy=optim.strategy,
         # Lightning cannot put its DistributedSampler into our length-bucketing batch sampler; that one shards
         # itself across processes (training/data/batching.py).

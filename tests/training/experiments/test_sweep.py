@@ -70,6 +70,10 @@ def test_the_grid_is_every_combination_checked_before_training() -> None:
         grid(task_named("sentiment"), "default", parse_axes("model.cell=rnn,lstm"), [])
     single = grid(task_named("sentiment"), "default", parse_axes("model.cell=rnn,lstm"), ["ensemble.cells="])
     assert [member_cells(p.cfg) for p in single] == [("rnn",), ("lstm",)]
+    # a multi-process or multi-node fit re-runs the command per process: each would start its own sweep
+    for launch in ("optim.devices=2", "optim.num_nodes=2"):
+        with pytest.raises(ValueError, match=r"keep optim\.devices=1 and optim\.num_nodes=1"):
+            grid(task_named("sentiment"), "smoke", axes, [launch])
 
 
 def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
