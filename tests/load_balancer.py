@@ -29,9 +29,12 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
-    # a connection refused by a replica that just went away is tried again, on another replica
-    retries 2
+    # a connection refused by a replica that just went away is tried again, on another replica; so is a request
+    # whose process died holding it (SIGKILL, OOM: an empty response), which is safe for predictions (no side
+    # effect; HAProxy keeps the request in its buffer for that)
+    retries 3
     option redispatch
+    retry-on conn-failure empty-response
     option http-keep-alive
 
 frontend memoria

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -317,56 +318,99 @@ def workers(srv: Server) -> list[int]:
     return sorted(out)
 
 
+@dataclass
+class KilledWorker:
+    result: Any
+    replaced_after_s: float
+
+
+def kill_a_worker_under_load(srv: Server, base: str, models: TwoModels, clients: int = 16) -> KilledWorker:
+    """SIGKILL one of the service's two workers 2 s into 10 s of load sent to `base` (the service itself, or a load
+    balancer in front of it); returns the load's result once the replacement worker has loaded both models."""
+    srv.wait_ready()
+    srv.wait_log(" model ready: ", 4)  # two workers, two models each
+    before = workers(srv)
+    assert len(before) == 2, before
+    ready_lines = 4
+    timeline: dict[str, float] = {}
+
+    def kill() -> None:
+        time.sleep(2)
+        os.kill(before[0], signal.SIGKILL)
+        timeline["killed"] = time.time()
+        deadline = time.time() + 60
+        while time.time() < deadline:  # the replacement has loaded both models
+            if srv.log.read_text().count(" model ready: ") >= ready_lines + 2:
+                timeline["replaced"] = time.time()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    check = answered_by_its_model(models.expected)
+    result = load(base + "/sentiment", SENTIMENT, clients=clients, seconds=10, check=check)
+    killer.join()
+    after = workers(srv)
+    assert len(after) == 2 and before[0] not in after, (before, after)
+    assert "replaced" in timeline, srv.log.read_text()[-3000:]
+    assert result.wrong == 0
+    assert not any(isinstance(k, int) and k >= 500 for k in result.statuses), result.statuses
+    replaced_after = timeline["replaced"] - timeline["killed"]
+    assert replaced_after < 45, replaced_after  # a fresh process imports and loads both models, on a busy machine
+    assert all(http("POST", base + "/sentiment", SENTIMENT)[0] == 200 for _ in range(20))
+    return KilledWorker(result, replaced_after)
+
+
 def test_a_worker_killed_under_load_is_replaced_and_no_answer_is_wrong(
     store: dict[str, str], models: TwoModels, tmp_path: Path
 ) -> None:
     env = {**store, "MEMORIA_BUNDLE_CACHE": str(tmp_path / "cache"), "MEMORIA_WORKERS": "2"}
     srv = Server(env, tmp_path / "serve.log")
     try:
-        srv.wait_ready()
-        srv.wait_log(" model ready: ", 4)  # two workers, two models each
-        before = workers(srv)
-        assert len(before) == 2, before
-        ready_lines = 4
-        timeline: dict[str, float] = {}
-
-        def kill() -> None:
-            time.sleep(2)
-            os.kill(before[0], signal.SIGKILL)
-            timeline["killed"] = time.time()
-            deadline = time.time() + 60
-            while time.time() < deadline:  # the replacement has loaded both models
-                if srv.log.read_text().count(" model ready: ") >= ready_lines + 2:
-                    timeline["replaced"] = time.time()
-                    return
-                time.sleep(0.05)
-
-        killer = threading.Thread(target=kill)
-        killer.start()
-        result = load(
-            srv.base + "/sentiment", SENTIMENT, clients=16, seconds=10, check=answered_by_its_model(models.expected)
-        )
-        killer.join()
-        after = workers(srv)
-        assert len(after) == 2 and before[0] not in after, (before, after)
-        assert "replaced" in timeline, srv.log.read_text()[-3000:]
-        assert result.wrong == 0
-        lost = result.failures
+        killed = kill_a_worker_under_load(srv, srv.base, models)
         # Only what the killed worker held can be lost: the requests it had read and not answered, and those sent
         # on a kept-alive connection to it before the client saw it close (at most two per client); never a 5xx.
-        assert lost <= 2 * 16 and not any(isinstance(k, int) and k >= 500 for k in result.statuses), result.statuses
-        replaced_after = timeline["replaced"] - timeline["killed"]
-        assert replaced_after < 45, replaced_after  # a fresh process imports and loads both models, on a busy machine
-        assert all(http("POST", srv.base + "/sentiment", SENTIMENT)[0] == 200 for _ in range(20))
+        lost = killed.result.failures
+        assert lost <= 2 * 16, killed.result.statuses
         report(
             "worker SIGKILL",
-            requests=result.requests,
+            requests=killed.result.requests,
             lost_in_flight_on_the_killed_worker=lost,
-            wrong=result.wrong,
-            statuses={str(k): v for k, v in result.statuses.items()},
-            replacement_serving_after_s=round(replaced_after, 2),
+            wrong=killed.result.wrong,
+            statuses={str(k): v for k, v in killed.result.statuses.items()},
+            replacement_serving_after_s=round(killed.replaced_after_s, 2),
         )
     finally:
+        srv.stop()
+
+
+def test_behind_a_load_balancer_that_retries_a_killed_workers_requests_none_is_lost(
+    store: dict[str, str], models: TwoModels, tmp_path: Path
+) -> None:
+    # A process killed while it holds a request cannot answer it; what saves the request is a proxy that sends it
+    # again (HAProxy's retry-on empty-response, tests/load_balancer.py). Safe because a prediction has no side effect.
+    from tests.load_balancer import HAProxy
+
+    env = {**store, "MEMORIA_BUNDLE_CACHE": str(tmp_path / "cache"), "MEMORIA_WORKERS": "2"}
+    srv = Server(env, tmp_path / "serve.log")
+    proxy = HAProxy({"memoria": srv.port}, tmp_path)
+    try:
+        srv.wait_ready()
+        deadline = time.time() + 30
+        while http("GET", proxy.base + "/readyz")[0] != 200:  # the proxy's health check has seen it ready
+            assert time.time() < deadline, proxy.log.read_text()[-2000:]
+            time.sleep(0.2)
+        killed = kill_a_worker_under_load(srv, proxy.base, models)
+        assert killed.result.failures == 0, (killed.result.statuses, proxy.log.read_text()[-2000:])
+        report(
+            "worker SIGKILL behind HAProxy (retry-on empty-response)",
+            requests=killed.result.requests,
+            lost=killed.result.failures,
+            wrong=killed.result.wrong,
+            replacement_serving_after_s=round(killed.replaced_after_s, 2),
+        )
+    finally:
+        proxy.stop()
         srv.stop()
 
 
