@@ -34,3 +34,6 @@ class TaskSpec:
     export_graphs: Callable[[Any, Path, Any], tuple[dict[str, Any], dict[str, Any]]]  # (RunModel, dir, ws)
     # (config, Workspace) -> each peer's test (and probe) metrics by peer name, each logged as its own run
     run_peers: Callable[[Any, Any], dict[str, dict[str, Any]]]
+    # config -> the other tasks whose prepared data this run reads (sentiment's distillation and pretraining read
+    # the English of the translation pairs): prepared before training, so a fresh clone needs no extra step
+    other_data: Callable[[Any], tuple[str, ...]] = lambda cfg: ()

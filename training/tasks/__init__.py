@@ -49,6 +49,8 @@ def train(cfg: TaskConfig, ws: Workspace, progress: bool = True, **kwargs: Any) 
     """`training.train.loop.train` for the config's task (`tags`, `parent_run_id` pass through)."""
     from training.train.loop import train as train_task
 
+    for other in task_of(cfg).other_data(cfg):
+        prepare_data(preset(other, "default"), ws, progress)  # reused when already prepared
     return train_task(task_of(cfg), cfg, ws, progress, **kwargs)
 
 

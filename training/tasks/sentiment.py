@@ -43,6 +43,12 @@ def _score(bundle: Any, rows: Any) -> float:
     return sentiment_macro_f1(bundle, rows)
 
 
+def _other_data(cfg: SentimentConfig) -> tuple[str, ...]:
+    """Distillation and English pretraining read the English side of the prepared translation pairs."""
+    pretrains = cfg.pretrain.steps > 0 or cfg.pretrain.minutes > 0
+    return ("translation",) if cfg.distill.steps > 0 or (pretrains and "english" in cfg.pretrain.sources) else ()
+
+
 def _peers(cfg: SentimentConfig, ws: Workspace) -> dict[str, dict[str, Any]]:
     """TF-IDF + logistic regression on the same tweets (the baseline the model card shows), and VADER (a lexicon
     with rules, no training: what one `pip install` gives)."""
@@ -68,4 +74,5 @@ SENTIMENT = TaskSpec(
     recipe=_recipe,
     export_graphs=_export,
     run_peers=_peers,
+    other_data=_other_data,
 )
