@@ -35,6 +35,7 @@ class ServerSpec:
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    cwd: Path | None = None  # where it starts (default: this checkout; bench_edge starts an older one too)
 
     def command(self, port: int) -> list[str]:
         return [part.format(port=port) for part in self.argv]
@@ -93,7 +94,7 @@ class ServerProcess:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 self.spec.command(self.port),
-                cwd=REPO,
+                cwd=self.spec.cwd or REPO,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
