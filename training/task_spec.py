@@ -34,3 +34,6 @@ class TaskSpec:
     export_graphs: Callable[[Any, Path, Any], tuple[dict[str, Any], dict[str, Any]]]  # (RunModel, dir, ws)
     # (config, Workspace) -> each peer's test (and probe) metrics by peer name, each logged as its own run
     run_peers: Callable[[Any, Any], dict[str, dict[str, Any]]]
+    # (a bundle being exported, texts) -> (predicted label, its probability) per text: the drift profile's
+    # confidence and label-mix references (training/export/drift_profile.py); None where answers carry neither
+    predict_labels: Callable[[Any, Sequence[str]], list[tuple[str, float]]] | None = None
