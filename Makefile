@@ -24,7 +24,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: study sweep help install apertium browser postgres data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: study sweep help install apertium browser postgres prometheus drift data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -66,6 +66,14 @@ postgres: ## Install Debian's PostgreSQL server binaries if missing: the shared-
 		|| echo "could not install postgresql: tests/training/tracking/test_tracking_server.py fails until it is installed"; \
 	else echo "PostgreSQL is not installed and this user cannot install it: sudo apt-get install postgresql"; fi
 
+prometheus: ## Install Debian's prometheus (promtool) if missing: the alert rules' tests (needs root)
+	@if command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; } \
+		|| echo "could not install prometheus: tests/monitoring/test_alert_rules.py fails until promtool is installed"; \
+	else echo "promtool is not installed and this user cannot install it: sudo apt-get install prometheus"; fi
+
 data: install ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
 	$(BIN)/python -m training data --task $(TASK) $(ARGS)
 
@@ -93,7 +101,7 @@ ui: install ## MLflow UI over the local store on http://127.0.0.1:5000 (a tracki
 	$(BIN)/python -m training ui-links && \
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
-test: install apertium browser postgres ## Run the default test suite (fast tier; no `slow` tests)
+test: install apertium browser postgres prometheus ## Run the default test suite (fast tier; no `slow` tests)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-slow: install postgres ## Run the slow tier (real data, longer training)
