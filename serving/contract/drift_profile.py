@@ -61,8 +61,11 @@ def reference(signal: str, split: str, values: Sequence[Any], categories: Sequen
     """One signal's reference entry, counted from a split's values exactly as serving bins live ones."""
     if signal in BOUNDS:
         bounds = BOUNDS[signal]
-        return {"split": split, "bins": bin_names(bounds), "counts": counts((bin_index(v, bounds) for v in values),
-                                                                             len(bounds) + 1)}
+        return {
+            "split": split,
+            "bins": bin_names(bounds),
+            "counts": counts((bin_index(v, bounds) for v in values), len(bounds) + 1),
+        }
     index = {c: i for i, c in enumerate(categories)}
     return {
         "split": split,
@@ -71,7 +74,9 @@ def reference(signal: str, split: str, values: Sequence[Any], categories: Sequen
     }
 
 
-def profile_document(vocabulary: Sequence[str], signals: dict[str, dict[str, Any]], unavailable: dict[str, str]) -> bytes:
+def profile_document(
+    vocabulary: Sequence[str], signals: dict[str, dict[str, Any]], unavailable: dict[str, str]
+) -> bytes:
     document = {
         "format": PROFILE_FORMAT,
         "vocabulary": sorted(set(vocabulary)),

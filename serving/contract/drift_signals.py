@@ -38,17 +38,20 @@ _WORD = re.compile(r"[^\W\d_]+")  # letters only: numbers and names of things ch
 # Function words of each language, minus those the two share or that are words of the other ("a", "no", "me",
 # "he", "e", "o", "son", "con" ...): enough to tell a Spanish sentence from an English one, no model needed.
 _SPANISH = frozenset(
-    "de la que el en y los se del las un por una su para es al lo como más pero sus le ya este sí porque esta "
-    "entre cuando muy sin sobre también hasta hay donde quien desde todo nos durante todos uno les ni contra "
-    "otros ese eso ante ellos esto mí antes algunos qué unos yo otro otras otra él tanto esa estos mucho quienes "
-    "nada muchos cual poco ella estar estas algunas algo nosotros mis tú te ti tus ellas está están estoy eres "
-    "soy fue era ser tiene tengo usted ustedes dónde cómo gracias hola buenos buenas día días bien".split()
+    str.split(
+        "de la que el en y los se del las un por una su para es al lo como más pero sus le ya este sí porque esta "
+        "entre cuando muy sin sobre también hasta hay donde quien desde todo nos durante todos uno les ni contra "
+        "otros ese eso ante ellos esto mí antes algunos qué unos yo otro otras otra él tanto esa estos mucho quienes "
+        "nada muchos cual poco ella estar estas algunas algo nosotros mis tú te ti tus ellas está están estoy eres "
+        "soy fue era ser tiene tengo usted ustedes dónde cómo gracias hola buenos buenas día días bien"
+    )
 )
 _ENGLISH = frozenset(
-    "the and of to in is it you that was for on are with as his they be at have this from or had by not but "
-    "what we can were all there when your how said an each she which do their if will about then them would "
-    "like so these her him has could did my get just i am very good bad great flight service thanks thank "
-    "really would should been being does don't can't won't it's".split()
+    str.split(
+        "the and of to in is it you that was for on are with as his they be at have this from or had by not but "
+        "what we can were all there when your how said an each she which do their if will about then them would "
+        "like so these her him has could did my get just i am very really would should been being does"
+    )
 )
 
 

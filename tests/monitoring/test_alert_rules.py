@@ -44,7 +44,9 @@ def test_every_alert_fires_on_its_case_and_not_on_its_near_miss() -> None:
 
 def test_the_cases_catch_a_wrong_threshold(tmp_path: Path) -> None:
     """The promtool cases are not vacuous: with the drift threshold moved above the firing case, they fail."""
-    (tmp_path / "alerts.yml").write_text(RULES.read_text().replace("(memoria_drift_distance) > 0.3", "(memoria_drift_distance) > 0.5"))
+    (tmp_path / "alerts.yml").write_text(
+        RULES.read_text().replace("(memoria_drift_distance) > 0.3", "(memoria_drift_distance) > 0.5")
+    )
     shutil.copy(CASES, tmp_path / "alerts_test.yml")
     out = promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
     assert out.returncode != 0 and "MemoriaInputDrift" in out.stdout + out.stderr

@@ -1,4 +1,4 @@
-"""The drift signals of a text and the distance between two distributions of them (serving/contract/drift_signals.py)."""
+"""The drift signals of a text and the distance between two of their distributions (contract/drift_signals.py)."""
 
 from __future__ import annotations
 
