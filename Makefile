@@ -89,6 +89,9 @@ retrain: install ## Train TASK again with its champion's own config (on the data
 rollback: install ## Move TASK's champion back to the version it replaced (a running service follows within 10 s)
 	$(BIN)/python -m training rollback --task $(TASK)
 
+drift: install ## Drift report of TASK: the inference log against the champion's training profile, logged to MLflow
+	$(BIN)/python -m training drift --task $(TASK) $(ARGS)
+
 history: install ## Every move of TASK's champion alias (also in the MLflow UI: experiment memoria-alias-history)
 	$(BIN)/python -m training history --task $(TASK)
 

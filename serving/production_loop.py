@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from serving.contract.drift_profile import signal_values
 from serving.contract.production import find_request, open_feedback, store_feedback
 from serving.drift import DriftMonitor, text_features
 from serving.feedback import FeedbackRefused, check_feedback, sha256_text
@@ -41,11 +42,10 @@ class ProductionLoop:
         served = model.served
         task, label = served.bundle.task, served.label
         profile = self.drift.profile(label, served.bundle)
-        rows, signals = [], []
+        rows = []
         for text, (prediction, confidence, tokens) in zip(texts, answers, strict=True):
             features = text_features(text, tokens, profile)
             self.metrics.observe_inputs(task, label, tokens, features["novelty"])
-            signals.append({**features, "confidence": confidence, "label_mix": prediction})
             is_label = task == "sentiment"
             rows.append(
                 {
@@ -57,7 +57,7 @@ class ProductionLoop:
                     "text": text,
                 }
             )
-        self.drift.observe(task, label, signals)
+        self.drift.observe(task, label, [signal_values(row) for row in rows])
         head = {
             "request_id": request_id,
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),

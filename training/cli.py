@@ -16,6 +16,8 @@ history          every move of the champion alias: versions, reason, scores, who
 status           registered versions and champions
 pull             copy the champion bundles into --to (default bundles/), e.g. for `make bento`
 sign-bundle PATH sign an existing bundle with the signing key (MEMORIA_SIGNING_KEY or the local pair)
+drift            the inference log against the champion's training profile: distances, figures, novel words,
+                 feedback disagreement, logged as a run of the memoria-drift experiment (`make drift`)
 ui-links         links that open each experiment's runs table in the MLflow UI (`make ui` prints them)
 """
 
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             "pull",
             "sign-bundle",
             "ui-links",
+            "drift",
         ],
     )
     parser.add_argument("path", nargs="?", help="sign-bundle: the bundle folder to sign")
@@ -182,6 +185,10 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         _status(ws, task)
     elif args.command == "pull":
         _pull(ws, task, Path(args.to))
+    elif args.command == "drift":
+        from training.production.drift_report import run_drift_report
+
+        print("\n".join(run_drift_report(ws, task).lines()))
 
 
 def champion_config(ws: Workspace, task: str):

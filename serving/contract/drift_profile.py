@@ -35,6 +35,19 @@ BOUNDS: dict[str, tuple[float, ...]] = {
     "confidence": CONFIDENCE_BOUNDS,
     "input_tokens": TOKEN_BOUNDS,
 }
+# Where each signal's live value is in an inference-log record (serving/inference_log.py): the service's windows
+# and `make drift` read the same columns.
+LOG_COLUMN = {
+    "novelty": "novelty",
+    "confidence": "confidence",
+    "label_mix": "prediction",
+    "input_tokens": "input_tokens",
+    "language": "language",
+}
+
+
+def signal_values(record: dict[str, Any]) -> dict[str, Any]:
+    return {signal: record.get(column) for signal, column in LOG_COLUMN.items()}
 
 
 @dataclass(frozen=True)
