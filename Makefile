@@ -17,6 +17,8 @@ PORT ?= 3000
 ARGS ?=
 # make sweep: config keys and their values, e.g. AXES="model.cell=rnn,lstm,gru model.init=xavier,orthogonal"
 AXES ?=
+# make retrain FEEDBACK=1: corrections sent to POST /feedback join the training split (README "In production")
+FEEDBACK ?=
 
 # The whole local MLflow store (SQLite + artifacts) lives in mlruns/.
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
@@ -83,8 +85,8 @@ train: install ## Train TASK with PRESET, export + register the bundle, promote 
 export: install ## Export the best run of TASK's experiment (validation metric), register, promote if better
 	$(BIN)/python -m training export --task $(TASK) $(ARGS)
 
-retrain: install ## Train TASK again with its champion's own config (on the data as it is now), then the same gate
-	$(BIN)/python -m training retrain --task $(TASK) $(ARGS)
+retrain: install ## Train TASK again with its champion's own config (on the data as it is now), then the same gate (FEEDBACK=1: + production's corrections)
+	$(BIN)/python -m training retrain --task $(TASK) $(if $(FEEDBACK),--feedback) $(ARGS)
 
 rollback: install ## Move TASK's champion back to the version it replaced (a running service follows within 10 s)
 	$(BIN)/python -m training rollback --task $(TASK)

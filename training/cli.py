@@ -2,7 +2,8 @@
 
 data             fetch the pinned data set and prepare its splits
 train            train, export + verify + register the bundle, promote it if it beats the champion
-retrain          train again with the champion's own config (on the data as it is now), then the same gate
+retrain          train again with the champion's own config (on the data as it is now), then the same gate;
+                 --feedback: production's corrections join the training split (sentiment)
 export           export the experiment's best run, register, promote if better
 ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
 baseline         peer model on the same test split, logged as its own MLflow run
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain", action="store_true", help="study: train again even if a finished run exists")
     parser.add_argument("--axes", default="", help='sweep: "key=v1,v2 key2=v3,v4" (every combination is trained)')
     parser.add_argument("--url", default="http://127.0.0.1:5000", help="ui-links: where the MLflow UI answers")
+    parser.add_argument(
+        "--feedback", action="store_true", help="retrain: add production's corrections to the training split"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     args = parser.parse_args(argv)
     _quiet_logs()
@@ -133,7 +137,10 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         _train_and_publish(cfg, ws, progress)
     elif args.command == "retrain":
         config, champion_run = champion_config(ws, task)
-        _train_and_publish(apply_overrides(config, args.overrides), ws, progress, champion_run)
+        if args.feedback and not hasattr(config, "feedback"):
+            raise ValueError(f"{task}: retraining on feedback is not implemented for this task yet (sentiment only)")
+        feedback = ["feedback.use=true"] if args.feedback else []  # training/data/feedback.py
+        _train_and_publish(apply_overrides(config, [*feedback, *args.overrides]), ws, progress, champion_run)
     elif args.command == "ensure-champion":
         from training.registry.promotion import champion
         from training.tracking.store import use_store

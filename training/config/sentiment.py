@@ -20,6 +20,16 @@ class SentimentDataConfig:
 
 
 @dataclass(frozen=True)
+class FeedbackConfig:
+    """`make retrain FEEDBACK=1`: corrections from production join the training split (training/data/feedback.py)."""
+
+    use: bool = False
+    # share of the corrections kept apart as an extra evaluation set the gate reports: a fifth, enough to see whether
+    # the model learned what it was told while most corrections still teach it
+    holdout_share: float = 0.2
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """What export does beyond the verified fp32 graph."""
 
@@ -91,6 +101,7 @@ class SentimentConfig:
     lexicon: bool = False
     calibrate: bool = True  # fit a temperature on the validation split (exported in the graph)
     export: ExportConfig = field(default_factory=ExportConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
 def sentiment_preset(name: str) -> SentimentConfig:
