@@ -251,3 +251,11 @@ def test_a_second_replica_logs_apart_and_takes_feedback_for_the_first(
     # each replica writes its own folder, each worker its own file
     replicas = {p.relative_to(production).parts[1] for p in log_files(production)}
     assert len(replicas) == 2, replicas
+
+
+@pytest.mark.slow
+def test_the_log_keeps_every_accepted_request_under_64_clients_for_30_seconds(server: Server, production: Path) -> None:
+    before = _count_log(production, "/sentiment")
+    result = load(server.base + "/sentiment", {"texts": ["the crew was kind"]}, clients=64, seconds=30)
+    assert result.statuses[200] > 1000, result.statuses
+    assert _count_log(production, "/sentiment") - before == result.statuses[200]  # count in = count out
