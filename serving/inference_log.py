@@ -118,6 +118,7 @@ class InferenceLog:
         self.enabled = log_enabled()
         self.keep_text = log_text()
         self.folder = production_dir() / LOG_FOLDER / replica_id()
+        self._monitors: dict[str, InferenceMonitor] = {}
         if self.enabled:
             _forget_old_files(production_dir() / LOG_FOLDER, retention_s())
 
@@ -125,14 +126,28 @@ class InferenceLog:
         """`head`: the columns every text of the request shares; `rows`: each text's own (same keys per task)."""
         if not self.enabled or not rows:
             return
-        options = {"log_path": str(self.folder)}
-        with bentoml.monitor(f"inference-{head['task']}", InferenceMonitor, options) as monitor:
-            for index, row in enumerate(rows):
-                columns = {**head, "index": index, **row}
-                if not self.keep_text:
-                    columns["text"] = None
-                for name, value in columns.items():
-                    monitor.log(value, name, _ROLES.get(name, "feature"), _TYPES.get(name, "categorical"))
+        task = head["task"]
+        monitor = self._monitors.get(task)
+        if monitor is None:  # the first record of a task: through `bentoml.monitor`, which makes and keeps the monitor
+            with bentoml.monitor(f"inference-{task}", InferenceMonitor, {"log_path": str(self.folder)}) as monitor:
+                self._log(monitor, head, rows)
+            self._monitors[task] = monitor
+            return
+        # Then what `with bentoml.monitor(name):` does, on that same monitor: its dependency injection binds the
+        # arguments again on every call, which was a third of the log's cost per request.
+        monitor.start_record()
+        try:
+            self._log(monitor, head, rows)
+        finally:
+            monitor.stop_record()
+
+    def _log(self, monitor: Any, head: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        for index, row in enumerate(rows):
+            columns = {**head, "index": index, **row}
+            if not self.keep_text:
+                columns["text"] = None
+            for name, value in columns.items():
+                monitor.log(value, name, _ROLES.get(name, "feature"), _TYPES.get(name, "categorical"))
 
 
 _ROLES = {"prediction": "prediction", "confidence": "prediction"}
