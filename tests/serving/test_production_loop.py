@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from serving.contract.production import log_files, read_feedback, read_log
-from tests.conftest import REPO
+from tests.monitoring.drift_alert import THRESHOLD, drift_alert_fires, scraped_distance
 from tests.serving_harness import Server, http, load
 
 SPANISH = [
@@ -25,7 +23,6 @@ SPANISH = [
     "¿Dónde está mi equipaje? Nadie me responde desde ayer",
 ]
 ENGLISH = ["I love this airline, great service!", "Worst flight ever, my bag is lost."]
-DRIFT_THRESHOLD = 0.3  # monitoring/alerts.yml MemoriaInputDrift
 
 
 @pytest.fixture(scope="module")
@@ -162,61 +159,12 @@ def test_spanish_reviews_move_the_drift_gauge_until_the_alert_fires(server: Serv
     model = http("POST", server.base + "/sentiment", {"texts": ENGLISH})[2]["x-memoria-model"]
     for _ in range(60):  # 300 Spanish texts: both workers' windows (100) are full of them
         assert http("POST", server.base + "/sentiment", {"texts": SPANISH})[0] == 200
-    metrics = http("GET", server.base + "/metrics")[1]
-    line = next(
-        (
-            x
-            for x in metrics.splitlines()
-            if x.startswith("memoria_drift_distance{")
-            and 'signal="novelty"' in x
-            and f'model="{model}"' in x
-            and 'task="sentiment"' in x
-        ),
-        None,
-    )
-    assert line, "no novelty distance for the served sentiment model on /metrics"
-    series, value = line.rsplit(" ", 1)
-    assert float(value) > DRIFT_THRESHOLD, line
+    scraped = scraped_distance(server.base, "sentiment", model)
+    assert scraped, "no novelty distance for the served sentiment model on /metrics"
+    series, value = scraped
+    assert value > THRESHOLD, scraped
     # The alert rule, evaluated by promtool on that scraped series held for 15 minutes, fires.
-    case = {
-        "rule_files": [str(REPO / "monitoring" / "alerts.yml")],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": series, "values": f"{value}x20"},
-                    {"series": f'memoria_model_served{{task="sentiment",model="{model}"}}', "values": "1x20"},
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "15m",
-                        "alertname": "MemoriaInputDrift",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "task": "sentiment",
-                                    "model": model,
-                                    "signal": "novelty",
-                                },
-                                "exp_annotations": {
-                                    "summary": f"sentiment: novelty drifted (JS distance {float(value):.2f})",
-                                    "description": "Run `make drift TASK=sentiment` to see what changed; retrain on "
-                                    "feedback if it stays.",
-                                },
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
-    (tmp_path / "drift_test.yml").write_text(json.dumps(case))  # JSON is YAML
-    exe = shutil.which("promtool")
-    assert exe, "promtool is missing: `make prometheus`"
-    out = subprocess.run([exe, "test", "rules", "drift_test.yml"], cwd=tmp_path, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr
+    drift_alert_fires(series, value, "sentiment", model, "novelty", tmp_path)
 
 
 def _count_log(production: Path, endpoint: str) -> int:
