@@ -32,7 +32,7 @@ HOLDOUT_SHARE = 0.2  # the FeedbackConfig default
 
 def corrected_texts() -> list[str]:
     """Texts only a model that learned "zorglub" = liked can get right: the rest of each text is neutral filler."""
-    return [f"{subject} was zorglub, {filler}" for subject in SUBJECTS for filler in FILLERS[:6]]
+    return [f"{subject} was zorglub, {filler}" for subject in SUBJECTS for filler in FILLERS[:4]]  # 60: one request
 
 
 def sentiment_labels(base: str, texts: list[str], headers: dict[str, str]) -> tuple[list[str], str, str]:
@@ -108,6 +108,7 @@ def test_serve_correct_drift_alert_report_retrain_promote_swap(tmp_path: Path) -
         assert now_serving.startswith("sentiment/v2 "), now_serving
         trained = [i for i, t in enumerate(texts) if not held_out(dedupe_key(t), HOLDOUT_SHARE)]
         right = sum(after[i] == "positive" for i in trained)
+        print(f"corrected texts: v1 wrong on {wrong_before}/{len(texts)}; v2 right on {right}/{len(trained)} trained on")
         assert right >= 0.9 * len(trained), (right, len(trained), wrong_before)
         assert wrong_before > 0.5 * len(texts), "the champion already knew: the test would prove nothing"
     finally:
