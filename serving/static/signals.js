@@ -107,12 +107,15 @@ function labelMixFigure(classes, samples, model, task) {
 }
 
 // One row per drift signal: its Jensen-Shannon distance (0 = as in training, 1 = nothing in common).
-function driftFigure(samples, model, task) {
+function driftFigure(samples, model, task, profile) {
+  if (profile && profile.available === false) {
+    return el("p", { class: "hint", id: `drift-${task}`, text: `Drift from training: unavailable (${profile.reason})` });
+  }
   const rows = samples.filter((s) => s.name === "memoria_drift_distance" && s.labels.task === task
     && s.labels.model === model).sort((a, b) => a.labels.signal.localeCompare(b.labels.signal));
   if (!rows.length) {
     return el("p", { class: "hint", id: `drift-${task}`, text: "Drift from training: no distance yet (too few "
-      + "texts in this worker's window, or a bundle exported without a drift profile)" });
+      + "texts in this worker's window)" });
   }
   const list = el("ul", { class: "drift", id: `drift-${task}` });
   for (const r of rows) {
@@ -139,7 +142,7 @@ function renderSignals(samples) {
     figure.append(el("p", { class: "legend" }, el("span", { class: "swatch train" }), " training  ",
       el("span", { class: "swatch live" }), " live"));
     figure.append(histogramFigure("Input length (tokens per text)", inputs.tokens, tokens, false, "texts"));
-    figure.append(driftFigure(samples, card.model, task));
+    figure.append(driftFigure(samples, card.model, task, card.drift_profile));
     // a model whose card lists training classes (a classifier) gets the label mix, live against training
     if (card.data && card.data.classes) figure.append(labelMixFigure(card.data.classes, samples, card.model, task));
     blocks.push(figure);

@@ -108,7 +108,7 @@ def test_serve_correct_drift_alert_report_retrain_promote_swap(tmp_path: Path) -
         assert now_serving.startswith("sentiment/v2 "), now_serving
         trained = [i for i, t in enumerate(texts) if not held_out(dedupe_key(t), HOLDOUT_SHARE)]
         right = sum(after[i] == "positive" for i in trained)
-        print(f"corrected texts: v1 wrong on {wrong_before}/{len(texts)}; v2 right on {right}/{len(trained)} trained on")
+        print(f"corrected: v1 wrong on {wrong_before}/{len(texts)}; v2 right on {right}/{len(trained)} trained on")
         assert right >= 0.9 * len(trained), (right, len(trained), wrong_before)
         assert wrong_before > 0.5 * len(texts), "the champion already knew: the test would prove nothing"
     finally:
