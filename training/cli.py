@@ -3,7 +3,7 @@
 data             fetch the pinned data set and prepare its splits
 train            train, export + verify + register the bundle, promote it if it beats the champion
 retrain          train again with the champion's own config (on the data as it is now), then the same gate;
-                 --feedback: production's corrections join the training split (sentiment)
+                 --feedback: production's corrections join the training split
 export           export the experiment's best run, register, promote if better
 ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
 baseline         peer model on the same test split, logged as its own MLflow run
@@ -137,8 +137,6 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         _train_and_publish(cfg, ws, progress)
     elif args.command == "retrain":
         config, champion_run = champion_config(ws, task)
-        if args.feedback and not hasattr(config, "feedback"):
-            raise ValueError(f"{task}: retraining on feedback is not implemented for this task yet (sentiment only)")
         feedback = ["feedback.use=true"] if args.feedback else []  # training/data/feedback.py
         _train_and_publish(apply_overrides(config, [*feedback, *args.overrides]), ws, progress, champion_run)
     elif args.command == "ensure-champion":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from training.config.sections import OptimConfig, RecurrentConfig, TokenizerConfig
+from training.config.sections import FeedbackConfig, OptimConfig, RecurrentConfig, TokenizerConfig
 
 
 @dataclass(frozen=True)
@@ -17,16 +17,6 @@ class SentimentDataConfig:
     max_examples: int = 0  # keep a stratified subset of this size before splitting (0 = all)
     near_duplicate_threshold: float = 0.7  # character 5-gram Jaccard of two texts' keys that keeps them in one split
     seed: int = 13
-
-
-@dataclass(frozen=True)
-class FeedbackConfig:
-    """`make retrain FEEDBACK=1`: corrections from production join the training split (training/data/feedback.py)."""
-
-    use: bool = False
-    # share of the corrections kept apart as an extra evaluation set the gate reports: a fifth, enough to see whether
-    # the model learned what it was told while most corrections still teach it
-    holdout_share: float = 0.2
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,32 @@ def test_retrain_on_feedback_trains_on_corrections_and_reports_the_held_out_ones
         move.data.tags[FEEDBACK_USED_TAG] == str(added) and "gate/challenger_on_feedback_holdout" in move.data.metrics
     )
     assert read_history(client, "sentiment")[-1].to_version == version
+
+
+SPANISH = [f"el vuelo número {i} llegó tarde otra vez" for i in range(20)]
+
+
+def test_retrain_on_feedback_for_translation_adds_corrected_pairs(store: dict[str, str], tmp_path: Path) -> None:
+    env = {**copy_store(store, tmp_path), "MEMORIA_PRODUCTION_DIR": str(tmp_path / "production")}
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    champion = client.get_model_version_by_alias("translation", "champion")
+    db = open_feedback(tmp_path / "production")
+    for i, text in enumerate(SPANISH):
+        correct = f"flight number {i} arrived late again"
+        feedback = Feedback(f"{i:032x}", 0, "translation", champion.version, "d" * 64, "x" * 64, correct, text, False)
+        store_feedback(db, feedback, f"2026-12-04T12:00:{i:02d}+00:00")
+    db.close()
+
+    out = cli(env, "retrain", "--task", "translation", "--feedback")
+
+    found = re.search(r"20 correction\(s\); (\d+) added and 0 relabelled in the training split, (\d+) held out", out)
+    assert found, out
+    added, held = int(found.group(1)), int(found.group(2))
+    assert added + held == 20 and added > 0, out
+    run = client.get_run(client.get_model_version("translation", re.search(r"version (\d+)", out).group(1)).run_id)
+    assert run.data.tags[FEEDBACK_USED_TAG] == str(added)
+    base = client.get_run(champion.run_id).data.params["data.rows_train"]
+    assert int(run.data.params["data.rows_train"]) == int(base) + added
+    assert (
+        run.data.params["data.rows_validation"] == client.get_run(champion.run_id).data.params["data.rows_validation"]
+    )
