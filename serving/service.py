@@ -303,8 +303,11 @@ class Memoria:
             return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
         except FeedbackRefused as e:  # shaped like pydantic's 400s: {"detail": [{"loc": [field], "msg": ...}]}
             ctx.response.status_code = e.status
-            detail = [{"loc": [e.field], "msg": e.message, "type": "feedback"}]
-            return Response(json.dumps({"detail": detail}), status_code=e.status, media_type="application/json")  # type: ignore[return-value]
+            body = {
+                "error": f"{e.field}: {e.message}",
+                "detail": [{"loc": [e.field], "msg": e.message, "type": "feedback"}],
+            }
+            return Response(json.dumps(body), status_code=e.status, media_type="application/json")  # type: ignore[return-value]
 
     async def _model(self, live: LiveModel) -> Any:
         """The model a request runs on; the first time a model is seen, its dropped work is counted."""
