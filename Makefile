@@ -150,3 +150,4 @@ bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency, t
 	$(BIN)/python -m tests.benchmarks.bench_quantization
 	$(BIN)/python -m tests.benchmarks.bench_swap
 	$(BIN)/python -m tests.benchmarks.bench_overload --unbounded
+	$(BIN)/python -m tests.benchmarks.bench_inference_log

@@ -1,4 +1,4 @@
-"""The inference log: one JSON record per answered text, written through BentoML's monitoring API (bentoml.monitor).
+"""The inference log: one JSON record per answered text, written through BentoML's monitoring API (a MonitorBase).
 
 Each record: request_id (also the response's X-Request-Id header), index (the text's place in its request), time
 (UTC), task, endpoint, model (the X-Memoria-Model label), model_version, model_digest, latency_ms (of the whole
@@ -6,15 +6,19 @@ request), prediction, confidence (sentiment: the predicted label's probability; 
 input features (input_tokens, words, novelty, language) and text_sha256. The raw text only with
 MEMORIA_LOG_TEXT=true (off by default: production text may hold personal data); `text` is then null otherwise.
 
-Why a subclass of BentoML's DefaultMonitor rather than the default one, keeping `bentoml.monitor(...)` and its
-record/schema machinery:
+Why a subclass of BentoML's DefaultMonitor rather than the default one (keeping its record and schema machinery,
+`log` per column and a schema file per worker):
 - DefaultMonitor configures ONE process-wide logger (`bentoml_monitor_data`): a second monitor in the same process
   (one per task here) re-points it, so both tasks' records would land in the second one's file;
 - its files are named by worker index only, so two replicas sharing a folder would append to the same file;
 - it rotates daily and keeps every file forever; it reserves `request_id` for BentoML's own id, which is 0 while
   tracing is off (the default here, serving/service.py), and stamps local time without a zone.
 Here each monitor has its own logger, the folder is per replica (serving/contract/production.py), files rotate
-so that nothing older than MEMORIA_LOG_RETENTION_S (default 7 days) is kept, and the time is UTC.
+so that nothing older than MEMORIA_LOG_RETENTION_S (default 7 days) is kept, and the time is UTC. The monitor is
+made by the log itself and recorded into with its start_record/log/stop_record (what `with bentoml.monitor(name)`
+runs), not fetched through `bentoml.monitor`: that keeps one monitor per name for the whole process, so a second
+log in a process (tests) would write into the first one's folder, and its dependency injection binds arguments on
+every call (a third of the log's cost per request).
 MEMORIA_INFERENCE_LOG=false turns the log off (and with it POST /feedback, which needs it).
 """
 
@@ -30,7 +34,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bentoml
 from bentoml._internal.context import server_context  # the worker index, as DefaultMonitor itself reads it
 from bentoml._internal.monitoring.default import DefaultMonitor
 
@@ -128,13 +131,9 @@ class InferenceLog:
             return
         task = head["task"]
         monitor = self._monitors.get(task)
-        if monitor is None:  # the first record of a task: through `bentoml.monitor`, which makes and keeps the monitor
-            with bentoml.monitor(f"inference-{task}", InferenceMonitor, {"log_path": str(self.folder)}) as monitor:
-                self._log(monitor, head, rows)
-            self._monitors[task] = monitor
-            return
-        # Then what `with bentoml.monitor(name):` does, on that same monitor: its dependency injection binds the
-        # arguments again on every call, which was a third of the log's cost per request.
+        if monitor is None:
+            monitor = self._monitors[task] = InferenceMonitor(f"inference-{task}", log_path=str(self.folder))
+        # What `with bentoml.monitor(name) as monitor:` does around its body, on this log's own monitor (see above)
         monitor.start_record()
         try:
             self._log(monitor, head, rows)
