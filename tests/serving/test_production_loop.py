@@ -167,6 +167,15 @@ def test_spanish_reviews_move_the_drift_gauge_until_the_alert_fires(server: Serv
     drift_alert_fires(series, value, "sentiment", model, "novelty", tmp_path)
 
 
+def test_english_sent_to_translate_moves_its_language_distance(server: Server) -> None:
+    model = http("POST", server.base + "/translate", {"texts": ["Buenos días."], "beam_size": 1})[2]["x-memoria-model"]
+    english = ["The flight was late and the food was cold", "I would like to change my seat, please"]
+    for _ in range(40):  # 80 texts: more than MEMORIA_DRIFT_MIN_TEXTS in each worker's window
+        assert http("POST", server.base + "/translate", {"texts": english, "beam_size": 1})[0] == 200
+    scraped = scraped_distance(server.base, "translation", model, signal="language")
+    assert scraped and scraped[1] > THRESHOLD, scraped
+
+
 def _count_log(production: Path, endpoint: str) -> int:
     return sum(1 for r in read_log(production) if r["endpoint"] == endpoint)
 
@@ -206,4 +215,6 @@ def test_the_log_keeps_every_accepted_request_under_64_clients_for_30_seconds(se
     before = _count_log(production, "/sentiment")
     result = load(server.base + "/sentiment", {"texts": ["the crew was kind"]}, clients=64, seconds=30)
     assert result.statuses[200] > 1000, result.statuses
-    assert _count_log(production, "/sentiment") - before == result.statuses[200]  # count in = count out
+    logged = _count_log(production, "/sentiment") - before
+    print(f"64 clients, 30 s: answered {dict(result.statuses)}, logged {logged}")
+    assert logged == result.statuses[200]  # count in = count out
