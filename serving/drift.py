@@ -12,6 +12,7 @@ drift profiles existed has no reference: its texts are still logged, but it gets
 from __future__ import annotations
 
 import collections
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 from serving.contract.bundle import Bundle
 from serving.contract.drift_profile import DriftProfile, Reference, load_profile
 from serving.contract.drift_signals import js_distance, language, novelty, words
+
+log = logging.getLogger("bentoml.memoria")
 
 
 def _setting(name: str, default: int) -> int:
@@ -96,12 +99,18 @@ class DriftMonitor:
         self._windows: dict[str, DriftWindow] = {}
 
     def profile(self, label: str, bundle: Bundle) -> DriftProfile | None:
-        """The bundle's profile, read once per served model (None: a bundle without one)."""
+        """The bundle's profile, read once per served model, on its first answer (tens of milliseconds for a large
+        vocabulary, once per swap); None: a bundle without one, or one that cannot be read (logged)."""
         if label not in self._profiles:
             if len(self._profiles) > 4:  # models swapped out long ago: forget them
                 self._profiles.clear()
                 self._windows.clear()
-            self._profiles[label] = profile = load_profile(bundle)
+            try:
+                profile = load_profile(bundle)
+            except (OSError, ValueError, KeyError) as e:  # answers matter more than drift: serve, say why, no window
+                log.error("%s: drift profile unreadable, no drift distances for it: %s: %s", label, type(e).__name__, e)
+                profile = None
+            self._profiles[label] = profile
             if profile is not None:
                 self._windows[label] = DriftWindow(profile, self.size)
         return self._profiles[label]
