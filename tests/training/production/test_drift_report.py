@@ -14,7 +14,7 @@ from serving.contract.drift_profile import BOUNDS, load_profile
 from serving.contract.names import DRIFT_EXPERIMENT
 from serving.contract.production import Feedback, open_feedback, store_feedback
 from serving.contract.registry import champion_bundle
-from tests.serving_harness import cli
+from tests.serving_harness import cli, copy_store
 
 COLUMN = {"novelty": "novelty", "confidence": "confidence", "input_tokens": "input_tokens", "language": "language"}
 
@@ -60,6 +60,7 @@ def _write_log(production: Path, replica: str, records: list[dict]) -> None:
 def test_drift_report_measures_the_window_against_the_profile_and_logs_a_run(
     store: dict[str, str], tmp_path: Path
 ) -> None:
+    store = copy_store(store, tmp_path / "store")  # the drift runs go into a copy, not the session's registry
     uri = store["MLFLOW_TRACKING_URI"]
     served = champion_bundle("sentiment", uri, Path(tempfile.mkdtemp(dir=tmp_path)))
     profile = load_profile(served.bundle)
