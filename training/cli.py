@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sign_bundle(args.path)
     if args.path:
         parser.error(f"{args.command} takes no PATH argument (only sign-bundle does)")
+    if args.feedback and args.command != "retrain":
+        parser.error("--feedback is for retrain (make retrain TASK=... FEEDBACK=1)")
     ws = Workspace.from_env()
     if args.command == "ui-links":
         from training.tracking.store import runs_page_links, use_store
