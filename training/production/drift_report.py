@@ -6,9 +6,10 @@ over the last `window` logged texts the champion answered (all replicas and work
 sees one worker), with a figure per signal, the most novel words (only from records that kept their text:
 MEMORIA_LOG_TEXT), and the feedback disagreement rate for that model.
 
-Why not Evidently: its drift reports need pandas, scipy, plotly and nltk (far past the training side's budget of
-what a report needs) and compute their own tests on raw columns; the alert fires on the service's distances, so
-the report must compute exactly those, which the shared contract module already does in a few lines.
+Why not Evidently: evidently 0.7.23 requires pandas, scipy, statsmodels, scikit-learn, plotly, nltk, litestar,
+uvicorn and a telemetry client among 26 direct dependencies (far past the training side's budget for a report),
+and computes its own tests on raw columns; the alert fires on the service's distances, so the report must compute
+exactly those, which the shared contract module already does in a few lines.
 """
 
 from __future__ import annotations
