@@ -37,10 +37,11 @@ def check_feedback(
     label: str | None,
     translation: str | None,
     text: str | None,
-    labels: Sequence[str],
+    labels: Sequence[str] | None,
 ) -> Feedback:
     """The correction to store, or FeedbackRefused naming the field at fault. `records`: the request's log records
-    (serving/contract/production.py find_request); `labels`: the sentiment labels a correction may name."""
+    (serving/contract/production.py find_request); `labels`: the sentiment labels a correction may name (None while
+    no sentiment model is loaded: a sentiment correction then gets 503, a translation one is taken)."""
     if not records:
         raise FeedbackRefused("request_id", "no answered request with this id in the inference log", 404)
     if index >= len(records):
@@ -54,6 +55,10 @@ def check_feedback(
             )
         if label is None:
             raise FeedbackRefused("label", "a sentiment correction needs `label`")
+        if labels is None:
+            raise FeedbackRefused(
+                "label", "the sentiment model is not loaded yet, so its labels are unknown: retry", 503
+            )
         if label not in labels:
             raise FeedbackRefused("label", f"must be one of {', '.join(labels)}")
         correct, agreed = label, label == record["prediction"]

@@ -77,7 +77,7 @@ class ProductionLoop:
         label: str | None,
         translation: str | None,
         text: str | None,
-        labels: list[str],
+        labels: list[str] | None,
     ) -> dict[str, Any]:
         """Check a correction against the log and store it; raises FeedbackRefused naming the field at fault."""
         if not self.log.enabled:

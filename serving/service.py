@@ -296,11 +296,10 @@ class Memoria:
     ) -> dict[str, Any]:
         """The right answer to one logged text: `label` for a /sentiment answer, `translation` for a /translate one
         (`text`: the input, when the log does not keep texts and the correction should be trained on)."""
+        # the labels a sentiment correction may name are the served model's (None while it is not loaded)
+        labels = self.sentiment_model.current().predictor.labels if self.sentiment_model.ready else None
         try:
-            labels = (await self._model(self.sentiment_model)).predictor.labels
             return await self.production.feedback(request_id, index, label, translation, text, labels)
-        except REFUSALS as e:
-            return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
         except FeedbackRefused as e:  # shaped like pydantic's 400s: {"detail": [{"loc": [field], "msg": ...}]}
             ctx.response.status_code = e.status
             body = {
