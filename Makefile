@@ -17,6 +17,8 @@ PORT ?= 3000
 ARGS ?=
 # make sweep: config keys and their values, e.g. AXES="model.cell=rnn,lstm,gru model.init=xavier,orthogonal"
 AXES ?=
+# make retrain FEEDBACK=1: corrections sent to POST /feedback join the training split (README "In production")
+FEEDBACK ?=
 
 # The whole local MLflow store (SQLite + artifacts) lives in mlruns/.
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
@@ -24,7 +26,7 @@ export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: study sweep help install apertium browser postgres cluster-tools data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
+.PHONY: study sweep help install apertium browser postgres cluster-tools drift data train export retrain rollback history serve ui test test-slow run baseline peer lint format bench clean bento
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -66,12 +68,12 @@ postgres: ## Install Debian's PostgreSQL server binaries if missing: the shared-
 		|| echo "could not install postgresql: tests/training/tracking/test_tracking_server.py fails until it is installed"; \
 	else echo "PostgreSQL is not installed and this user cannot install it: sudo apt-get install postgresql"; fi
 
-cluster-tools: ## Install Debian's haproxy and prometheus (promtool) if missing: deploy/ and replica tests (needs root)
+cluster-tools: ## Install Debian's haproxy and prometheus (promtool) if missing: deploy/, alert rules, replica tests (needs root)
 	@if command -v haproxy >/dev/null && command -v promtool >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q haproxy prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q haproxy prometheus >/dev/null; } \
-		|| echo "could not install haproxy and prometheus: tests/deploy and the replica test fail until they are installed"; \
+		|| echo "could not install haproxy and prometheus: tests/deploy, tests/monitoring and the replica test fail until they are installed"; \
 	else echo "haproxy/promtool are not installed and this user cannot install them: sudo apt-get install haproxy prometheus"; fi
 
 data: install ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
@@ -83,11 +85,14 @@ train: install ## Train TASK with PRESET, export + register the bundle, promote 
 export: install ## Export the best run of TASK's experiment (validation metric), register, promote if better
 	$(BIN)/python -m training export --task $(TASK) $(ARGS)
 
-retrain: install ## Train TASK again with its champion's own config (on the data as it is now), then the same gate
-	$(BIN)/python -m training retrain --task $(TASK) $(ARGS)
+retrain: install ## Train TASK again with its champion's own config (on the data as it is now), then the same gate (FEEDBACK=1: + production's corrections)
+	$(BIN)/python -m training retrain --task $(TASK) $(if $(FEEDBACK),--feedback) $(ARGS)
 
 rollback: install ## Move TASK's champion back to the version it replaced (a running service follows within 10 s)
 	$(BIN)/python -m training rollback --task $(TASK)
+
+drift: install ## Drift report of TASK: the inference log against the champion's training profile, logged to MLflow
+	$(BIN)/python -m training drift --task $(TASK) $(ARGS)
 
 history: install ## Every move of TASK's champion alias (also in the MLflow UI: experiment memoria-alias-history)
 	$(BIN)/python -m training history --task $(TASK)
@@ -145,3 +150,4 @@ bench: install ## Benchmarks on the champions: onnxruntime vs PyTorch latency, t
 	$(BIN)/python -m tests.benchmarks.bench_quantization
 	$(BIN)/python -m tests.benchmarks.bench_swap
 	$(BIN)/python -m tests.benchmarks.bench_overload --unbounded
+	$(BIN)/python -m tests.benchmarks.bench_inference_log

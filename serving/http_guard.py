@@ -9,7 +9,8 @@ and the watch for clients that hang up.
   (BentoML also tried its multipart parser on such bodies and answered 500 when the boundary was missing.) A POST
   with an empty body needs no type: it carries nothing to misread.
 - MEMORIA_API_TOKEN, when set, is required as `Authorization: Bearer <token>` on the prediction endpoints (401
-  otherwise), and on their explanations (/sentiment/explain, /translate/explain). Probes, /metrics, the OpenAPI
+  otherwise), and on their explanations (/sentiment/explain, /translate/explain) and corrections
+  (/feedback). Probes, /metrics, the OpenAPI
   page and /docs.json stay open.
 - /admin/* is refused unless MEMORIA_ADMIN_TOKEN is set (401 without credentials, 403 with), and needs that
   token (401 otherwise).
@@ -33,7 +34,7 @@ import os
 from typing import Any
 
 Scope = dict[str, Any]
-PREDICTION_PATHS = frozenset({"/sentiment", "/translate", "/sentiment/explain", "/translate/explain"})
+PREDICTION_PATHS = frozenset({"/sentiment", "/translate", "/sentiment/explain", "/translate/explain", "/feedback"})
 ADMIN_PREFIX = "/admin/"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_CONCURRENT = 256

@@ -130,6 +130,7 @@ class LiveModel(Generic[P]):
         self._stop = threading.Event()
         self._settled = threading.Event()  # set once the first load has succeeded or failed
         self._watch = watch
+        metrics.task_ready.labels(self.task).set(0)  # until a model is installed (alert: task not ready)
         threading.Thread(target=self._run, name=f"model-{self.task}", daemon=True).start()
 
     # -- what requests use ---------------------------------------------------------------------------------
@@ -194,6 +195,7 @@ class LiveModel(Generic[P]):
         if old is not None:
             self.metrics.model_info.labels(self.task, old.label).set(0)
         self.metrics.model_info.labels(self.task, model.label).set(1)
+        self.metrics.task_ready.labels(self.task).set(1)
         log.info("%s model ready: %s (from %s)", self.task, model.label, model.served.origin)
 
     def reload(self) -> dict[str, str]:

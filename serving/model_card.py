@@ -57,6 +57,7 @@ def model_card(served: ServedBundle, uri: str | None) -> dict[str, Any]:
         "architecture": _architecture(manifest),
         "limits": {k: manifest[k] for k in LIMITS if k in manifest},
         "data": data,
+        "drift_profile": _drift_profile(manifest),
         "evaluation": {"split": "test", "model": _test_metrics(metrics), "peer": _unknown("no MLflow store to ask")},
         "parity": manifest.get("parity", UNKNOWN),
         "champion": {"since": UNKNOWN, "reason": UNKNOWN, "note": f"served from {served.origin}: not a registry alias"},
@@ -94,6 +95,14 @@ def _architecture(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _test_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in sorted(metrics.items()) if k.startswith(TEST_PREFIX)}
+
+
+def _drift_profile(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Whether the service can measure drift for this bundle (serving/drift.py), and if not, why."""
+    if manifest.get("drift_profile"):
+        return {"available": True, "file": manifest["drift_profile"]}
+    reason = manifest.get("drift_profile_missing", "the bundle was exported before drift profiles existed")
+    return {"available": False, "reason": reason}
 
 
 def _unknown(reason: str) -> dict[str, str]:

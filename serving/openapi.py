@@ -63,6 +63,14 @@ ADMIN_ERRORS = {
     "403": ("Admin endpoints are disabled (MEMORIA_ADMIN_TOKEN is not set) and credentials were sent", "Error"),
 }
 
+FEEDBACK_ERRORS = {
+    **PREDICTION_ERRORS,
+    "404": (
+        "No answered request with this `request_id` in the inference log (`detail` names the field)",
+        "ValidationErrorBody",
+    ),
+}
+
 
 def complete(spec: dict[str, Any]) -> dict[str, Any]:
     """BentoML's document with documented error answers on every POST operation."""
@@ -74,7 +82,13 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
         post = item.get("post")
         if post is None:
             continue
-        errors = ADMIN_ERRORS if path.startswith("/admin/") else PREDICTION_ERRORS
+        errors = (
+            ADMIN_ERRORS
+            if path.startswith("/admin/")
+            else FEEDBACK_ERRORS
+            if path == "/feedback"
+            else PREDICTION_ERRORS
+        )
         responses = {str(code): r for code, r in post.get("responses", {}).items() if str(code).startswith("2")}
         for code, (description, schema) in errors.items():
             ref = {"$ref": f"#/components/schemas/{schema}"}

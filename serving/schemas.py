@@ -94,3 +94,17 @@ class TranslationExplanation(BaseModel):
 
 
 ReloadTask = Literal["all", "sentiment", "translation"]
+
+# POST /feedback (serving/feedback.py): which answered text, and its right answer
+RequestId = Annotated[
+    str, Field(pattern="^[0-9a-f]{32}$", description="the X-Request-Id header of the answer being corrected")
+]
+TextIndex = Annotated[
+    int,
+    Field(ge=0, le=MAX_TEXTS - 1, description="the text's place in that request's `texts` (0 = the first)"),
+    BeforeValidator(_json_integer),
+]
+CorrectLabel = Annotated[str, Field(min_length=1, max_length=32, description="the right label (a /sentiment answer)")]
+CorrectText = Annotated[
+    str, Field(min_length=1, max_length=MAX_SENTIMENT_CHARS, json_schema_extra=NOT_BLANK), AfterValidator(_not_blank)
+]

@@ -3,6 +3,7 @@
     POST /sentiment      {"texts": [...]}                  -> [{"label", "scores"}, ...]
     POST /translate      {"texts": [...], "beam_size": 4}  -> [{"translation"}, ...]
     POST /admin/reload   {"task": "all"}                   -> what each task's champion check did
+    POST /feedback       {"request_id", "index", "label" | "translation"} -> the correction, stored (in production)
     GET  /demo, GET /models                                -> the demo page, the served models' cards (open)
     POST /sentiment/explain  {"text": "..."}               -> label, scores, each token's span and contribution
     POST /translate/explain  {"text": "...", "beam_size"}  -> translation, tokens, attention matrix
@@ -22,6 +23,9 @@ Overload is shed, not absorbed: past a worker's concurrency cap (serving/http_gu
 bounds (serving/batcher.py), a request gets 503 with Retry-After at once; explanations queue on the same model
 thread under the same bounds. A 503 body names the limit or says the model is not ready; the reason a model is
 not ready (paths, exception text) goes to the server log only.
+
+In production (serving/production_loop.py): every /sentiment and /translate answer carries an X-Request-Id, is
+written to the inference log and feeds the drift windows; POST /feedback takes corrections of logged answers.
 """
 
 from __future__ import annotations
@@ -44,22 +48,26 @@ from starlette.responses import Response
 from serving import bentoml_patches
 from serving.batcher import DeadlineExceeded, Overloaded, QueueLimits
 from serving.contract.names import TASKS
-from serving.contract.text import UNK
 from serving.demo import demo_app
 from serving.http_guard import HttpGuard, max_concurrent_requests
 from serving.live_model import NOT_READY, LiveModel, TaskSpec, request_reload
 from serving.metrics import serving_metrics
 from serving.openapi import OpenApiDocument
+from serving.production_loop import REQUEST_ID_HEADER, FeedbackRefused, ProductionLoop, new_request_id
 from serving.responses import SENTIMENT_RESULTS, TRANSLATION_RESULTS, json_response
 from serving.schemas import (
     BeamSize,
+    CorrectLabel,
+    CorrectText,
     ReloadTask,
+    RequestId,
     SentimentExplanation,
     SentimentResult,
     SentimentText,
     SentimentTexts,
     SpanishText,
     SpanishTexts,
+    TextIndex,
     TranslationExplanation,
     TranslationResult,
 )
@@ -164,6 +172,7 @@ class Memoria:
         )
         self.sentiment_model = LiveModel(sentiment, self.metrics)
         self.translation_model = LiveModel(translation, self.metrics)
+        self.production = ProductionLoop(self.metrics)  # inference log, drift windows, feedback
 
     def __is_ready__(self) -> bool:
         return self.sentiment_model.ready and self.translation_model.ready
@@ -171,7 +180,8 @@ class Memoria:
     @bentoml.api(route="/sentiment")
     async def sentiment(self, texts: SentimentTexts, ctx: bentoml.Context) -> list[SentimentResult]:
         """Sentiment of each text: its label and the probability of every label."""
-        started = time.perf_counter()
+        started, request_id = time.perf_counter(), new_request_id()
+        ctx.response.headers[REQUEST_ID_HEADER] = request_id
         try:
             model = await self._model(self.sentiment_model)
             results = await model.batcher(texts, self._deadline())
@@ -179,8 +189,9 @@ class Memoria:
             return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
         m, label = self.metrics, model.label
         for r in results:
-            m.observe_inputs("sentiment", label, r["tokens"], r["unknown"])
             m.predictions.labels("sentiment", label, r["label"]).inc()
+        answers_seen = [(r["label"], r["scores"][r["label"]], r["tokens"]) for r in results]
+        self.production.answered(request_id, "/sentiment", model, started, list(texts), answers_seen)
         self._answered("sentiment", label, started, ctx)
         answers = [SentimentResult(label=r["label"], scores=r["scores"]) for r in results]
         return json_response(SENTIMENT_RESULTS, answers)  # type: ignore[return-value]  # see serving/responses.py
@@ -193,7 +204,8 @@ class Memoria:
         beam_size: BeamSize = 4,
     ) -> list[TranslationResult]:
         """English translation of each Spanish text."""
-        started = time.perf_counter()
+        started, request_id = time.perf_counter(), new_request_id()
+        ctx.response.headers[REQUEST_ID_HEADER] = request_id
         try:
             model = await self._model(self.translation_model)
             limit = model.predictor.max_beam_size
@@ -202,8 +214,8 @@ class Memoria:
             results = await model.batcher([(t, beam_size) for t in texts], self._deadline())
         except REFUSALS as e:
             return _refusal("translation", e, ctx)  # type: ignore[return-value]
-        for _, tokens, unknown in results:
-            self.metrics.observe_inputs("translation", model.label, tokens, unknown)
+        answers_seen = [(text, None, tokens) for text, tokens, _ in results]
+        self.production.answered(request_id, "/translate", model, started, list(texts), answers_seen)
         self._answered("translation", model.label, started, ctx)
         answers = [TranslationResult(translation=text) for text, _, _ in results]
         return json_response(TRANSLATION_RESULTS, answers)  # type: ignore[return-value]
@@ -224,7 +236,7 @@ class Memoria:
             tokens = await model.batcher.solo(work, rows, deadline)
         except REFUSALS as e:
             return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
-        self.metrics.observe_inputs("sentiment", model.label, served["tokens"], served["unknown"])
+        self.metrics.observe_inputs("sentiment", model.label, served["tokens"], None)  # not logged: no novelty
         self.metrics.predictions.labels("sentiment", model.label, served["label"]).inc()
         # Requests and latency under their own task name: an explanation costs a call of up to
         # max_input_tokens + 1 rows, which would blur the latency of /sentiment.
@@ -257,8 +269,7 @@ class Memoria:
             answer = await model.batcher.solo(work, beam, self._deadline())
         except REFUSALS as e:
             return _refusal("translation", e, ctx)  # type: ignore[return-value]
-        unknown = answer.source_tokens.count(UNK)
-        self.metrics.observe_inputs("translation", model.label, len(answer.source_tokens), unknown)
+        self.metrics.observe_inputs("translation", model.label, len(answer.source_tokens), None)
         self._answered("translation_explain", model.label, started, ctx)
         return Response(answer.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
 
@@ -272,6 +283,30 @@ class Memoria:
             request_reload(name)  # the other workers follow within a second
             out.append(_without_details(await asyncio.to_thread(live_models[name].reload)))
         return out
+
+    @bentoml.api(route="/feedback")
+    async def feedback(
+        self,
+        request_id: RequestId,
+        ctx: bentoml.Context,
+        index: TextIndex = 0,
+        label: CorrectLabel | None = None,
+        translation: CorrectText | None = None,
+        text: CorrectText | None = None,
+    ) -> dict[str, Any]:
+        """The right answer to one logged text: `label` for a /sentiment answer, `translation` for a /translate one
+        (`text`: the input, when the log does not keep texts and the correction should be trained on)."""
+        # the labels a sentiment correction may name are the served model's (None while it is not loaded)
+        labels = self.sentiment_model.current().predictor.labels if self.sentiment_model.ready else None
+        try:
+            return await self.production.feedback(request_id, index, label, translation, text, labels)
+        except FeedbackRefused as e:  # shaped like pydantic's 400s: {"detail": [{"loc": [field], "msg": ...}]}
+            ctx.response.status_code = e.status
+            body = {
+                "error": f"{e.field}: {e.message}",
+                "detail": [{"loc": [e.field], "msg": e.message, "type": "feedback"}],
+            }
+            return Response(json.dumps(body), status_code=e.status, media_type="application/json")  # type: ignore[return-value]
 
     async def _model(self, live: LiveModel) -> Any:
         """The model a request runs on; the first time a model is seen, its dropped work is counted."""

@@ -2,7 +2,8 @@
 
 data             fetch the pinned data set and prepare its splits
 train            train, export + verify + register the bundle, promote it if it beats the champion
-retrain          train again with the champion's own config (on the data as it is now), then the same gate
+retrain          train again with the champion's own config (on the data as it is now), then the same gate;
+                 --feedback: production's corrections join the training split
 export           export the experiment's best run, register, promote if better
 ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
 baseline         peer model on the same test split, logged as its own MLflow run
@@ -16,6 +17,8 @@ history          every move of the champion alias: versions, reason, scores, who
 status           registered versions and champions
 pull             copy the champion bundles into --to (default bundles/), e.g. for `make bento`
 sign-bundle PATH sign an existing bundle with the signing key (MEMORIA_SIGNING_KEY or the local pair)
+drift            the inference log against the champion's training profile: distances, figures, novel words,
+                 feedback disagreement, logged as a run of the memoria-drift experiment (`make drift`)
 ui-links         links that open each experiment's runs table in the MLflow UI (`make ui` prints them)
 """
 
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             "pull",
             "sign-bundle",
             "ui-links",
+            "drift",
         ],
     )
     parser.add_argument("path", nargs="?", help="sign-bundle: the bundle folder to sign")
@@ -76,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain", action="store_true", help="study: train again even if a finished run exists")
     parser.add_argument("--axes", default="", help='sweep: "key=v1,v2 key2=v3,v4" (every combination is trained)')
     parser.add_argument("--url", default="http://127.0.0.1:5000", help="ui-links: where the MLflow UI answers")
+    parser.add_argument(
+        "--feedback", action="store_true", help="retrain: add production's corrections to the training split"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     args = parser.parse_args(argv)
     _quiet_logs()
@@ -84,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sign_bundle(args.path)
     if args.path:
         parser.error(f"{args.command} takes no PATH argument (only sign-bundle does)")
+    if args.feedback and args.command != "retrain":
+        parser.error("--feedback is for retrain (make retrain TASK=... FEEDBACK=1)")
     ws = Workspace.from_env()
     if args.command == "ui-links":
         from training.tracking.store import runs_page_links, use_store
@@ -130,7 +139,8 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         _train_and_publish(cfg, ws, progress)
     elif args.command == "retrain":
         config, champion_run = champion_config(ws, task)
-        _train_and_publish(apply_overrides(config, args.overrides), ws, progress, champion_run)
+        feedback = ["feedback.use=true"] if args.feedback else []  # training/data/feedback.py
+        _train_and_publish(apply_overrides(config, [*feedback, *args.overrides]), ws, progress, champion_run)
     elif args.command == "ensure-champion":
         from training.registry.promotion import champion
         from training.tracking.store import use_store
@@ -182,6 +192,10 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         _status(ws, task)
     elif args.command == "pull":
         _pull(ws, task, Path(args.to))
+    elif args.command == "drift":
+        from training.production.drift_report import run_drift_report
+
+        print("\n".join(run_drift_report(ws, task).lines()))
 
 
 def champion_config(ws: Workspace, task: str):

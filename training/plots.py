@@ -173,3 +173,19 @@ def scores_by_point_figure(labels: Sequence[str], scores: Mapping[str, Sequence[
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def drift_signal_figure(
+    signal: str, bins: Sequence[str], reference: Sequence[float], window: Sequence[float], distance: float, split: str
+) -> Figure:
+    """Share of texts per bin: the bundle's reference split (grey) beside the logged window (blue)."""
+    x = np.arange(len(bins))
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=120)
+    ax.bar(x - 0.2, reference, width=0.4, color="#9e9e9e", label=f"training profile ({split})")
+    ax.bar(x + 0.2, window, width=0.4, color="#1f77b4", label="inference log window")
+    ax.set_xticks(x, bins, rotation=30, ha="right")
+    ax.set_ylabel("share of texts")
+    ax.set_title(f"{signal}: Jensen-Shannon distance {distance:.3f}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

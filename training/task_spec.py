@@ -37,3 +37,6 @@ class TaskSpec:
     # config -> the other tasks whose prepared data this run reads (sentiment's distillation and pretraining read
     # the English of the translation pairs): prepared before training, so a fresh clone needs no extra step
     other_data: Callable[[Any], tuple[str, ...]] = lambda cfg: ()
+    # (a bundle being exported, texts) -> (predicted label, its probability) per text: the drift profile's
+    # confidence and label-mix references (training/export/drift_profile.py); None where answers carry neither
+    predict_labels: Callable[[Any, Sequence[str]], list[tuple[str, float]]] | None = None

@@ -1,10 +1,11 @@
-"""The input signals the service observes per text (tokens, unknown-token share), counted over a whole data split.
+"""The input length the service observes per text (tokens), counted over a whole data split.
 
 Export writes this profile of the training split into the bundle's manifest (`data.inputs`); the demo page draws it
 beside the live histograms of /metrics. Both sides count exactly the same way: the bundle's tokenizer through
-`encode_ids` (cut to the model's token limit, an empty text is one [UNK]), the share as unknown / tokens, and the
-buckets below (serving/metrics.py exports its histograms with them), so a difference between the two is drift,
-not a change of definition.
+`encode_ids` (cut to the model's token limit, an empty text is one [UNK]) and the buckets below (serving/metrics.py
+exports its histogram with them), so a difference between the two is drift, not a change of definition. (The
+unknown-token share is no longer counted: the tokenizer is byte-level BPE, so it was 0 for every text. The drift
+signals that can move are in the bundle's drift profile: serving/contract/drift_profile.py.)
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from serving.contract.text import UNK_ID, encode_ids
+from serving.contract.text import encode_ids
 
 TOKEN_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-SHARE_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 def histogram(values: Sequence[float], bounds: Sequence[float]) -> dict[str, list[Any]]:
@@ -33,12 +33,9 @@ def histogram(values: Sequence[float], bounds: Sequence[float]) -> dict[str, lis
 def input_profile(tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int) -> dict[str, Any]:
     ids = encode_ids(tokenizer, texts, max_tokens)
     tokens = [len(seq) for seq in ids]
-    shares = [seq.count(UNK_ID) / max(len(seq), 1) for seq in ids]
     n = max(len(ids), 1)
     return {
         "texts": len(ids),
         "mean_tokens": round(sum(tokens) / n, 3),
-        "mean_unknown_share": round(sum(shares) / n, 5),
         "tokens": histogram(tokens, TOKEN_BUCKETS),
-        "unknown_share": histogram(shares, SHARE_BUCKETS),
     }

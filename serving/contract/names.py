@@ -50,6 +50,11 @@ REASON_TAG = "memoria.reason"
 USER_TAG = "memoria.user"
 HOST_TAG = "memoria.host"
 
+# --- production: `make drift` runs (training/production/drift_report.py) -----------------------------------------
+DRIFT_EXPERIMENT = "memoria-drift"
+FEEDBACK_USED_TAG = "memoria.feedback.used"  # on a retrain run and its alias move: corrections added to training
+FEEDBACK_HELD_OUT_TAG = "memoria.feedback.held_out"  # corrections kept apart as an extra evaluation set
+
 # --- where the local store is ------------------------------------------------------------------------------------
 
 

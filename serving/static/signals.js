@@ -1,5 +1,6 @@
 // Live input signals: reads GET metrics (Prometheus text) and draws what this service has seen (input length,
-// unknown-token share, label mix) beside the training distribution in each served model's card.
+// word novelty, label mix) beside the training distribution in each served model's card, and each drift signal's
+// distance from the bundle's training profile (memoria_drift_distance, serving/drift.py).
 import { servedCards, TASKS } from "./cards.js";
 import { $, el, fmt, svg, titled } from "./dom.js";
 
@@ -105,6 +106,25 @@ function labelMixFigure(classes, samples, model, task) {
     labels.map((l) => classes[l] / (trainTotal || 1)), liveTotal ? live.map((v) => v / liveTotal) : null, "texts");
 }
 
+// One row per drift signal: its Jensen-Shannon distance (0 = as in training, 1 = nothing in common).
+function driftFigure(samples, model, task, profile) {
+  if (profile && profile.available === false) {
+    return el("p", { class: "hint", id: `drift-${task}`, text: `Drift from training: unavailable (${profile.reason})` });
+  }
+  const rows = samples.filter((s) => s.name === "memoria_drift_distance" && s.labels.task === task
+    && s.labels.model === model).sort((a, b) => a.labels.signal.localeCompare(b.labels.signal));
+  if (!rows.length) {
+    return el("p", { class: "hint", id: `drift-${task}`, text: "Drift from training: no distance yet (too few "
+      + "texts in this worker's window)" });
+  }
+  const list = el("ul", { class: "drift", id: `drift-${task}` });
+  for (const r of rows) {
+    list.append(el("li", { "data-signal": r.labels.signal, "data-distance": String(r.value),
+      text: `${r.labels.signal.replace("_", " ")}: ${fmt(r.value, 2)}` + (r.value > 0.3 ? " (over the alert threshold)" : "") }));
+  }
+  return el("div", {}, el("p", { class: "chart-title", text: "Drift from training (Jensen-Shannon distance)" }), list);
+}
+
 function renderSignals(samples) {
   const blocks = [];
   for (const task of TASKS) {
@@ -112,18 +132,17 @@ function renderSignals(samples) {
     if (!card || !card.model) continue;
     const inputs = (card.data && card.data.inputs) || {};
     const tokens = liveHistogram(samples, "memoria_input_tokens", task, card.model);
-    const unknown = liveHistogram(samples, "memoria_unknown_token_share", task, card.model);
+    const novelty = liveHistogram(samples, "memoria_input_novelty", task, card.model);
     const figure = el("figure", { class: "signals", id: `signals-${task}`, "data-live-texts": String(tokens.total) });
     figure.append(el("figcaption", {},
       el("strong", { text: task }),
       ` · live texts: ${tokens.total}` + (tokens.mean !== null ? `, mean ${fmt(tokens.mean, 1)} tokens` : "")
-        + (unknown.mean !== null ? `, ${fmt(unknown.mean * 100, 1)}% unknown` : "")
-        + (inputs.texts ? ` · training texts: ${inputs.texts}, mean ${fmt(inputs.mean_tokens, 1)} tokens, `
-          + `${fmt(inputs.mean_unknown_share * 100, 1)}% unknown` : "")));
+        + (novelty.mean !== null ? `, ${fmt(novelty.mean * 100, 1)}% new words` : "")
+        + (inputs.texts ? ` · training texts: ${inputs.texts}, mean ${fmt(inputs.mean_tokens, 1)} tokens` : "")));
     figure.append(el("p", { class: "legend" }, el("span", { class: "swatch train" }), " training  ",
       el("span", { class: "swatch live" }), " live"));
     figure.append(histogramFigure("Input length (tokens per text)", inputs.tokens, tokens, false, "texts"));
-    figure.append(histogramFigure("Unknown-token share per text", inputs.unknown_share, unknown, true, "texts"));
+    figure.append(driftFigure(samples, card.model, task, card.drift_profile));
     // a model whose card lists training classes (a classifier) gets the label mix, live against training
     if (card.data && card.data.classes) figure.append(labelMixFigure(card.data.classes, samples, card.model, task));
     blocks.push(figure);

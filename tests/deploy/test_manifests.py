@@ -187,7 +187,13 @@ def test_alerts_name_only_metrics_the_service_exports() -> None:
     suffixes = {"Counter": ("_total",), "Gauge": ("",), "Histogram": ("_bucket", "_sum", "_count")}
     exported = {name + s for name, kind in registered_metrics().items() for s in suffixes[kind]}
     assert {"memoria_model_reloads_total", "memoria_model_served"} <= exported
-    rules = documents(DEPLOY / "prometheus" / "alerts.yaml")[0]["groups"][0]["rules"]
+    # the fleet's rules and the service's own (monitoring/alerts.yml), both loaded by scrape.yaml
+    rules = [
+        rule
+        for path in (DEPLOY / "prometheus" / "alerts.yaml", DEPLOY.parent / "monitoring" / "alerts.yml")
+        for group in documents(path)[0]["groups"]
+        for rule in group["rules"]
+    ]
     used = {m for rule in rules for m in re.findall(r"\bmemoria_\w+", rule["expr"])}
     assert used and used <= exported, f"not exported by serving/: {used - exported}"
     source = "\n".join(p.read_text() for p in SERVING.rglob("*.py"))

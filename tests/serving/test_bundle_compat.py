@@ -4,7 +4,8 @@ tests/fixtures/bundles/b4b918d/ holds a tiny sentiment and a tiny translation bu
 exporter of commit b4b918d wrote, before training/ was reorganised into stages and before bundles were signed.
 Today's contract still reads them, but serves only what a trusted key signed (serving/contract/signing.py): so
 unsigned they are refused, with the reason; signed afterwards (`python -m training sign-bundle PATH`) they verify;
-and with verification explicitly off (MEMORIA_VERIFY_SIGNATURES=false, logged) today's service answers with them.
+and with verification explicitly off (MEMORIA_VERIFY_SIGNATURES=false, logged) today's service answers with them
+(without drift distances: they carry no drift profile, which their model card says).
 """
 
 from __future__ import annotations
@@ -85,6 +86,16 @@ def test_the_service_refuses_unsigned_bundles_and_serves_them_only_when_told_not
         code, body, _ = http("POST", trusting.base + "/translate", {"texts": ["¿Cómo estás?"], "beam_size": 1})
         assert code == 200, body
         assert isinstance(json.loads(body)[0]["translation"], str)
+        # an old bundle has no drift profile: logged and answered as before, no distance, the card says why
+        for _ in range(30):
+            assert http("POST", trusting.base + "/sentiment", {"texts": ["the crew was lovely"]})[0] == 200
+        assert "memoria_drift_distance{" not in http("GET", trusting.base + "/metrics")[1]
+        cards = json.loads(http("GET", trusting.base + "/models")[1])
+        profiles = [card["drift_profile"] for card in cards.values()]
+        assert profiles and all(
+            p == {"available": False, "reason": "the bundle was exported before drift profiles existed"}
+            for p in profiles
+        ), profiles
         warnings = [line for line in trusting.log.read_text().splitlines() if f"{VERIFY_ENV}=false" in line]
         assert warnings and all("WARNING" in line and "NOT checked" in line for line in warnings), warnings
 

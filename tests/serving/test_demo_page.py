@@ -36,7 +36,7 @@ def servers(store: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
     """An open server and one that wants a token, started together."""
     folder = tmp_path_factory.mktemp("demo")
     both = {
-        "open": start(store, folder / "open.log"),
+        "open": start(store, folder / "open.log", MEMORIA_DRIFT_MIN_TEXTS="5"),  # drift distances within seconds
         "guarded": start(store, folder / "guarded.log", **{"MEMORIA_API_TOKEN": TOKEN}),
     }
     try:
@@ -101,6 +101,8 @@ def test_the_page_explains_a_tweet_and_a_spanish_sentence(
     # given a service that has answered one tweet already (the live signals read its /metrics)
     _, headers = post(server, "/sentiment", {"texts": [TWEET]})
     sentiment_model = headers["x-memoria-model"]
+    for _ in range(20):  # enough texts in each worker's drift window for a distance
+        post(server, "/sentiment", {"texts": [TWEET] * 5})
     driver.get(server.base + "/demo")
     # then the page names the served models and links their cards
     wait_for(driver, lambda d: d.find_element(By.ID, "version-sentiment").text.startswith("sentiment/"), "cards")
@@ -145,6 +147,16 @@ def test_the_page_explains_a_tweet_and_a_spanish_sentence(
         "live input signals",
     )
     assert by_css(driver, "#signals-sentiment .train-bar") and by_css(driver, "#signals-sentiment .live-bar")
+    # and each drift signal's distance, as /metrics exports it for the served model
+    shown = {
+        li.get_attribute("data-signal"): float(li.get_attribute("data-distance"))
+        for li in by_css(driver, "#drift-sentiment li")
+    }
+    exported = {}
+    for line in http("GET", server.base + "/metrics")[1].splitlines():
+        if line.startswith("memoria_drift_distance{") and f'model="{sentiment_model}"' in line:
+            exported[line.split('signal="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+    assert "novelty" in shown and shown == pytest.approx(exported), (shown, exported)
     # nothing came from anywhere else, and nothing failed in the page
     resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert resources and all(url.startswith(server.base + "/") for url in resources), resources

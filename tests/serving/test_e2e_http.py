@@ -213,7 +213,10 @@ def test_metrics_show_requests_inputs_and_labels_per_task_and_model(server: Serv
         ours = [line for line in lines if f'task="{task}"' in line]
         for name in ("memoria_requests_total", "memoria_request_seconds_bucket", "memoria_input_tokens_bucket"):
             assert any(line.startswith(name) and f'model="{task}/v1 sha256:' in line for line in ours), (name, lines)
-        assert any(line.startswith("memoria_unknown_token_share_bucket") for line in ours)
+        # word novelty replaced the unknown-token share (0 for every input with a byte-level tokenizer)
+        assert any(line.startswith("memoria_input_novelty_bucket") for line in ours)
+        assert not any(line.startswith("memoria_unknown_token_share") for line in lines)
+        assert any(line.startswith("memoria_task_ready") and line.endswith(" 1.0") for line in ours), task
         assert any(line.startswith("memoria_batch_size_bucket") for line in ours)
         assert any(line.startswith("memoria_model_served") and line.endswith(" 1.0") for line in ours), task
     assert any(line.startswith("memoria_predictions_total") and 'label="' in line for line in lines)

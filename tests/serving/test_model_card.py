@@ -13,7 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from serving.contract.bundle import load_bundle, write_manifest
-from serving.contract.input_profile import SHARE_BUCKETS, TOKEN_BUCKETS, histogram
+from serving.contract.drift_profile import load_profile
+from serving.contract.drift_signals import NOVELTY_BOUNDS, novelty, words
+from serving.contract.input_profile import TOKEN_BUCKETS, histogram
 from serving.contract.names import DIGEST_TAG
 from serving.contract.registry import ServedBundle, champion_bundle
 from serving.model_card import UNKNOWN, ModelCards, _without_local_paths, model_card
@@ -61,7 +63,15 @@ def test_the_bundle_says_what_it_was_trained_on_counted_as_serving_counts(
     inputs = data["inputs"]
     assert inputs["split"] == "train" and inputs["texts"] == len(texts)
     assert inputs["tokens"] == histogram([n for n, _ in counts], TOKEN_BUCKETS)
-    assert inputs["unknown_share"] == histogram([unk / max(n, 1) for n, unk in counts], SHARE_BUCKETS)
+    # and its drift profile: every training word, and the references counted as serving bins live texts
+    profile = load_profile(served.bundle)
+    assert profile is not None
+    assert profile.vocabulary == {w for text in texts for w in words(text)}
+    assert profile.signals["input_tokens"].counts == inputs["tokens"]["counts"]
+    held_out = [row[TEXT_FIELD[task]] for row in split_rows(store, task, "validation")]
+    novelty_bins = [profile.signals["novelty"].bin_of("novelty", novelty(t, profile.vocabulary)) for t in held_out]
+    assert profile.signals["novelty"].counts == [novelty_bins.count(i) for i in range(len(NOVELTY_BOUNDS) + 1)]
+    assert served.bundle.manifest["drift_profile"] in served.bundle.manifest["files"]  # checksummed and signed
 
 
 def test_histogram_buckets_follow_prometheus_le() -> None:

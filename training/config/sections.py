@@ -60,3 +60,13 @@ class TokenizerConfig:
     vocab_size: int = 12000
     min_frequency: int = 2
     max_tokens: int = 96  # inputs are cut to this many tokens, in training and in serving alike
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """`make retrain FEEDBACK=1`: corrections from production join the training split (training/data/feedback.py)."""
+
+    use: bool = False
+    # share of the corrections kept apart as an extra evaluation set the gate reports: a fifth, enough to see whether
+    # the model learned what it was told while most corrections still teach it
+    holdout_share: float = 0.2

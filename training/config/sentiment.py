@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from training.config.sections import OptimConfig, RecurrentConfig, TokenizerConfig
+from training.config.sections import FeedbackConfig, OptimConfig, RecurrentConfig, TokenizerConfig
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class SentimentConfig:
     lexicon: bool = False
     calibrate: bool = True  # fit a temperature on the validation split (exported in the graph)
     export: ExportConfig = field(default_factory=ExportConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
 def sentiment_preset(name: str) -> SentimentConfig:

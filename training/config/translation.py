@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from training.config.sections import OptimConfig, RecurrentConfig, TokenizerConfig
+from training.config.sections import FeedbackConfig, OptimConfig, RecurrentConfig, TokenizerConfig
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class TranslationConfig:
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, gradient_clip_norm=1.0))
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
 def translation_preset(name: str) -> TranslationConfig:

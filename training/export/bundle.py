@@ -18,6 +18,7 @@ from typing import Any
 from serving.contract.bundle import write_manifest
 from training.config import Workspace
 from training.export.data_summary import data_summary
+from training.export.drift_profile import write_drift_profile
 from training.export.onnx import versions
 from training.export.signing import signer
 from training.model_folder import RunModel
@@ -48,6 +49,8 @@ def export_bundle(
     for name in model.tokenizers.values():
         shutil.copy2(model.dir / name, out_dir / name)
     data = data_summary(task, model.config, ws, model.tokenizer(task.input_field), manifest["max_input_tokens"])
+    # the vocabulary and reference distributions serving compares live inputs with (serving/drift.py)
+    manifest.update(write_drift_profile(task, model.config, ws, out_dir, {**manifest, "tokenizers": model.tokenizers}))
     manifest.update(
         task=model.task,
         tokenizers=model.tokenizers,

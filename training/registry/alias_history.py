@@ -22,6 +22,8 @@ from serving.contract.names import (
     ALIAS_HISTORY_EXPERIMENT,
     ALIAS_TAG,
     CHAMPION,
+    FEEDBACK_HELD_OUT_TAG,
+    FEEDBACK_USED_TAG,
     FROM_VERSION_TAG,
     GATE_CHALLENGER_FINGERPRINT_TAG,
     GATE_CHAMPION_FINGERPRINT_TAG,
@@ -140,6 +142,12 @@ def _gate_tags(decision: GateDecision | None) -> dict[str, str]:
         GATE_CHALLENGER_FINGERPRINT_TAG: decision.challenger_fingerprint,
         GATE_CHAMPION_FINGERPRINT_TAG: decision.champion_fingerprint,
         **({GATE_CONCURRENCY_TAG: decision.concurrency[:5000]} if decision.concurrency else {}),
+        # a move to a model retrained on production feedback says how many corrections it learned from
+        **(
+            {FEEDBACK_USED_TAG: decision.feedback_used, FEEDBACK_HELD_OUT_TAG: str(decision.feedback_held_out)}
+            if decision.feedback_used
+            else {}
+        ),
     }
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,19 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from serving.contract.names import DIGEST_TAG, GATE_CONCURRENCY_TAG, GATE_REASON_TAG, GATE_VERDICT_TAG
+from serving.contract.names import (
+    DIGEST_TAG,
+    FEEDBACK_USED_TAG,
+    GATE_CONCURRENCY_TAG,
+    GATE_REASON_TAG,
+    GATE_VERDICT_TAG,
+)
 from serving.contract.registry import ChampionRef, champion_bundle
 from training.config import Workspace
 from training.registry.evaluation_sets import EvaluationSet, data_fingerprint, evaluation_set
 from training.task_spec import TaskSpec
 from training.tracking.evaluation_set import text_key
+from training.tracking.feedback import feedback_holdout
 from training.tracking.store import SELECTION_SCORE
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,11 @@ class GateDecision:
     # concurrent gates (training/registry/promotion.py): whom this gate waited behind for the promotion lock, and
     # the champions it was gated against before the one it was finally decided against
     concurrency: str = ""
+    # a challenger trained on production feedback (`make retrain FEEDBACK=1`): how many corrections it used, and
+    # both models' scores on the corrections held out from its training (reported; the rule above decides)
+    feedback_used: str = ""
+    feedback_held_out: int = 0
+    feedback_scores: tuple[float, float] | None = None  # (challenger, champion)
 
     def scores(self) -> dict[str, float]:
         """The four scores (two when both runs share a split), named for MLflow."""
@@ -105,15 +117,30 @@ class GateDecision:
         for s in self.splits:
             out[f"gate/challenger_on_{s.split}_split"] = s.challenger
             out[f"gate/champion_on_{s.split}_split"] = s.champion
+        if self.feedback_scores is not None:
+            out["gate/challenger_on_feedback_holdout"], out["gate/champion_on_feedback_holdout"] = self.feedback_scores
         return out
 
     def summary(self) -> str:
         parts = [f"{s.split}'s split ({s.rows} texts): {s.challenger:.4f} vs {s.champion:.4f}" for s in self.splits]
-        return f"{self.reason}" + (
-            f" [{self.metric} challenger vs champion on " + "; ".join(parts) + f", margin {self.margin:.4f}]"
-            if parts
-            else ""
+        return (
+            f"{self.reason}"
+            + (
+                f" [{self.metric} challenger vs champion on " + "; ".join(parts) + f", margin {self.margin:.4f}]"
+                if parts
+                else ""
+            )
+            + self._feedback_summary()
         )
+
+    def _feedback_summary(self) -> str:
+        if not self.feedback_used:
+            return ""
+        line = f"; trained on {self.feedback_used} correction(s) from production"
+        if self.feedback_scores is None:
+            return line + f", {self.feedback_held_out} held out (none to score on)"
+        mine, theirs = self.feedback_scores
+        return line + f"; on the {self.feedback_held_out} held-out corrections {self.metric} {mine:.4f} vs {theirs:.4f}"
 
 
 def decide(
@@ -125,7 +152,32 @@ def decide(
     cache: Path | None = None,
     min_rows: int = MIN_ROWS,
 ) -> GateDecision:
-    """Whether `challenger` should replace `champion` (see the module docstring for the rule)."""
+    """Whether `challenger` should replace `champion` (see the module docstring for the rule), and, for a
+    challenger trained on production feedback, both models' scores on its held-out corrections."""
+    decision = _decide(client, task, challenger, champion, ws, cache, min_rows)
+    held = feedback_holdout(client, challenger.run_id)
+    if held is None:
+        return decision
+    used = client.get_run(challenger.run_id).data.tags.get(FEEDBACK_USED_TAG, "0")
+    scores = None
+    if held and champion is not None and str(champion.version) != str(challenger.version):
+        with tempfile.TemporaryDirectory() as tmp:
+            scores = tuple(
+                task.score_bundle(_bundle(task.name, _uri(client), cache or Path(tmp), version), held)
+                for version in (challenger, champion)
+            )
+    return replace(decision, feedback_used=used, feedback_held_out=len(held), feedback_scores=scores)
+
+
+def _decide(
+    client: MlflowClient,
+    task: TaskSpec,
+    challenger: ModelVersion,
+    champion: ModelVersion | None,
+    ws: Workspace | None,
+    cache: Path | None,
+    min_rows: int,
+) -> GateDecision:
     base = {
         "task": task.name,
         "challenger_version": str(challenger.version),

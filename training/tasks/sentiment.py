@@ -58,6 +58,12 @@ def _peers(cfg: SentimentConfig, ws: Workspace) -> dict[str, dict[str, Any]]:
     return {"tfidf": run_tfidf_baseline(cfg, ws), "vader": run_vader_peer(cfg, ws)}
 
 
+def _predict_labels(bundle: Any, texts: Any) -> list[tuple[str, float]]:
+    from serving.sentiment import SentimentPredictor
+
+    return [(r["label"], r["scores"][r["label"]]) for r in SentimentPredictor(bundle).predict(texts)]
+
+
 SENTIMENT = TaskSpec(
     name="sentiment",
     config=SentimentConfig,
@@ -75,4 +81,5 @@ SENTIMENT = TaskSpec(
     export_graphs=_export,
     run_peers=_peers,
     other_data=_other_data,
+    predict_labels=_predict_labels,
 )

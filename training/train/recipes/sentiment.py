@@ -22,6 +22,7 @@ from training.model_folder import write_model_folder
 from training.plots import close, confusion_matrix_figure, reliability_diagram_figure
 from training.task_spec import TaskSpec
 from training.text import fit_tokenizer, save_tokenizer
+from training.tracking.feedback import log_feedback
 from training.tracking.provenance import log_data_inputs
 from training.train.distributed import is_rank_zero
 from training.train.gradient_flow import log_gradient_flow, sentiment_gradient_flow
@@ -46,6 +47,9 @@ class SentimentRecipe:
     def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
         cfg = self.cfg
         splits = {name: load_split(self.prepared.dir, name) for name in ("train", "validation", "test")}
+        self.feedback = None
+        if cfg.feedback.use:  # `make retrain FEEDBACK=1`: corrections join the training split only
+            splits["train"] = self._merge_feedback(splits)
         self.split_sizes = {name: len(rows) for name, rows in splits.items()}
         texts = [row["text"] for row in splits["train"]]
         # with the lexicon, its words join the tokenizer's texts so they become whole tokens that carry its features
@@ -82,8 +86,24 @@ class SentimentRecipe:
         # (the card, data tags, the gate's split, the dataset input)
         mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
         mlflow.log_metrics(self.pretrain_metrics)
+        if self.feedback is not None:
+            log_feedback(self.feedback)
         if self.cfg.lexicon:
             mlflow.log_metric("lexicon/tokens_with_features", self.lexicon_tokens)
+
+    def _merge_feedback(self, splits: dict[str, list[dict]]) -> list[dict]:
+        from serving.contract.production import production_dir, read_feedback
+        from training.data.feedback import merge_feedback
+        from training.data.sentiment.dedupe import dedupe_key
+
+        corrections = read_feedback(self.task.name)
+        self.feedback = merge_feedback(splits, corrections, dedupe_key, self.cfg.feedback.holdout_share)
+        f = self.feedback
+        print(
+            f"{self.task.name}: feedback from {production_dir()}: {len(corrections)} correction(s); {f.added} added "
+            f"and {f.relabelled} relabelled in the training split, {len(f.held_out)} held out, not used: {f.dropped}"
+        )
+        return f.train
 
     def _pretrain(self, module: SentimentModule, train_texts: list[str]) -> None:
         from training.train.pretrain import english_texts, pretrain_members

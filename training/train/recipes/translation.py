@@ -27,6 +27,7 @@ from training.model_folder import read_model_folder, write_model_folder
 from training.plots import attention_figure, close
 from training.task_spec import TaskSpec
 from training.text import fit_tokenizer, save_tokenizer
+from training.tracking.feedback import log_feedback
 from training.tracking.provenance import log_data_inputs
 from training.train.gradient_flow import log_gradient_flow, translation_gradient_flow
 from training.train.modules.translation import BleuSample, TranslationBatch, TranslationModule
@@ -77,6 +78,9 @@ class TranslationRecipe:
     def build(self, workdir: Path) -> tuple[L.LightningModule, object, object]:
         cfg = self.cfg
         self.splits: dict[str, list[TranslationPair]] = {name: self.prepared.pairs(name) for name in SPLITS}
+        self.feedback = None
+        if cfg.feedback.use:  # `make retrain FEEDBACK=1`: corrections join the training split only
+            self.splits["train"] = self._merge_feedback()
         train = self.splits["train"]
         # Case carries meaning in both languages (names, "LORD", sentence starts), and the output is read by people.
         self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
@@ -98,12 +102,42 @@ class TranslationRecipe:
         )
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
 
+    def _merge_feedback(self) -> list[TranslationPair]:
+        """The training pairs with production's corrections in (training/data/feedback.py): a corrected source the
+        split already has gets the corrected English as its target (and no other references); new ones are added."""
+        from dataclasses import replace
+
+        from serving.contract.production import production_dir, read_feedback
+        from training.data.feedback import merge_feedback
+        from training.data.translation.pairs import dedupe_key
+
+        rows = {name: [{"source": p.source, "target": p.target} for p in pairs] for name, pairs in self.splits.items()}
+        corrections = read_feedback(self.task.name)
+        f = merge_feedback(rows, corrections, dedupe_key, self.cfg.feedback.holdout_share, "source", "target")
+        self.feedback = f
+        print(
+            f"{self.task.name}: feedback from {production_dir()}: {len(corrections)} correction(s); {f.added} added "
+            f"and {f.relabelled} relabelled in the training split, {len(f.held_out)} held out, not used: {f.dropped}"
+        )
+        train = self.splits["train"]
+        merged = [
+            pair if row["target"] == pair.target else replace(pair, target=row["target"], references=())
+            for pair, row in zip(train, f.train, strict=False)
+        ]
+        merged += [
+            TranslationPair(id=f"feedback-{i}", source=row["source"], target=row["target"], domain="feedback")
+            for i, row in enumerate(f.train[len(train) :])
+        ]
+        return merged
+
     def log_inputs(self) -> None:
         """What the run read and how much padding its batches carry, into the active MLflow run (rank 0 only: the
         other processes of a multi-process run have no run, and `build` runs on all of them)."""
         log_data_inputs(self.task.name, self.prepared.dir, self.prepared.card, self.task.input_field)
         # (the card, data tags, the gate's split, the dataset input)
         mlflow.log_params({f"data.rows_{name}": len(rows) for name, rows in self.splits.items()})
+        if self.feedback is not None:
+            log_feedback(self.feedback)
         mlflow.log_metrics(self._padding_shares())
 
     def _encode(self, rows: Sequence[TranslationPair]) -> list[Example]:
