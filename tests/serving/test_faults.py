@@ -144,6 +144,9 @@ def test_an_unreachable_registry_at_start_and_while_polling_heals_without_a_wron
         up = registry.start()
         srv.wait_ready(timeout=30)
         ready_after = time.time() - up
+        # /readyz was answered by one worker; another may still wait out its retry backoff, and step 2 needs each
+        # worker to hold the first model before the registry goes away again
+        srv.wait_log("sentiment model ready: ", len(workers(srv)), timeout=30)
 
         # 2. under load, the registry dies, and the champion moves while it is down
         timeline: dict[str, object] = {}
