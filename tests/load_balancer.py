@@ -19,8 +19,9 @@ from tests.serving_harness import free_port
 REPLICA_HEADER = "X-Memoria-Replica"
 
 
-def haproxy_config(port: int, replicas: dict[str, int]) -> str:
-    servers = "\n".join(f"    server {name} 127.0.0.1:{p} check" for name, p in replicas.items())
+def haproxy_config(port: int, replicas: dict[str, int], health_check: bool = True) -> str:
+    check = " check" if health_check else ""
+    servers = "\n".join(f"    server {name} 127.0.0.1:{p}{check}" for name, p in replicas.items())
     return f"""global
     maxconn 2048
 
@@ -54,13 +55,13 @@ backend replicas
 class HAProxy:
     """`haproxy -db` (foreground) over `replicas` (name -> port on 127.0.0.1), stopped by its own pid."""
 
-    def __init__(self, replicas: dict[str, int], folder: Path) -> None:
+    def __init__(self, replicas: dict[str, int], folder: Path, health_check: bool = True) -> None:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         assert os.path.exists(binary), "haproxy is missing: `make cluster-tools` installs Debian's (as root)"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.config = folder / "haproxy.cfg"
-        self.config.write_text(haproxy_config(self.port, replicas))
+        self.config.write_text(haproxy_config(self.port, replicas, health_check))
         self.log = folder / "haproxy.log"
         check = subprocess.run([binary, "-c", "-f", str(self.config)], capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
