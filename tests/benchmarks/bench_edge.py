@@ -7,6 +7,7 @@ The older commit runs from a git worktree made for the run (removed after); both
 MLFLOW_TRACKING_URI. Bundle signatures: the older code ignores them, this checkout verifies them as it would serve.
 
     python -m tests.benchmarks.bench_edge --before 5884236 --rounds 4 --seconds 8
+    python -m tests.benchmarks.bench_edge --before 5884236 --after c6d6e55   # two older commits
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def measure(spec: ServerSpec, env: dict[str, str], logs: Path, args: argparse.Na
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.bench_edge", description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="the older commit (e.g. the one before a change to the edge)")
+    parser.add_argument("--after", help="the newer commit (default: this checkout as it is)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -51,15 +53,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench-edge.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="memoria-edge-") as tmp:
-        old_tree = Path(tmp) / "before"
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(old_tree), args.before], check=True
-        )
+        trees = {"before": (Path(tmp) / "before", args.before)}
+        if args.after:
+            trees["now"] = (Path(tmp) / "after", args.after)
+        for tree, ref in trees.values():
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(tree), ref], check=True)
         try:
             env = {**base_environment(), "BENTOML_HOME": str(Path(tmp) / "bentoml")}
             specs = {
-                "before": ServerSpec("before", bentoml_serve("serving.service:Memoria"), cwd=old_tree),
-                "now": ServerSpec("now", bentoml_serve("serving.service:Memoria")),
+                "before": ServerSpec("before", bentoml_serve("serving.service:Memoria"), cwd=trees["before"][0]),
+                "now": ServerSpec(
+                    "now", bentoml_serve("serving.service:Memoria"), cwd=trees["now"][0] if args.after else None
+                ),
             }
             rounds: list[dict[str, dict[str, float]]] = []
             for i in range(args.rounds):
@@ -72,9 +77,11 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old_tree)], check=False)
+            for tree, _ in trees.values():
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
     summary = {
         "before": args.before,
+        "after": args.after or "this checkout",
         "req_s_ratio_median": statistics.median(r["now"]["req_s"] / r["before"]["req_s"] for r in rounds),
         "p99_ratio_median": statistics.median(r["now"]["p99_ms"] / r["before"]["p99_ms"] for r in rounds),
         "errors": sum(r[n]["errors"] for r in rounds for n in r),
