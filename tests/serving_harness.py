@@ -299,3 +299,20 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def answers_both_tasks_from_version_1(env: dict[str, str], log: Path) -> None:
+    """`bentoml serve` with `env` answers /sentiment and /translate, each from version 1 of its registered model
+    (the shared-tracking-server tests: the serving account on another home)."""
+    service = Server(env, log)
+    try:
+        service.wait_ready()
+        code, body, headers = http("POST", service.base + "/sentiment", {"texts": ["Great flight, thanks!"]})
+        assert code == 200, body
+        assert json.loads(body)[0]["label"] in ("negative", "neutral", "positive")
+        assert headers["x-memoria-model"].startswith("sentiment/v1 sha256:")
+        code, body, headers = http("POST", service.base + "/translate", {"texts": ["Buenos días."]})
+        assert code == 200, body
+        assert headers["x-memoria-model"].startswith("translation/v1 sha256:")
+    finally:
+        service.stop()

@@ -9,7 +9,6 @@ not served."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import subprocess
@@ -26,7 +25,7 @@ from serving.contract.names import DIGEST_TAG
 from serving.contract.registry import champion_bundle
 from tests.conftest import REPO
 from tests.object_store import S3Store, s3_store
-from tests.serving_harness import SENTIMENT_ARGS, TRANSLATION_ARGS, Server, cli, http
+from tests.serving_harness import SENTIMENT_ARGS, TRANSLATION_ARGS, answers_both_tasks_from_version_1, cli
 from tests.tracking_server import PostgresCluster, SecureTrackingServer, postgres_bindir, secure_tracking_server
 
 PREFIX = "mlflow"
@@ -94,18 +93,7 @@ def test_bundles_on_an_s3_compatible_store_are_trained_promoted_served_and_verif
     # And `bentoml serve`, logged in as `serving` on another home, answers from those bundles
     serving_home = tmp_path / "serving-host"
     serve_env = client_env(server, "serving", serving_home) | {"MEMORIA_BUNDLE_CACHE": str(serving_home / "cache")}
-    service = Server(serve_env, tmp_path / "serve.log")
-    try:
-        service.wait_ready()
-        code, body, headers = http("POST", service.base + "/sentiment", {"texts": ["Great flight, thanks!"]})
-        assert code == 200, body
-        assert json.loads(body)[0]["label"] in ("negative", "neutral", "positive")
-        assert headers["x-memoria-model"].startswith("sentiment/v1 sha256:")
-        code, body, headers = http("POST", service.base + "/translate", {"texts": ["Buenos días."]})
-        assert code == 200, body
-        assert headers["x-memoria-model"].startswith("translation/v1 sha256:")
-    finally:
-        service.stop()
+    answers_both_tasks_from_version_1(serve_env, tmp_path / "serve.log")
 
     # And a bundle file changed inside the bucket (by anyone holding the store's keys) is refused, not served
     version = client.get_model_version_by_alias("sentiment", "champion")

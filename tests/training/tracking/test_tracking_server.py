@@ -13,7 +13,6 @@ installed by `make test` (`make postgres`): without them these tests fail, they 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import subprocess
@@ -173,7 +172,7 @@ def test_the_readme_recipe_is_the_tested_one() -> None:
 def test_train_promote_and_serve_over_http_through_the_authenticated_server(
     server: SecureTrackingServer, postgres: PostgresCluster, tmp_path: Path
 ) -> None:
-    from tests.serving_harness import SENTIMENT_ARGS, TRANSLATION_ARGS, Server, cli_run, http
+    from tests.serving_harness import SENTIMENT_ARGS, TRANSLATION_ARGS, answers_both_tasks_from_version_1, cli_run
 
     base = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")},
@@ -210,15 +209,4 @@ def test_train_promote_and_serve_over_http_through_the_authenticated_server(
         "MEMORIA_HOME": str(elsewhere),
         "MEMORIA_BUNDLE_CACHE": str(elsewhere / "cache"),
     }
-    service = Server(serve_env, tmp_path / "serve.log")
-    try:
-        service.wait_ready()
-        code, body, headers = http("POST", service.base + "/sentiment", {"texts": ["Great flight, thanks!"]})
-        assert code == 200, body
-        assert json.loads(body)[0]["label"] in ("negative", "neutral", "positive")
-        assert headers["x-memoria-model"].startswith("sentiment/v1 sha256:")
-        code, body, headers = http("POST", service.base + "/translate", {"texts": ["Buenos días."]})
-        assert code == 200, body
-        assert headers["x-memoria-model"].startswith("translation/v1 sha256:")
-    finally:
-        service.stop()
+    answers_both_tasks_from_version_1(serve_env, tmp_path / "serve.log")
