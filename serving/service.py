@@ -280,8 +280,11 @@ class Memoria:
         out = []
         live_models = {"sentiment": self.sentiment_model, "translation": self.translation_model}
         for name in tasks:
-            request_reload(name)  # the other workers follow within a second
+            # This worker first, then the trigger the others (and this worker's own watcher, now a no-op) follow
+            # within a second: the other way round, this worker's watcher could swap first and the answer here
+            # would say "unchanged" for a reload that did swap.
             out.append(_without_details(await asyncio.to_thread(live_models[name].reload)))
+            request_reload(name)
         return out
 
     @bentoml.api(route="/feedback")
