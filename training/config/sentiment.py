@@ -89,6 +89,9 @@ class SentimentConfig:
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False
+    # VADER's rules (negation, boosters, "but") over those features, its sentence score fed to each member's head
+    # (training/models/lexicon_score.py); needs `lexicon`
+    lexicon_score: bool = False
     calibrate: bool = True  # fit a temperature on the validation split (exported in the graph)
     export: ExportConfig = field(default_factory=ExportConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)

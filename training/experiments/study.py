@@ -171,6 +171,7 @@ ADDED_SINCE = {
     ("pretrain", "steps"): 0,
     ("optim", "time_aware_decay"): True,
     ("", "lexicon"): False,  # "": a top-level field
+    ("", "lexicon_score"): False,
     ("distill", "steps"): 0,
     ("distill", "lr"): 2e-3,
     ("distill", "batch_size"): 64,

@@ -17,6 +17,7 @@ from serving.contract.text import PAD_ID
 from training.config import NgramConfig, RecurrentConfig, SentimentConfig
 from training.model_folder import RunModel
 from training.models.cells import RecurrentStack
+from training.models.lexicon_score import LexiconScore
 
 LEXICON_FEATURES = 4  # training/data/sentiment/lexicon.py FEATURES: valence, negator, intensity, contrast
 # Multipliers of the n-gram hash (distinct odd primes): ids < 2^17 times these stay far below 2^63.
@@ -78,6 +79,7 @@ class RecurrentClassifier(nn.Module):
         cfg: RecurrentConfig,
         ngrams: NgramConfig | None = None,
         lexicon_features: int = 0,
+        lexicon_score: bool = False,
     ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
@@ -98,9 +100,14 @@ class RecurrentClassifier(nn.Module):
             cfg.init,
         )
         self.ngrams = HashedNgrams(vocab_size, ngrams) if ngrams is not None and ngrams.buckets > 0 else None
+        if lexicon_score and not lexicon_features:
+            raise ValueError("lexicon_score=true needs lexicon=true: the score is computed from the lexicon features")
+        # VADER's rules over the same features (training/models/lexicon_score.py), beside the pooled states: the head
+        # learns how far to trust them, outside the dropout that regularises the learned features
+        self.score = LexiconScore() if lexicon_score else None
         self.dropout = nn.Dropout(cfg.dropout)
         features = 2 * self.encoder.output_size + (self.ngrams.output_size if self.ngrams is not None else 0)
-        self.head = nn.Linear(features, num_labels)
+        self.head = nn.Linear(features + (LexiconScore.output_size if self.score is not None else 0), num_labels)
 
     def inputs(self, input_ids: torch.Tensor) -> torch.Tensor:
         """What the recurrent stack reads at each step: the embedding (dropout in training), and the token's
@@ -119,7 +126,10 @@ class RecurrentClassifier(nn.Module):
         parts = [self.encoder.last_hidden(state), pooled]
         if self.ngrams is not None:
             parts.append(self.ngrams(input_ids, lengths))
-        return self.head(self.dropout(torch.cat(parts, dim=1)))
+        features = self.dropout(torch.cat(parts, dim=1))
+        if self.score is not None and self.lexicon is not None:
+            features = torch.cat([features, self.score(self.lexicon[input_ids])], dim=1)
+        return self.head(features)
 
 
 def member_cells(cfg: SentimentConfig) -> tuple[str, ...]:
@@ -141,7 +151,9 @@ class SentimentNet(nn.Module):
         super().__init__()
         features = LEXICON_FEATURES if cfg.lexicon else 0
         self.members = nn.ModuleList(
-            RecurrentClassifier(vocab_size, num_labels, replace(cfg.model, cell=cell), cfg.ngrams, features)
+            RecurrentClassifier(
+                vocab_size, num_labels, replace(cfg.model, cell=cell), cfg.ngrams, features, cfg.lexicon_score
+            )
             for cell in member_cells(cfg)
         )
         self.register_buffer("offsets", torch.zeros(num_labels))
@@ -199,4 +211,5 @@ def describe(net: SentimentNet) -> dict[str, Any]:
         else {"orders": list(first.ngrams.orders), "buckets": first.ngrams.buckets, "dim": first.ngrams.output_size},
         "parameters": sum(p.numel() for p in net.parameters()),
         "lexicon_features": 0 if first.lexicon is None else int(first.lexicon.shape[1]),
+        "lexicon_score": first.score is not None,
     }

@@ -7,12 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from tests.training.export.test_export_sentiment import LABELS, TEXTS, assert_served_like_pytorch, save_model_dir
 from training.config import RecurrentConfig, TokenizerConfig
-from training.data.sentiment.lexicon import FEATURES, lexicon_words, token_features
+from training.data.sentiment.lexicon import FEATURES, lexicon_words, token_features, vader_scores
 from training.models.classifier import LEXICON_FEATURES, SentimentNet
+from training.models.lexicon_score import LexiconScore
 from training.tasks import export_model_folder, preset
 from training.text import fit_tokenizer
 
@@ -38,16 +40,19 @@ def test_whole_lexicon_words_carry_their_valence_negators_intensifiers_and_contr
     assert not table[:4].any(), "special tokens carry no features"
 
 
-def test_a_model_with_lexicon_features_exports_and_serves_like_pytorch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lexicon_score", [False, True])
+def test_a_model_with_lexicon_features_exports_and_serves_like_pytorch(tmp_path: Path, lexicon_score: bool) -> None:
     torch.manual_seed(5)
     cfg = preset("sentiment", "smoke")
-    cfg = replace(cfg, lexicon=True, model=RecurrentConfig(cell="lstm", embedding_dim=8, hidden_size=8, dropout=0.0))
+    model = RecurrentConfig(cell="lstm", embedding_dim=8, hidden_size=8, dropout=0.0)
+    cfg = replace(cfg, lexicon=True, lexicon_score=lexicon_score, model=model)
     tokenizer = tokenizer_with_lexicon()
     net = SentimentNet(tokenizer.get_vocab_size(), len(LABELS), cfg)
     net.set_lexicon(torch.from_numpy(token_features(tokenizer)))
     save_model_dir(tmp_path / "model", net, tokenizer, cfg)
     report = export_model_folder(tmp_path / "model", tmp_path / "bundle", "r1", {})
     assert report.manifest["architecture"]["lexicon_features"] == LEXICON_FEATURES
+    assert report.manifest["architecture"]["lexicon_score"] is lexicon_score
     assert_served_like_pytorch(report.bundle_dir, net.eval())
     # the features matter: the same weights without them answer differently
     with torch.no_grad():
@@ -56,3 +61,49 @@ def test_a_model_with_lexicon_features_exports_and_serves_like_pytorch(tmp_path:
         with_lexicon = net(ids, lengths)
         net.set_lexicon(torch.zeros_like(net.members[0].lexicon))
         assert not torch.allclose(with_lexicon, net(ids, lengths))
+
+
+def test_split_contractions_are_negators() -> None:
+    tokenizer = tokenizer_with_lexicon()
+    table = token_features(tokenizer)
+    for text in ("don't", "isn't", "can't", "won't"):
+        ids = tokenizer.encode(text, add_special_tokens=False).ids
+        assert len(ids) > 1, "the tokenizer splits the apostrophe off"
+        assert table[ids, 1].any(), f"{text!r} carries no negator"
+    for word in ("can", "won", "the"):
+        (token,) = tokenizer.encode(word, add_special_tokens=False).ids
+        assert table[token, 1] == 0, word
+
+
+def rule_scores(tokenizer, texts: list[str]) -> np.ndarray:
+    table = torch.from_numpy(token_features(tokenizer))
+    return np.array([LexiconScore()(table[torch.tensor([tokenizer.encode(t).ids])])[0].numpy() for t in texts])
+
+
+def test_the_lexicon_score_applies_vaders_negation_booster_and_contrast_rules() -> None:
+    tokenizer = tokenizer_with_lexicon()
+    good, not_good, dont_like, very_good, good_but_boring, boring_but_good = rule_scores(
+        tokenizer,
+        ["good", "not good", "I don't like it", "very good", "good but boring", "boring but good"],
+    )[:, 0]
+    assert good > 0 and not_good < 0 and dont_like < 0
+    assert very_good > good
+    assert good_but_boring < 0 < boring_but_good, "what follows 'but' weighs more"
+    # the sign agrees with VADER itself on these
+    vader = vader_scores(["good", "not good", "I don't like it", "good but boring", "boring but good"])
+    assert np.all(np.sign(vader) == np.sign([good, not_good, dont_like, good_but_boring, boring_but_good]))
+
+
+def test_the_lexicon_score_ignores_padding() -> None:
+    tokenizer = tokenizer_with_lexicon()
+    table = torch.from_numpy(token_features(tokenizer))
+    ids = torch.tensor([tokenizer.encode("never boring, but hardly great").ids])
+    padded = torch.cat([ids, torch.zeros(1, 5, dtype=ids.dtype)], dim=1)  # PAD_ID 0
+    score = LexiconScore()
+    assert torch.allclose(score(table[ids]), score(table[padded]))
+
+
+def test_lexicon_score_needs_the_lexicon() -> None:
+    cfg = replace(preset("sentiment", "smoke"), lexicon=False, lexicon_score=True)
+    with pytest.raises(ValueError, match="lexicon=true"):
+        SentimentNet(100, len(LABELS), cfg)

@@ -8,8 +8,9 @@ combines with negation, intensity and "but", and applies that to words it only k
 
 Features per token id (a table [vocabulary, FEATURES], stored in the model and exported inside its graph, so
 serving's inputs do not change): the valence / 4 of the word the token spells (0 for word pieces, punctuation,
-unknown words), whether it is a negator ("not", "never", "n't" spellings), an intensifier's signed strength
-("very" +, "barely" -), and whether it turns the sentence ("but", "however", "although", "though", "yet").
+unknown words), whether it is a negator ("not", "never", and the pieces "don't" is split into), an intensifier's
+signed strength ("very" +, "barely" -), and whether it turns the sentence ("but", "however", "although", "though",
+"yet").
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from training.data.sentiment.records import LABELS
 
 FEATURES = ("valence", "negator", "intensity", "contrast")
 CONTRAST_WORDS = frozenset({"but", "however", "although", "though", "yet", "nevertheless", "nonetheless"})
+# The tokenizer splits punctuation off, so "don't" reaches the table as "▁don", "'", "t": the whole spelling VADER
+# lists never occurs. The stems below are negations and nothing else ("can" and "won" are not: they are words of
+# their own), and the lone piece "t" is what follows the apostrophe of every "n't" (can't, won't included).
+NEGATING_STEMS = frozenset(
+    {"don", "doesn", "didn", "isn", "aren", "wasn", "weren", "hasn", "haven", "hadn", "couldn", "wouldn", "shouldn"}
+    | {"mustn", "needn", "mightn", "shan", "ain"}
+)
+NEGATING_PIECE = "t"
 WORD_START = "▁"  # the Metaspace pre-tokenizer's word-start mark (training/text.py)
 THRESHOLD = 0.05  # VADER's documented neutral band on the compound score
 
@@ -47,6 +56,8 @@ def token_features(tokenizer: Tokenizer) -> np.ndarray:
         if whole and word in lexicon:
             table[index, 0] = lexicon[word] / 4.0
         if whole and (word in negators or word.replace("'", "") in negators):
+            table[index, 1] = 1.0
+        if (token.startswith(WORD_START) and word in NEGATING_STEMS) or token == NEGATING_PIECE:
             table[index, 1] = 1.0
         if token.startswith(WORD_START) and word in boosters:
             table[index, 2] = boosters[word] / abs(boosters[word]) if boosters[word] else 0.0
