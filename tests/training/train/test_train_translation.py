@@ -13,7 +13,9 @@ from serving.contract.bundle import load_bundle
 from serving.translation import TranslationPredictor
 from tests.conftest import FIXTURES
 from training.config import apply_overrides
+from training.data.translation.pairs import TranslationPair
 from training.tasks import preset, task_named
+from training.train.recipes.translation import with_short_lines_repeated
 
 FIXTURE = FIXTURES / "seq2seq" / "pairs-es-en.tsv"
 
@@ -103,3 +105,13 @@ def test_the_gate_rescores_translation_bundles_on_both_runs_splits(ws, tmp_path:
     assert sum(s.left_out for s in decision.splits) > 0, "a re-cut split: some validation pairs trained the other"
     assert all(0.0 <= score <= 100.0 for score in decision.scores().values()) and len(decision.scores()) == 4
     assert first.version != second.version
+
+
+def test_short_lines_are_repeated_in_the_training_split_only_as_configured() -> None:
+    pairs = [
+        TranslationPair(id="a", source="¿A qué hora abre?", target="What time does it open?"),
+        TranslationPair(id="b", source="uno dos tres cuatro cinco seis siete", target="one two ... seven"),
+    ]
+    assert with_short_lines_repeated(pairs, max_words=6, repeat=1) == pairs
+    assert [p.id for p in with_short_lines_repeated(pairs, max_words=6, repeat=3)] == ["a", "b", "a", "a"]
+    assert [p.id for p in with_short_lines_repeated(pairs, max_words=7, repeat=2)] == ["a", "b", "a", "b"]

@@ -63,6 +63,12 @@ def bleu_sample_indices(validation: Sequence[TranslationPair], size: int, seed: 
     return sorted(chosen)
 
 
+def with_short_lines_repeated(pairs: Sequence[TranslationPair], max_words: int, repeat: int) -> list[TranslationPair]:
+    """The pairs, then each pair of at most `max_words` Spanish words `repeat - 1` more times."""
+    short = [p for p in pairs if len(p.source.split()) <= max_words]
+    return [*pairs, *(short * (repeat - 1))]
+
+
 class TranslationRecipe:
     monitor = "val/bleu"
 
@@ -87,6 +93,7 @@ class TranslationRecipe:
         self.target_tokenizer = fit_tokenizer((p.target for p in train), cfg.target_tokenizer, lowercase=False)
         save_tokenizer(self.source_tokenizer, workdir / SOURCE_TOKENIZER_FILE)
         save_tokenizer(self.target_tokenizer, workdir / TARGET_TOKENIZER_FILE)
+        self.splits["train"] = with_short_lines_repeated(train, cfg.short_line_words, cfg.short_line_repeat)
         self.encoded = {name: self._encode(rows) for name, rows in self.splits.items()}
         chosen = bleu_sample_indices(self.splits["validation"], BLEU_SAMPLE_SIZE, cfg.optim.seed)
         validation = [self.splits["validation"][i] for i in chosen]
