@@ -62,11 +62,11 @@ class TranslationConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, gradient_clip_norm=1.0))
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
-    # Short lines are what everyday Spanish looks like ("¿A qué hora abre?"), and a few percent of the pairs: the
-    # training split holds each pair of at most `short_line_words` Spanish words `short_line_repeat` times (1 = as
-    # is). Training only; the tokenizers are fitted on the split as prepared (so a
-    # prepared data set serves any setting).
-    short_line_words: int = 6
+    # Short sentences are what everyday Spanish looks like ("¿A qué hora abre?"): the training split holds each pair
+    # whose Spanish is a sentence of at most `short_line_words` words `short_line_repeat` times (1 = as is; item names
+    # and labels do not count). Training only; the tokenizers are fitted on the split as prepared (so a prepared
+    # data set serves any setting).
+    short_line_words: int = 8
     short_line_repeat: int = 1
 
 

@@ -110,8 +110,9 @@ def test_the_gate_rescores_translation_bundles_on_both_runs_splits(ws, tmp_path:
 def test_short_lines_are_repeated_in_the_training_split_only_as_configured() -> None:
     pairs = [
         TranslationPair(id="a", source="¿A qué hora abre?", target="What time does it open?"),
-        TranslationPair(id="b", source="uno dos tres cuatro cinco seis siete", target="one two ... seven"),
+        TranslationPair(id="b", source="Uno dos tres cuatro cinco seis siete.", target="One two ... seven."),
+        TranslationPair(id="c", source="cesta de carrito de compra", target="shopping cart basket"),
     ]
     assert with_short_lines_repeated(pairs, max_words=6, repeat=1) == pairs
-    assert [p.id for p in with_short_lines_repeated(pairs, max_words=6, repeat=3)] == ["a", "b", "a", "a"]
-    assert [p.id for p in with_short_lines_repeated(pairs, max_words=7, repeat=2)] == ["a", "b", "a", "b"]
+    assert [p.id for p in with_short_lines_repeated(pairs, max_words=6, repeat=3)] == ["a", "b", "c", "a", "a"]
+    assert [p.id for p in with_short_lines_repeated(pairs, max_words=7, repeat=2)] == ["a", "b", "c", "a", "b"]
