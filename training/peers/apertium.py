@@ -1,4 +1,5 @@
-"""Apertium (rule-based Spanish -> English, Debian `apertium-eng-spa`) scored on the same test split.
+"""Apertium (rule-based Spanish -> English, Debian `apertium-eng-spa`) scored on the same test split and on the
+everyday probe (training/data/translation/everyday_probe.jsonl).
 
 A peer that needs no training: it shows what the recurrent model's BLEU is worth. `make baseline
 TASK=translation` installs it with apt-get when it is missing and the user is root; otherwise it says how.
@@ -37,6 +38,7 @@ def ensure_apertium() -> str:
 
 def run_apertium(cfg: TranslationConfig, ws: Workspace) -> dict[str, float]:
     from training.data.translation.corpus import load_split, prepare_translation
+    from training.data.translation.everyday_probe import probe_metrics, probe_rows
     from training.metrics.bleu import sacrebleu_signatures, scores_by_domain
 
     binary = ensure_apertium()
@@ -53,6 +55,10 @@ def run_apertium(cfg: TranslationConfig, ws: Workspace) -> dict[str, float]:
         metrics = scores_by_domain(hypotheses, test, prefix="test/")
         mlflow.log_dict(sacrebleu_signatures(), "eval/sacrebleu_signatures.json")
         metrics["translate_seconds"] = seconds
+        probe = probe_rows()
+        probe_hypotheses = apertium_translate([row["es"] for row in probe], binary)
+        metrics.update(probe_metrics(probe_hypotheses, probe))
         mlflow.log_metrics(metrics)
         mlflow.log_text("\n".join(hypotheses) + "\n", "test_hypotheses.txt")
+        mlflow.log_text("\n".join(probe_hypotheses) + "\n", "everyday_probe_hypotheses.txt")
     return {k: round(v, 3) for k, v in metrics.items()}

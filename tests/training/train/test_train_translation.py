@@ -1,5 +1,6 @@
 """End to end on a fixture corpus: train (smoke preset, shrunk) -> MLflow run -> publish (export, parity, registry)
--> the champion bundle translates with serving's predictor."""
+-> the champion bundle translates with serving's predictor; the run scores the everyday probe with the served
+decoder, and the standalone scorer gives the same numbers on the published bundle."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from serving.contract.bundle import load_bundle
 from serving.translation import TranslationPredictor
 from tests.conftest import FIXTURES
 from training.config import apply_overrides
+from training.data.translation.everyday_probe import probe_rows
 from training.data.translation.pairs import TranslationPair
+from training.experiments.everyday_probe import score_bundle
 from training.tasks import preset, task_named
 from training.train.recipes.translation import with_short_lines_repeated
 
@@ -67,6 +70,8 @@ def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
         assert key in result.metrics
     run = mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id)
     assert "val/bleu" in run.data.metrics and "val/perplexity" in run.data.metrics
+    for key in ("probe/everyday_bleu", "probe/everyday_chrf"):  # logged by every run, beside the test split
+        assert 0.0 <= run.data.metrics[key] <= 100.0, key
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
     for name in (
         "model/spec.json",
@@ -74,16 +79,23 @@ def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
         "model/target_tokenizer.json",
         "predictions/test_hypotheses.jsonl",
         "predictions/test_samples.json",
+        "predictions/everyday_probe.jsonl",
         "plots/attention_test_0.png",
     ):
         assert (artifacts / name).is_file(), name
     assert len((artifacts / "predictions/test_hypotheses.jsonl").read_text().splitlines()) == 10
+    assert len((artifacts / "predictions/everyday_probe.jsonl").read_text().splitlines()) == len(probe_rows())
 
     published = publish_run(ws, result.run_id)
     assert published.promoted and published.parity_max_abs_diff <= 1e-4
-    bundle = load_bundle(artifacts / "bundles" / published.bundle_digest[:12], "translation")
+    bundle_dir = artifacts / "bundles" / published.bundle_digest[:12]
+    bundle = load_bundle(bundle_dir, "translation")
     translations = TranslationPredictor(bundle).translate(["El perro come pan.", "La niña ve la casa."])
     assert len(translations) == 2 and all(isinstance(t, str) for t in translations)
+    # the published bundle, scored standalone with the run's beam, gives the numbers the run logged
+    probe = score_bundle(bundle_dir, tiny_translation().decoding.beam_size)
+    assert probe.bleu == pytest.approx(run.data.metrics["probe/everyday_bleu"], abs=1e-6)
+    assert probe.chrf == pytest.approx(run.data.metrics["probe/everyday_chrf"], abs=1e-6)
 
 
 def test_the_gate_rescores_translation_bundles_on_both_runs_splits(ws, tmp_path: Path, one_thread) -> None:

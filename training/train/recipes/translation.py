@@ -1,5 +1,6 @@
 """Translation recipe for `train`: data, source and target tokenizers, seq2seq model, and a test evaluation that
-decodes with the SERVING decoder (ONNX graphs + numpy beam search), so the reported score is the served one."""
+decodes with the SERVING decoder (ONNX graphs + numpy beam search), so the reported score is the served one. The
+everyday probe (training/data/translation/everyday_probe.jsonl) is decoded the same way."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from serving.translation import TranslationPredictor
 from training.config import TranslationConfig, Workspace
 from training.data.batching import BucketBatchSampler, bucketed_loader, pad_tensor, padding_share
 from training.data.translation.corpus import SPLITS, prepare_translation
+from training.data.translation.everyday_probe import probe_metrics, probe_rows
 from training.data.translation.pairs import TranslationPair
 from training.export.bundle import export_bundle
 from training.metrics.bleu import sacrebleu_signatures, scores_by_domain
@@ -221,6 +223,7 @@ class TranslationRecipe:
         metrics["export/parity_max_abs_diff"] = float(report.parity["max_abs_diff"])
         mlflow.log_dict(report.parity, "export/parity.json")
         self._log_outputs(test, beam, greedy)
+        metrics.update(self._score_probe(predictor))
         self._log_heatmaps(predictor, sources[:HEATMAPS])
         flows = translation_gradient_flow(module.model, self.encoded["validation"])
         metrics.update(log_gradient_flow(flows, "longest validation sources"))
@@ -242,6 +245,16 @@ class TranslationRecipe:
             },
             "predictions/test_samples.json",
         )
+
+    def _score_probe(self, predictor: TranslationPredictor) -> dict[str, float]:
+        """The everyday probe through the same predictor and beam as the test split: `probe/everyday_bleu` and
+        `probe/everyday_chrf`, the numbers the Apertium peer reports on the same sentences. Reported, never used to
+        choose."""
+        rows = probe_rows()
+        outputs = predictor.translate([row["es"] for row in rows], beam_size=self.cfg.decoding.beam_size)
+        lines = [json.dumps({**row, "output": out}, ensure_ascii=False) for row, out in zip(rows, outputs, strict=True)]
+        mlflow.log_text("\n".join(lines) + "\n", "predictions/everyday_probe.jsonl")
+        return probe_metrics(outputs, rows)
 
     def _log_heatmaps(self, predictor: TranslationPredictor, sources: Sequence[str]) -> None:
         for i, t in enumerate(predictor.translate_with_attention(sources, beam_size=self.cfg.decoding.beam_size)):
