@@ -123,7 +123,14 @@ class RecurrentClassifier(nn.Module):
         steps = torch.arange(outputs.shape[1], device=outputs.device).unsqueeze(0)
         pad = (steps >= lengths.unsqueeze(1)).unsqueeze(2)
         pooled = outputs.masked_fill(pad, -1e4).max(dim=1).values
-        parts = [self.encoder.last_hidden(state), pooled]
+        return self.head_logits(self.encoder.last_hidden(state), pooled, input_ids, lengths)
+
+    def head_logits(
+        self, last: torch.Tensor, pooled: torch.Tensor, input_ids: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """The head over the final state and the max-pooled states [B, 2 x encoder output], with the n-gram bag and
+        the lexicon score where the model has them (one place, also for the gradient-flow measurement)."""
+        parts = [last, pooled]
         if self.ngrams is not None:
             parts.append(self.ngrams(input_ids, lengths))
         features = self.dropout(torch.cat(parts, dim=1))

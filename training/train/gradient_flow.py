@@ -182,9 +182,9 @@ def classifier_logits(
     outputs, finals, probes = unroll(member.encoder, x)
     last = torch.cat(finals[-member.encoder.num_directions :], dim=1)  # top layer, directions side by side
     pooled = outputs.max(dim=1).values
-    extra = [] if member.ngrams is None else [member.ngrams(ids, torch.full_like(ids[:, 0], ids.shape[1]))]
-    as_trained = member.head(torch.cat([last, pooled, *extra], dim=1))
-    through_time = member.head(torch.cat([last, pooled.detach(), *extra], dim=1))
+    lengths = torch.full_like(ids[:, 0], ids.shape[1])
+    as_trained = member.head_logits(last, pooled, ids, lengths)
+    through_time = member.head_logits(last, pooled.detach(), ids, lengths)
     return as_trained, through_time, probes
 
 

@@ -176,3 +176,14 @@ def test_the_gradient_flow_figure_is_on_a_log_scale() -> None:
         assert list(x) == [0, 1, 2] and list(y) == [1e-1, 1e-5, 1e-9]
     finally:
         close(fig)
+
+
+def test_the_unrolled_forward_keeps_the_lexicon_features_and_score() -> None:
+    # given a member with lexicon features and VADER's score in its head
+    torch.manual_seed(0)
+    cfg = RecurrentConfig(cell="lstm", embedding_dim=8, hidden_size=8, dropout=0.0)
+    member = RecurrentClassifier(VOCAB, 3, cfg, lexicon_features=4, lexicon_score=True).double().eval()
+    member.lexicon.copy_(torch.randn(VOCAB, 4, dtype=torch.float64).clamp(-1, 1))
+    ids = torch.randint(4, VOCAB, (3, 9))
+    # then the step-by-step forward the gradient flow measures computes the model's own logits
+    torch.testing.assert_close(classifier_logits(member, ids)[0], member(ids, torch.full((3,), 9)))

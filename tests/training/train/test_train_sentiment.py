@@ -118,3 +118,16 @@ def test_the_wall_clock_guard_says_loudly_when_it_cut_a_run_short(ws: Workspace,
     run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
     assert run.data.tags["memoria.cut_short"] == "true"
     assert "run cut short" in capsys.readouterr().out
+
+
+def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: Workspace) -> None:
+    # given the lexicon features and VADER's score in the head (every step after training reads the head: the
+    # gradient flow, calibration, the probes, export and its parity check)
+    cfg = tiny_sentiment("data.max_examples=0", "optim.max_epochs=1", "lexicon=true", "lexicon_score=true")
+    # when it trains
+    result = train(cfg, ws, progress=False)
+    # then the run finished with its probes scored and a bundle whose graph holds the score
+    run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert 0.0 <= run.data.metrics["probe/contrast_accuracy"] <= 1.0
+    assert run.data.metrics["lexicon/tokens_with_features"] > 0
