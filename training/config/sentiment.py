@@ -114,12 +114,16 @@ def sentiment_preset(name: str) -> SentimentConfig:
         # members averaged, trained on the
         # plain loss with per-class offsets tuned on validation, weight decay 0.1 (README, sentiment study: the best
         # validation score of the 5-minute rows), served at about 1.7x the int8 cost of the biLSTM-256 it replaces.
+        # VADER's lexicon per token and its sentence score in each head (README, "Sentiment off the tweets": +0.65
+        # test macro-F1, +4 points on the review probe, +3 on the contrast probe, no extra training time).
         return replace(
             base,
             model=replace(base.model, hidden_size=128),
             ensemble=EnsembleConfig(cells=("lstm", "gru", "lstm")),
             class_weighted_loss=False,
             tune_offsets=True,
+            lexicon=True,
+            lexicon_score=True,
             optim=replace(
                 base.optim,
                 lr=3e-3,

@@ -42,6 +42,9 @@ ALL_OFF = (
     "optim.weight_decay=0.01",
     "pretrain.minutes=0",
     "pretrain.sources=tweets",
+    "lexicon=false",
+    "lexicon_score=false",
+    "distill.steps=0",
 )
 BEFORE = (
     *ALL_OFF,
@@ -99,6 +102,7 @@ class Variant:
 
 
 REFERENCE = "lstm (default before)"
+LEXICON_OFF = ("lexicon=false", "lexicon_score=false")
 VARIANTS = (
     Variant(REFERENCE, "biLSTM 256, class-weighted loss: `default` before this study", overrides=BEFORE),
     Variant("+ n-gram branch", "hashed 1-3-gram bag (100k buckets) beside the biLSTM", overrides=(*BEFORE, NGRAMS)),
@@ -155,7 +159,19 @@ VARIANTS = (
     ),
     # the presets as `make run` and `PRESET=full` train them: sized in epochs and steps, the minutes only a guard
     # (the ensemble row above is `default`'s training under the study's 5-minute cap)
-    Variant("default", "`PRESET=default`: the ensemble row's training, 6 epochs, 15-minute guard", preset="default"),
+    Variant(
+        "default",
+        "`PRESET=default`: the ensemble row's training, 6 epochs, 15-minute guard; VADER's lexicon and score",
+        preset="default",
+    ),
+    # what each source of knowledge beyond the tweets adds to `default` (README, "Sentiment off the tweets")
+    Variant("default, no lexicon", "`default` without VADER's lexicon and score", overrides=LEXICON_OFF),
+    Variant("default, lexicon only", "`default` without the score in the heads", overrides=("lexicon_score=false",)),
+    Variant(
+        "default + distillation",
+        "`default`, each member first taught VADER's labels on the English of the translation pairs (1,500 steps)",
+        overrides=("distill.steps=1500",),
+    ),
     Variant("full", "`PRESET=full`: 4 LSTM-128 members, 1,500 LM-pretraining steps each, 15 epochs", preset="full"),
 )
 
