@@ -96,6 +96,11 @@ DEMO_SENTENCES = (
     "En el principio creó Dios los cielos y la tierra.",
     "No encuentro mis llaves.",
     "Necesitamos más tiempo.",
+    # the everyday sentences the issue on everyday Spanish (#17) asks the served model to get right: the model must
+    # get them from what it learned, not recall them ("Me duele la cabeza." is a line of Cataclysm's catalog)
+    "¿Dónde está el baño?",
+    "Me duele la cabeza.",
+    "Buenos días, ¿qué tal?",
 )
 
 
