@@ -76,16 +76,16 @@ cluster-tools: ## Install Debian's haproxy and prometheus (promtool) if missing:
 		|| echo "could not install haproxy and prometheus: tests/deploy, tests/monitoring and the replica test fail until they are installed"; \
 	else echo "haproxy/promtool are not installed and this user cannot install them: sudo apt-get install haproxy prometheus"; fi
 
-data: install ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
+data: install apertium ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
 	$(BIN)/python -m training data --task $(TASK) $(ARGS)
 
-train: install ## Train TASK with PRESET, export + register the bundle, promote it if it beats the champion
+train: install apertium ## Train TASK with PRESET, export + register the bundle, promote it if it beats the champion
 	$(BIN)/python -m training train --task $(TASK) --preset $(PRESET) $(ARGS)
 
 export: install ## Export the best run of TASK's experiment (validation metric), register, promote if better
 	$(BIN)/python -m training export --task $(TASK) $(ARGS)
 
-retrain: install ## Train TASK again with its champion's own config (on the data as it is now), then the same gate (FEEDBACK=1: + production's corrections)
+retrain: install apertium ## Train TASK again with its champion's own config (on the data as it is now), then the same gate (FEEDBACK=1: + production's corrections)
 	$(BIN)/python -m training retrain --task $(TASK) $(if $(FEEDBACK),--feedback) $(ARGS)
 
 rollback: install ## Move TASK's champion back to the version it replaced (a running service follows within 10 s)
@@ -112,7 +112,7 @@ test: install apertium browser postgres cluster-tools ## Run the default test su
 test-slow: install postgres cluster-tools ## Run the slow tier (real data, longer training)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-run: install ## Install, prepare data, train a model per task if none is promoted yet, then serve
+run: install apertium ## Install, prepare data, train a model per task if none is promoted yet, then serve
 	$(BIN)/python -m training ensure-champion --task all --preset default
 	$(MAKE) serve
 

@@ -45,3 +45,10 @@ def test_gpu_install_replaces_onnxruntime_with_the_gpu_build() -> None:
 def test_test_installs_the_browser_before_running_pytest() -> None:
     plan = make("-n", "test")  # the demo page's test needs Debian's chromium + chromium-driver (`make browser`)
     assert plan.index("apt-get install -y -q chromium chromium-driver") < plan.index("-m pytest")
+
+
+def test_run_and_train_install_apertium_first() -> None:
+    # `default` translation trains on back-translated tweets: without Apertium the domain is skipped (a warning)
+    for target in ("run", "train", "data", "retrain"):
+        plan = make("-n", target, "TASK=translation")
+        assert "apt-get install -y -q apertium-eng-spa" in plan, target
