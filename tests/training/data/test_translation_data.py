@@ -555,7 +555,7 @@ def test_card_accounts_for_every_pair(workspace: Workspace) -> None:
     card = json.loads((prepared.dir / "card.json").read_text(encoding="utf-8"))
     counts = card["counts"]
     assert counts["pairs_read"] - sum(counts["dropped"].values()) == counts["kept"] == sum(card["splits"].values())
-    assert counts["dropped"]["source_too_long"] == 4  # e.g. "Mi hermano vive en Madrid.", "¿Dónde está el baño?"
+    assert counts["dropped"]["source_too_long"] == 4  # e.g. "Mi hermano vive en Madrid.", "¿Dónde está la estación?"
     assert counts["dropped"]["duplicate_source"] == 1  # "buenos  días" repeats "Buenos días."
     assert card["source"] == "tatoeba" and card["seed"] == 13 and len(card["fingerprint"]) == 64
     assert card["input"]["tatoeba"]["sha256"] == sha256_file(TWO_COLUMNS)
