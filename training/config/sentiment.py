@@ -86,6 +86,10 @@ class SentimentConfig:
     # instead of (or with) weighting: per-class logit offsets chosen on the validation split for macro-F1
     tune_offsets: bool = False
     word_dropout: float = 0.0  # training only: each token id becomes [UNK] with this probability
+    # training only, needs `lexicon`: each token VADER does not rate (no valence, negator, booster or "but" flag)
+    # becomes [UNK] with this probability, so topic words of the tweets ("bag", "hours", "delay") cannot carry a
+    # sentence's polarity alone and the rated words and their context must (a review is not an airline complaint)
+    unrated_word_dropout: float = 0.0
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False

@@ -14,7 +14,8 @@ from tests.conftest import tiny_sentiment
 from training.config import RecurrentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
 from training.tasks import preset, train
-from training.train.modules.sentiment import SentimentModule
+from serving.contract.text import PAD_ID, UNK_ID
+from training.train.modules.sentiment import SentimentModule, dropped_to_unk, unrated_tokens
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -123,7 +124,9 @@ def test_the_wall_clock_guard_says_loudly_when_it_cut_a_run_short(ws: Workspace,
 def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: Workspace) -> None:
     # given the lexicon features and VADER's score in the head (every step after training reads the head: the
     # gradient flow, calibration, the probes, export and its parity check)
-    cfg = tiny_sentiment("data.max_examples=0", "optim.max_epochs=1", "lexicon=true", "lexicon_score=true")
+    cfg = tiny_sentiment(
+        "data.max_examples=0", "optim.max_epochs=1", "lexicon=true", "lexicon_score=true", "unrated_word_dropout=0.3"
+    )
     # when it trains
     result = train(cfg, ws, progress=False)
     # then the run finished with its probes scored and a bundle whose graph holds the score
@@ -131,3 +134,22 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: 
     assert run.info.status == "FINISHED"
     assert 0.0 <= run.data.metrics["probe/contrast_accuracy"] <= 1.0
     assert run.data.metrics["lexicon/tokens_with_features"] > 0
+
+
+def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -> None:
+    # given a lexicon that rates token 5 (valence) and token 6 (negator flag) and no other, and a padded batch
+    lexicon = torch.zeros(10, 4)
+    lexicon[5, 0], lexicon[6, 1] = 2.0, 1.0
+    ids = torch.tensor([[5, 7, 6, 8], [9, 5, PAD_ID, PAD_ID]])
+    # when every eligible token is dropped
+    dropped = dropped_to_unk(ids, 1.0, unrated_tokens(ids, lexicon))
+    # then the rated tokens and the padding stay, every other token is [UNK]
+    assert dropped.tolist() == [[5, UNK_ID, 6, UNK_ID], [UNK_ID, 5, PAD_ID, PAD_ID]]
+    # and with probability 0 nothing changes
+    assert torch.equal(dropped_to_unk(ids, 0.0, unrated_tokens(ids, lexicon)), ids)
+
+
+def test_unrated_word_dropout_needs_the_lexicon() -> None:
+    cfg = replace(preset("sentiment", "smoke"), unrated_word_dropout=0.3)
+    with pytest.raises(ValueError, match="needs lexicon=true"):
+        SentimentModule(cfg, vocab_size=50, labels=LABELS, class_weights=None)

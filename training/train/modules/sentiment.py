@@ -24,6 +24,17 @@ def classification_metrics(num_labels: int) -> MetricCollection:
     )
 
 
+def dropped_to_unk(ids: torch.Tensor, probability: float, eligible: torch.Tensor) -> torch.Tensor:
+    """`ids` with each eligible position replaced by [UNK] with `probability` (training-time dropout of tokens)."""
+    drop = (torch.rand_like(ids, dtype=torch.float32) < probability) & eligible
+    return ids.masked_fill(drop, UNK_ID)
+
+
+def unrated_tokens(ids: torch.Tensor, lexicon: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: the real tokens whose lexicon row is all zero (no valence and no negator, booster or "but" flag)."""
+    return (lexicon[ids].abs().sum(dim=2) == 0) & (ids != PAD_ID)
+
+
 class SentimentModule(RecurrentLightningModule):
     def __init__(
         self, cfg: SentimentConfig, vocab_size: int, labels: tuple[str, ...], class_weights: torch.Tensor | None
@@ -32,6 +43,9 @@ class SentimentModule(RecurrentLightningModule):
         self.labels = labels
         self.model = SentimentNet(vocab_size, len(labels), cfg)
         self.word_dropout = cfg.word_dropout
+        self.unrated_word_dropout = cfg.unrated_word_dropout
+        if self.unrated_word_dropout > 0 and not cfg.lexicon:
+            raise ValueError("unrated_word_dropout needs lexicon=true: the lexicon says which tokens are rated")
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
         self.metrics = nn.ModuleDict({stage: classification_metrics(len(labels)) for stage in ("val", "test")})
         self.confusion = nn.ModuleDict({stage: MulticlassConfusionMatrix(len(labels)) for stage in ("val", "test")})
@@ -44,8 +58,11 @@ class SentimentModule(RecurrentLightningModule):
         ids, lengths, labels = batch
         if self.word_dropout > 0:
             # Word dropout (Iyyer et al., 2015): the model cannot lean on any one token, rare ones least of all.
-            drop = (torch.rand_like(ids, dtype=torch.float32) < self.word_dropout) & (ids != PAD_ID)
-            ids = ids.masked_fill(drop, UNK_ID)
+            ids = dropped_to_unk(ids, self.word_dropout, ids != PAD_ID)
+        if self.unrated_word_dropout > 0:
+            lexicon = self.model.members[0].lexicon  # the same table in every member
+            assert lexicon is not None
+            ids = dropped_to_unk(ids, self.unrated_word_dropout, unrated_tokens(ids, lexicon))
         # Each ensemble member learns from its own loss, as if trained alone; the sum only shares the batches.
         loss = sum(self.loss(logits, labels) for logits in self.model.member_logits(ids, lengths))
         # sync_dist: the mean over every process's batches in a multi-process run (a no-op in one process)
