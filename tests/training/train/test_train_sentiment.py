@@ -10,11 +10,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from serving.contract.text import PAD_ID, UNK_ID
 from tests.conftest import tiny_sentiment
 from training.config import RecurrentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
 from training.tasks import preset, train
-from serving.contract.text import PAD_ID, UNK_ID
 from training.train.modules.sentiment import SentimentModule, dropped_to_unk, unrated_tokens
 
 LABELS = ("negative", "neutral", "positive")
