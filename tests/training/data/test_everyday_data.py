@@ -6,6 +6,7 @@ Everything runs offline on tiny inputs built here: a gettext catalog written wit
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import io
@@ -617,3 +618,22 @@ def test_readme_parser_reads_continued_curl_lines() -> None:
         '     -d \'{"texts": ["¿Cómo estás?", "No encuentro mis llaves."], "beam_size": 4}\'\n```\n'
     )
     assert readme_translate_texts(readme) == ["¿Cómo estás?", "No encuentro mis llaves."]
+
+
+def test_the_dialogue_domain_reads_the_spanish_catalogs_of_its_three_games_and_trains_only() -> None:
+    # the paths its packages hold (dpkg -c), and ones that must stay out
+    domain = game_catalogs.DOMAINS["dialogue"]
+    wanted = (
+        "usr/share/locale/es/LC_MESSAGES/freedroidrpg-dialogs.mo",
+        "usr/share/games/dink/dink/l10n/es/LC_MESSAGES/dink.mo",
+        "usr/share/games/adonthell/games/wastesedge/locale/es/LC_MESSAGES/wastesedge.mo",
+    )
+    unwanted = (
+        "usr/share/locale/es_AR/LC_MESSAGES/freedroidrpg.mo",
+        "usr/share/locale/fr/LC_MESSAGES/freedroidrpg-dialogs.mo",
+        "usr/share/games/dink/dink/l10n/es.po",
+    )
+    assert all(fnmatch.fnmatch(p, domain.pattern) for p in wanted)
+    assert not any(fnmatch.fnmatch(p, domain.pattern) for p in unwanted)
+    assert [d.name for d in domain.packages] == ["freedroidrpg-data", "freedink-data", "adonthell-data"]
+    assert domain.train_only and tc.is_train_only("dialogue")

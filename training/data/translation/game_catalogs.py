@@ -7,6 +7,11 @@ Debian packages (gettext catalogs; see README "Data").
   a second Spanish source for the same English, so it is training data only: grouped with its `es_ES` twin (same
   English), it lands in the same split, and in validation/test only the `es_ES` side is scored.
 - `wesnoth` (the 16 Wesnoth 1.16 campaign packages, GPL-2+): campaign dialogue and narration, older register.
+- `dialogue`: three free role-playing games whose text is mostly characters talking to the player, in plain modern
+  English ("What are you talking about?", "Well, that would be cheating, don't you think so?"): FreeDroidRPG
+  (freedroidrpg-data 1.0-1, GPL-2+), FreeDink (freedink-data 1.08.20190120-2, zlib-style data licence + GPL-3+) and
+  Adonthell: Waste's Edge (adonthell-data 0.3.8-1, GPL-2+). About 7,000 pairs, training only (the everyday probe,
+  not a test split of their own, measures what they add: their split would take a seventh of them).
 
 Each package is fetched once with `apt-get download` (sha256-pinned), and only its Spanish catalogs are extracted
 into the data folder (a few MB); the .debs stay in the artifact cache.
@@ -55,6 +60,31 @@ _WESNOTH_SHA256 = {
     "ttb": "d0d45693665305191488553ade8dc1d0aa26ab17d4bffae3bf6969db4a766329",
     "utbs": "81e05717bebbfb6348c0bed2cd6ce2560c4fd9205ed419c2e7bc039b4a70e228",
 }
+# Found by surveying the Spanish catalogs of every Debian bookworm game package (apt-file): these three hold the most
+# short conversational lines; the larger strategy games' catalogs are mostly UI labels and mission notices.
+DIALOGUE_GAMES = (
+    PinnedDeb(
+        "freedroidrpg-data",
+        "1.0-1",
+        "16c3cfeb82b1ec20c98493bbe1de2e356bd1aec832845630a5a7f12e303baa2b",
+        "GPL-2+",
+        source="freedroidrpg",
+    ),
+    PinnedDeb(
+        "freedink-data",
+        "1.08.20190120-2",
+        "5c3f0c22958364460057d9df5318a9a2a0fb84b9174cab57a9d50ad03a73d66c",
+        "zlib-style (Dink Smallwood data) and GPL-3+",
+        source="freedink-data",
+    ),
+    PinnedDeb(
+        "adonthell-data",
+        "0.3.8-1",
+        "2312e765b35668ba18f7f9b4cd75e8cad03e509ef1033bad7c37568cb1353adc",
+        "GPL-2+",
+        source="adonthell-data",
+    ),
+)
 WESNOTH = tuple(
     PinnedDeb(f"wesnoth-1.16-{c}", "1:1.16.9-1", sha, "GPL-2+", source="wesnoth-1.16")
     for c, sha in _WESNOTH_SHA256.items()
@@ -93,6 +123,15 @@ DOMAINS = {
             WESNOTH,
             "usr/share/games/wesnoth/1.16/locale/es/LC_MESSAGES/*.mo",
             "Battle for Wesnoth 1.16 campaigns: dialogue and narration, Spanish",
+        ),
+        CatalogDomain(
+            "dialogue",
+            DIALOGUE_GAMES,
+            # fnmatch's * spans folders: usr/share/locale/es/..., usr/share/games/dink/dink/l10n/es/...,
+            # usr/share/games/adonthell/games/wastesedge/locale/es/...
+            "usr/share/*/es/LC_MESSAGES/*.mo",
+            "FreeDroidRPG, FreeDink and Adonthell: role-playing games' dialogue, Spanish; training only",
+            train_only=True,
         ),
     )
 }
