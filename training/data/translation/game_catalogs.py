@@ -10,8 +10,9 @@ Debian packages (gettext catalogs; see README "Data").
 - `dialogue`: three free role-playing games whose text is mostly characters talking to the player, in plain modern
   English ("What are you talking about?", "Well, that would be cheating, don't you think so?"): FreeDroidRPG
   (freedroidrpg-data 1.0-1, GPL-2+), FreeDink (freedink-data 1.08.20190120-2, zlib-style data licence + GPL-3+) and
-  Adonthell: Waste's Edge (adonthell-data 0.3.8-1, GPL-2+). About 7,000 pairs, training only (the everyday probe,
-  not a test split of their own, measures what they add: their split would take a seventh of them).
+  Adonthell: Waste's Edge (adonthell-data 0.3.8-1, GPL-2+). About 11,700 pairs read (9,967 left in `default`'s
+  training split), training only: the everyday probe, not a test split of their own, measures what they add (a split
+  of 500 + 500 would take a tenth of them).
 
 Each package is fetched once with `apt-get download` (sha256-pinned), and only its Spanish catalogs are extracted
 into the data folder (a few MB); the .debs stay in the artifact cache.
