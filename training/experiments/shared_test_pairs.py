@@ -13,7 +13,6 @@ unless --beam says otherwise). Nothing is logged to MLflow.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,19 +20,15 @@ from typing import Any
 
 from serving.contract.bundle import BundleError, load_bundle
 from serving.translation import TranslationPredictor
+from training.data.prepared import load_split
 from training.metrics.bleu import scores_by_domain
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def shared_test_rows(prepared: Sequence[Path]) -> list[dict[str, Any]]:
     """The test rows (in the first folder's order) whose Spanish is in every folder's test split and in none of
     their training splits."""
-    tests = [_rows(p / "test.jsonl") for p in prepared]
-    trained = {row["source"] for p in prepared for row in _rows(p / "train.jsonl")}
+    tests = [load_split(p, "test") for p in prepared]
+    trained = {row["source"] for p in prepared for row in load_split(p, "train")}
     in_every_test = set.intersection(*({row["source"] for row in rows} for rows in tests))
     return [row for row in tests[0] if row["source"] in in_every_test and row["source"] not in trained]
 
@@ -55,7 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE_DIR", help="a translation bundle folder")
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: each bundle's own default)")
     args = parser.parse_args(argv)
-    rows = shared_test_rows(args.data)
+    try:
+        rows = shared_test_rows(args.data)
+    except FileNotFoundError as e:  # not a prepared folder
+        print(
+            f"error: {e.filename}: no such file; --data names a run's prepared folder (data/translation/mix)",
+            file=sys.stderr,
+        )
+        return 2
     if not rows:
         print("error: the prepared folders share no held-out test pair", file=sys.stderr)
         return 2

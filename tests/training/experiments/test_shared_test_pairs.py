@@ -57,3 +57,11 @@ def test_a_bundle_of_another_task_is_refused(
     monkeypatch.setenv(VERIFY_ENV, "false")
     assert main(["--data", str(two_splits[0]), str(BUNDLES / "sentiment")]) == 2
     assert "expected 'translation'" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_not_prepared_data_is_refused_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--data", str(tmp_path / "nowhere"), str(BUNDLES / "translation")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "no such file" in err

@@ -1,4 +1,4 @@
-"""Everyday Spanish -> English: the human Spanish translations of two free games' English texts, from pinned
+"""Everyday Spanish -> English: the human Spanish translations of free games' English texts, from pinned
 Debian packages (gettext catalogs; see README "Data").
 
 - `cataclysm` (cataclysm-dda-data 0.F-3-9, CC-BY-SA-3.0): a survival game's dialogue, item descriptions, messages
