@@ -387,7 +387,7 @@ def test_a_worker_killed_under_load_is_replaced_and_no_answer_is_wrong(
         srv.stop()
 
 
-def test_behind_a_load_balancer_that_retries_a_killed_workers_requests_none_is_lost(
+def test_behind_a_retrying_load_balancer_only_an_answer_cut_mid_write_is_lost(
     store: dict[str, str], models: TwoModels, tmp_path: Path
 ) -> None:
     # A process killed while it holds a request cannot answer it; what saves the request is a proxy that sends it
@@ -407,11 +407,18 @@ def test_behind_a_load_balancer_that_retries_a_killed_workers_requests_none_is_l
             assert time.time() < deadline, proxy.log.read_text()[-2000:]
             time.sleep(0.2)
         killed = kill_a_worker_under_load(srv, proxy.base, models)
-        assert killed.result.failures == 0, (killed.result.statuses, proxy.log.read_text()[-2000:])
+        # What no proxy can send again: an answer the worker was killed in the middle of writing. uvicorn writes the
+        # headers and the body in two calls; once the headers have left, HAProxy has passed them on (also with
+        # `http-response wait-for-body`, tried) and the client sees the body cut short (aiohttp's
+        # ClientPayloadError: an error, never a wrong answer). A worker writes one answer at a time, so at most one.
+        # A request the proxy failed to send again would show as a 502 or a dropped connection instead.
+        cut = killed.result.statuses["ClientPayloadError"]
+        assert killed.result.failures == cut <= 1, (killed.result.statuses, proxy.log.read_text()[-2000:])
         report(
             "worker SIGKILL behind HAProxy (retry-on empty-response)",
             requests=killed.result.requests,
             lost=killed.result.failures,
+            cut_mid_answer=cut,
             wrong=killed.result.wrong,
             replacement_serving_after_s=round(killed.replaced_after_s, 2),
         )
