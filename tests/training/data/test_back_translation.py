@@ -76,6 +76,7 @@ def test_without_apertium_the_domain_is_skipped_with_its_reason(ws: Workspace, m
     monkeypatch.setattr(bt, "installed_apertium", lambda: None)
     corpus = bt.read_back_translated("tweets_bt", ws)
     assert corpus.pairs == [] and corpus.dropped == {"apertium_not_installed": 1}
-    assert bt.input_identity()["translator"] == "unavailable"  # in the data fingerprint: installing it re-prepares
+    # in the data fingerprint: installing it re-prepares
+    assert bt.input_identity("tweets_bt")["translator"] == "unavailable"
     with pytest.raises(ValueError, match="unknown back-translation domain"):
         bt.read_back_translated("novels_bt", ws)

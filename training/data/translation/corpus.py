@@ -255,7 +255,7 @@ def input_identity(cfg: TranslationDataConfig) -> dict[str, Any]:
             files = gettext_catalogs(Path(cfg.path) if cfg.path else DEFAULT_GETTEXT_DIR)
             identity[name] = {"catalogs": len(files), "sha256": files_digest(files)}
         elif back_translation.is_back_translated(name):
-            identity[name] = back_translation.input_identity()
+            identity[name] = back_translation.input_identity(name)
         else:
             identity.update(game_catalogs.input_identity([name]))
     return identity

@@ -1,0 +1,81 @@
+"""WordNet's usage examples: short plain English sentences to back-translate (the `wordnet_bt` domain).
+
+Every WordNet synset's gloss ends with examples of the word in use, written by the lexicographers to show ordinary
+English ("the church was empty", "At what time does your train leave?", "he had to close the window against the
+flurries"): about 48,000 distinct lines of everyday words, 6 words long on average. The test domains are game text
+and the Bible; these are the everyday nouns and verbs (beach, train, hospital, to hurt) the model meets least.
+
+The data comes from Debian's `wordnet-base` (WordNet 3.0, Princeton's WordNet licence: use, copy and distribute
+for any purpose with the copyright notice, which the data card records), fetched as a pinned .deb like the game
+catalogs; only the four `data.*` files are read.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from training.config import Workspace
+from training.data.debian import PinnedDeb, extract_from_deb, fetch_deb
+
+WORDNET = PinnedDeb(
+    name="wordnet-base",
+    version="1:3.0-37",
+    sha256="61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752",
+    licence="WordNet 3.0 licence (Princeton; permissive, keep the notice: WordNet 3.0 Copyright 2006 by Princeton "
+    "University. All rights reserved.)",
+    source="wordnet",
+)
+DATA_FILES = "usr/share/wordnet/data.*"
+MIN_WORDS, MAX_WORDS = 3, 20
+
+_QUOTED = re.compile(r'"([^"]+)"')
+_TERMINAL = (".", "?", "!")
+
+
+def examples_in_data_file(lines: Iterable[str]) -> list[str]:
+    """The quoted usage examples of a WordNet `data.*` file's synset lines, in file order.
+
+    A synset line is `offset lex_filenum ss_type words... pointers... | gloss; "example"; "example"`; the licence
+    header lines start with two spaces."""
+    found = []
+    for line in lines:
+        if line.startswith("  ") or " | " not in line:
+            continue
+        found.extend(q.strip() for q in _QUOTED.findall(line.split(" | ", 1)[1]))
+    return found
+
+
+def as_sentence(example: str) -> str | None:
+    """An example as a sentence like the other domains' targets (capital first, closing punctuation), or None when
+    it is too short, too long, or not plain ASCII English ("--" joins two thoughts the lexicographers left loose)."""
+    text = " ".join(example.split())
+    if not MIN_WORDS <= len(text.split()) <= MAX_WORDS or "--" in text or not text.isascii():
+        return None
+    text = text[0].upper() + text[1:]
+    return text if text.endswith(_TERMINAL) else text + "."
+
+
+def wordnet_dir(ws: Workspace) -> Path:
+    return ws.data_dir / "translation" / "wordnet" / WORDNET.sha256[:12]
+
+
+def wordnet_sentences(ws: Workspace) -> list[str]:
+    """WordNet's usage examples as sentences, in the order of the data files (adj, adv, noun, verb)."""
+    out = wordnet_dir(ws)
+    if not (out / ".complete").exists():
+        deb = fetch_deb(WORDNET, ws.artifact_cache)
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not extract_from_deb(deb, DATA_FILES, tmp):
+            raise ValueError(f"{WORDNET.requirement} holds no file matching {DATA_FILES}")
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)  # only once complete: a half-extracted folder is never read
+        (out / ".complete").touch()
+    sentences = []
+    for path in sorted(out.rglob("data.*")):
+        with open(path, encoding="latin-1") as f:  # WordNet 3.0's files are Latin-1 (a few accented loanwords)
+            sentences.extend(s for s in map(as_sentence, examples_in_data_file(f)) if s)
+    return sentences
