@@ -174,6 +174,8 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
+        # as serving/service.py counts them: /readyz is answered by one of these, which may be ahead of the others
+        self.workers = int(env.get("MEMORIA_WORKERS", "0")) or os.cpu_count() or 1
         # Its own BENTOML_HOME: a server starting clears $BENTOML_HOME/prometheus_multiproc_dir, so two servers
         # sharing one would wipe each other's metrics.
         env = {**env, "BENTOML_HOME": str(log.parent / f"bentoml-home-{self.port}")}
@@ -210,6 +212,12 @@ class Server:
         raise AssertionError(
             f"not ready in {timeout}s; statuses {sorted(set(seen))}; log:\n{self.log.read_text()[-3000:]}"
         )
+
+    def wait_every_worker_ready(self, models: int = 2, timeout: float = 60) -> None:
+        """/readyz is 200 and every worker has loaded `models` models: what a test that probes /readyz again, or
+        counts on any worker answering at once, needs (on a busy machine the second worker can lag by seconds)."""
+        self.wait_ready()
+        self.wait_log(" model ready: ", models * self.workers, timeout)
 
     def wait_log(self, text: str, count: int, timeout: float = 60) -> float:
         """Wait until the log holds `text` at least `count` times (e.g. every worker's "sentiment model ready":

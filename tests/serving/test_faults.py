@@ -330,8 +330,7 @@ class KilledWorker:
 def kill_a_worker_under_load(srv: Server, base: str, models: TwoModels, clients: int = 16) -> KilledWorker:
     """SIGKILL one of the service's two workers 2 s into 10 s of load sent to `base` (the service itself, or a load
     balancer in front of it); returns the load's result once the replacement worker has loaded both models."""
-    srv.wait_ready()
-    srv.wait_log(" model ready: ", 4)  # two workers, two models each
+    srv.wait_every_worker_ready()  # two workers, two models each
     before = workers(srv)
     assert len(before) == 2, before
     ready_lines = 4

@@ -41,7 +41,9 @@ def watched(store: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     """Serves the registry champions with both tokens set and a 1 s champion poll."""
     env = {**store, "MEMORIA_API_TOKEN": "api-token", "MEMORIA_ADMIN_TOKEN": "admin-token"}
     srv = Server({**env, "MEMORIA_RELOAD_INTERVAL_S": "1"}, tmp_path_factory.mktemp("watched") / "serve.log")
-    srv.wait_ready()
+    # every worker: a test below asks /readyz for 200, and a worker still loading answers 503 (seen in a run beside
+    # a training run)
+    srv.wait_every_worker_ready()
     client = MlflowClient(tracking_uri=store["MLFLOW_TRACKING_URI"])
     first = client.get_model_version_by_alias("sentiment", "champion")
     yield srv, client, first
