@@ -24,6 +24,8 @@ class TranslationDataConfig:
     test_size: int = 500  # per domain
     near_duplicate_threshold: float = 0.7  # Jaccard of character 5-grams that puts two pairs in one split
     max_examples: int = 0  # keep this many pairs before splitting (0 = all)
+    # back-translated domains (e.g. wordnet_bt) that keep only the sentences Apertium translated every word of
+    bt_known_words_only: tuple[str, ...] = ()
     seed: int = 13
 
 

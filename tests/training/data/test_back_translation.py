@@ -80,3 +80,28 @@ def test_without_apertium_the_domain_is_skipped_with_its_reason(ws: Workspace, m
     assert bt.input_identity("tweets_bt")["translator"] == "unavailable"
     with pytest.raises(ValueError, match="unknown back-translation domain"):
         bt.read_back_translated("novels_bt", ws)
+
+
+def test_unknown_word_marks_are_found_at_word_starts_only() -> None:
+    assert bt.fully_translated("Tengo hambre hoy.")
+    assert not bt.fully_translated("*Fluoridize los dientes de niños.")
+    assert not bt.fully_translated("Pintura azul *dashed con blanco.")
+    assert not bt.fully_translated("Dónde es la #canal de tren?")  # a word Apertium could not inflect
+    assert bt.fully_translated("Un 5*3 no es una palabra.")
+
+
+@needs_apertium
+def test_known_words_only_keeps_the_sentences_apertium_translated_whole(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = ["I am hungry today.", "My sister works in a hospital.", "The church was empty."]
+    english = [whole[0], "Fluoridize the teeth of children.", *whole[1:]]  # Apertium has no "fluoridize"
+    monkeypatch.setattr(bt, "english_sentences", lambda name, ws: english)
+    every = bt.read_back_translated("wordnet_bt", ws)
+    known = bt.read_back_translated("wordnet_bt", ws, known_words_only=True)
+    assert [p.target for p in every.pairs] == english
+    assert "Fluoridize" in every.pairs[1].source  # -u: the unknown word stays, unmarked
+    assert [p.target for p in known.pairs] == whole
+    assert known.dropped == {"apertium_unknown_word": 1}
+    # ids stay those of the whole source
+    assert [p.id for p in known.pairs] == ["wordnet_bt:0", "wordnet_bt:2", "wordnet_bt:3"]

@@ -26,12 +26,13 @@ def installed_apertium() -> tuple[str, str] | None:
     return found, version.stdout.strip() or "unknown"
 
 
-def apertium_translate(texts: list[str], binary: str, pair: str = "spa-eng") -> list[str]:
+def apertium_translate(texts: list[str], binary: str, pair: str = "spa-eng", mark_unknown: bool = False) -> list[str]:
     """One Apertium process for all texts: one text per line in, one per line out. -u drops the '*' marks
-    Apertium puts on unknown words (they would cost BLEU for a cosmetic reason)."""
+    Apertium puts on unknown words (they would cost BLEU for a cosmetic reason); `mark_unknown` keeps them."""
     clean = [" ".join(t.split()) for t in texts]  # no newlines inside a text
+    flags = [] if mark_unknown else ["-u"]
     out = subprocess.run(
-        [binary, "-u", pair], input="\n".join(clean) + "\n", capture_output=True, text=True, check=True
+        [binary, *flags, pair], input="\n".join(clean) + "\n", capture_output=True, text=True, check=True
     )
     lines = out.stdout.rstrip("\n").split("\n")
     if len(lines) != len(texts):

@@ -87,8 +87,18 @@ def _source_sentences(name: str, ws: Workspace) -> list[str]:
     return [text for row in prepared.rows("train") if (text := clean_tweet(row["text"]))]
 
 
-def back_translate(english: Sequence[str], binary: str) -> list[str]:
-    return apertium_translate(list(english), binary, pair="eng-spa")
+def back_translate(english: Sequence[str], binary: str, mark_unknown: bool = False) -> list[str]:
+    return apertium_translate(list(english), binary, pair="eng-spa", mark_unknown=mark_unknown)
+
+
+# Apertium's marks: "*word" it has no translation for, "#word" it could not inflect, "@word" its transfer lost
+_UNKNOWN_MARK = re.compile(r"(?:^|\s)[*#@]\w")
+
+
+def fully_translated(marked: str) -> bool:
+    """Whether Apertium's marked output has no unknown or broken word (the -u output would hold an English word,
+    or a wrong form, there)."""
+    return _UNKNOWN_MARK.search(marked) is None
 
 
 ENGLISH_DESCRIPTIONS = {
@@ -108,8 +118,10 @@ def input_identity(domain: str) -> dict[str, str]:
     }
 
 
-def read_back_translated(domain: str, ws: Workspace) -> RawCorpus:
-    """Synthetic-Spanish -> real-English pairs of `domain`; an empty corpus (with the reason) without Apertium."""
+def read_back_translated(domain: str, ws: Workspace, known_words_only: bool = False) -> RawCorpus:
+    """Synthetic-Spanish -> real-English pairs of `domain`; an empty corpus (with the reason) without Apertium.
+    `known_words_only`: only the sentences Apertium has a translation for every word of (the others keep English
+    words in the Spanish, which teaches copying)."""
     name = english_source(domain)
     found = installed_apertium()
     if found is None:
@@ -123,15 +135,17 @@ def read_back_translated(domain: str, ws: Workspace) -> RawCorpus:
     english = english_sentences(name, ws)
     digest = hashlib.sha256(("\n".join(english) + f"\n{version}").encode()).hexdigest()
     cache = ws.data_dir / "translation" / "back_translation" / f"{name}-{digest[:12]}.jsonl"
-    if cache.exists():
-        spanish = [json.loads(line)["spanish"] for line in cache.read_text(encoding="utf-8").splitlines()]
-    else:
-        log.info("back-translating %d English sentences (%s) with apertium eng-spa", len(english), name)
-        spanish = back_translate(english, binary)
-        write_jsonl_atomic(cache, ({"english": e, "spanish": s} for e, s in zip(english, spanish, strict=True)))
+    spanish = _cached_translation(cache, english, binary, name, mark_unknown=False)
+    keep = [True] * len(english)
+    dropped: Counter[str] = Counter()
+    if known_words_only:
+        marked = _cached_translation(cache.with_suffix(".marked.jsonl"), english, binary, name, mark_unknown=True)
+        keep = [fully_translated(m) for m in marked]
+        dropped["apertium_unknown_word"] = keep.count(False)
     pairs = [
         TranslationPair(f"{domain}:{i}", es, en, domain=domain)
-        for i, (es, en) in enumerate(zip(spanish, english, strict=True))
+        for i, (es, en, kept) in enumerate(zip(spanish, english, keep, strict=True))
+        if kept
     ]
     provenance = {
         "synthetic": True,
@@ -139,5 +153,16 @@ def read_back_translated(domain: str, ws: Workspace) -> RawCorpus:
         "translator": f"apertium eng-spa ({PACKAGE} {version})",
         "cache": str(Path(cache).name),
         "sentences": len(english),
+        "known_words_only": known_words_only,
     }
-    return RawCorpus(pairs, Counter(), provenance)
+    return RawCorpus(pairs, dropped, provenance)
+
+
+def _cached_translation(cache: Path, english: list[str], binary: str, name: str, mark_unknown: bool) -> list[str]:
+    """Apertium's Spanish for `english`, from `cache` when it was made before (the name holds the input's hash)."""
+    if cache.exists():
+        return [json.loads(line)["spanish"] for line in cache.read_text(encoding="utf-8").splitlines()]
+    log.info("back-translating %d English sentences (%s) with apertium eng-spa", len(english), name)
+    spanish = back_translate(english, binary, mark_unknown=mark_unknown)
+    write_jsonl_atomic(cache, ({"english": e, "spanish": s} for e, s in zip(english, spanish, strict=True)))
+    return spanish
