@@ -102,12 +102,13 @@ def translation_preset(name: str) -> TranslationConfig:
         return replace(
             base,
             data=replace(base.data, domains=("bible", "cataclysm", "wesnoth", "tweets_bt", "dialogue", "wordnet_bt")),
-            # 4,000 steps of 64 pairs, fixed in work so a busy machine trains the same model (40 minutes: a guard,
-            # reported if it cuts). 4,400 steps made a fresh-clone `make run` ready in 1,512 s, over its 25 minutes.
-            # A target vocabulary of 4,000 (1.19x the sentences per second) paid for 4,400 steps in that time, but
-            # scored lower (README, "learning per minute": probe 18.6 against 20.0 here), so it stays at 8,000.
+            # 4,400 steps of 64 pairs, fixed in work so a busy machine trains the same model (40 minutes: a guard,
+            # reported if it cuts). WordNet's short pairs made a step cheaper: at 4,000 steps a fresh-clone `make run`
+            # was ready in 1,362 s, and its 25 minutes hold these 400 more (README, "Time"). A target vocabulary of
+            # 4,000 (1.19x the sentences per second) scored lower for the steps it buys (README, "learning per
+            # minute"), so it stays at 8,000.
             optim=replace(
-                base.optim, max_epochs=20, max_steps=4000, max_minutes=40.0, time_aware_decay=False, patience=3
+                base.optim, max_epochs=20, max_steps=4400, max_minutes=40.0, time_aware_decay=False, patience=3
             ),
         )
     # Best quality that FINISHES on 2 CPU cores: capped at 100 minutes of training (about 2 hours with data, test
