@@ -19,7 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -154,3 +154,22 @@ def extract_from_deb(deb_path: Path, pattern: str, dest: Path) -> list[Path]:
                         shutil.copyfileobj(src, dst)
                     extracted.append(out)
     return sorted(extracted)
+
+
+def extract_once(packages: Sequence[PinnedDeb], pattern: str, out: Path, cache_dir: Path) -> Path:
+    """`out`, holding each package's files matching `pattern` under a folder of the package's name, fetched and
+    extracted the first time only. Extraction goes to `<out>.partial`, renamed once complete and marked with
+    `.complete`: a half-extracted folder is never read as a whole one."""
+    done = out / ".complete"
+    if done.exists():
+        return out
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted run
+    for deb in packages:
+        path = fetch_deb(deb, cache_dir)
+        if not extract_from_deb(path, pattern, tmp / deb.name):
+            raise ValueError(f"{deb.requirement} holds no file matching {pattern}")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    done.touch()
+    return out

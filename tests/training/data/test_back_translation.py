@@ -105,3 +105,9 @@ def test_known_words_only_keeps_the_sentences_apertium_translated_whole(
     assert known.dropped == {"apertium_unknown_word": 1}
     # ids stay those of the whole source
     assert [p.id for p in known.pairs] == ["wordnet_bt:0", "wordnet_bt:2", "wordnet_bt:3"]
+
+
+def test_known_words_only_must_name_a_back_translated_domain_of_the_run(ws: Workspace) -> None:
+    cfg = TranslationDataConfig(source="mix", domains=("bible", "wordnet_bt"), bt_known_words_only=("wordnet",))
+    with pytest.raises(ValueError, match=r"data.bt_known_words_only names \['wordnet'\]"):
+        tc.prepare_translation(cfg, ws, progress=False)

@@ -372,7 +372,7 @@ def test_read_catalog_domain_reuses_the_extracted_catalogs(
     def no_fetch(*args, **kwargs):
         raise AssertionError("the catalogs were extracted already")
 
-    monkeypatch.setattr(game_catalogs, "fetch_deb", no_fetch)
+    monkeypatch.setattr(debian, "fetch_deb", no_fetch)
     second = read_catalog_domain(workspace, "tinygame", progress=False)
     # then: the same pairs, from the extracted catalogs
     assert second.pairs == first.pairs

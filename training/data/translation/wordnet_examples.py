@@ -13,12 +13,11 @@ catalogs; only the four `data.*` files are read.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from training.config import Workspace
-from training.data.debian import PinnedDeb, extract_from_deb, fetch_deb
+from training.data.debian import PinnedDeb, extract_once
 
 WORDNET = PinnedDeb(
     name="wordnet-base",
@@ -64,16 +63,7 @@ def wordnet_dir(ws: Workspace) -> Path:
 
 def wordnet_sentences(ws: Workspace) -> list[str]:
     """WordNet's usage examples as sentences, in the order of the data files (adj, adv, noun, verb)."""
-    out = wordnet_dir(ws)
-    if not (out / ".complete").exists():
-        deb = fetch_deb(WORDNET, ws.artifact_cache)
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not extract_from_deb(deb, DATA_FILES, tmp):
-            raise ValueError(f"{WORDNET.requirement} holds no file matching {DATA_FILES}")
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)  # only once complete: a half-extracted folder is never read
-        (out / ".complete").touch()
+    out = extract_once([WORDNET], DATA_FILES, wordnet_dir(ws), ws.artifact_cache)
     sentences = []
     for path in sorted(out.rglob("data.*")):
         with open(path, encoding="latin-1") as f:  # WordNet 3.0's files are Latin-1 (a few accented loanwords)
