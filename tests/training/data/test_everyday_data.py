@@ -6,6 +6,7 @@ Everything runs offline on tiny inputs built here: a gettext catalog written wit
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import gzip
 import hashlib
@@ -34,6 +35,7 @@ from training.data.translation import game_catalogs
 from training.data.translation.game_catalogs import CatalogDomain, read_catalog_domain
 from training.data.translation.gettext_pairs import gettext_pair, read_gettext, strip_paired_tags
 from training.data.translation.grouping import group_pairs, shingles, split_groups
+from training.data.translation.lua_dialogs import read_lua_dialogs
 from training.data.translation.pairs import TranslationPair
 
 README = REPO / "README.md"
@@ -637,3 +639,91 @@ def test_the_dialogue_domain_reads_the_spanish_catalogs_of_its_three_games_and_t
     assert not any(fnmatch.fnmatch(p, domain.pattern) for p in unwanted)
     assert [d.name for d in domain.packages] == ["freedroidrpg-data", "freedink-data", "adonthell-data"]
     assert domain.train_only and tc.is_train_only("dialogue")
+
+
+# --- Fish Fillets' Lua dialogue ------------------------------------------------------------------------------------
+
+FILLETS_SCRIPT = r"""
+dialogId("let-m-divna", "font_small", "What kind of strange ship is that?")
+dialogStr("¿Qué clase de extraño nave es esa?")
+
+dialogId("let-m-oko", nil, "This is not a glass eye. At least in this level.")
+dialogStr("Este no es un ojo de vidrio. Al menos en este nivel.")
+
+dialogId("let-v-stop", "font_big", "Don’t say \"never\",\nplease.")
+dialogStr("No digas \"nunca\",\npor favor.")
+
+dialogId("let-v-name", "font_big", "Poseidon 737")
+dialogStr("Poseidon 737")
+
+dialogId("let-v-two", "font_big", "Hello! Who is there?")
+dialogStr("¿Hola, quién está ahí?")
+"""
+
+
+def test_fish_fillets_scripts_give_their_pairs_one_per_sentence(tmp_path: Path) -> None:
+    level = tmp_path / "usr/share/games/fillets-ng/script/airplane"
+    level.mkdir(parents=True)
+    (level / "dialogs_es.lua").write_text(FILLETS_SCRIPT, encoding="utf-8")
+    (level / "dialogs_en.lua").write_text('dialogId("let-m-divna", "font_small", "What kind?")\n', encoding="utf-8")
+
+    raw = read_lua_dialogs(tmp_path, domain="fillets")
+
+    assert [(p.id, p.source, p.target) for p in raw.pairs] == [
+        ("airplane:let-m-divna", "¿Qué clase de extraño nave es esa?", "What kind of strange ship is that?"),
+        ("airplane:let-m-oko.0", "Este no es un ojo de vidrio.", "This is not a glass eye."),
+        ("airplane:let-m-oko.1", "Al menos en este nivel.", "At least in this level."),
+        # escapes undone, a line break is a space, a curly apostrophe straightened like the other domains' English
+        ("airplane:let-v-stop", 'No digas "nunca", por favor.', 'Don\'t say "never", please.'),
+        # the sides split into different numbers of sentences: kept whole
+        ("airplane:let-v-two", "¿Hola, quién está ahí?", "Hello! Who is there?"),
+    ]
+    assert {p.domain for p in raw.pairs} == {"fillets"}
+    assert raw.dropped == Counter({"untranslated": 1})
+    assert raw.provenance["scripts"] == 1  # dialogs_en.lua is not read
+
+
+def test_no_dialogue_pairs_is_an_error_naming_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "dialogs_es.lua").write_text("-- nothing here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        read_lua_dialogs(tmp_path)
+
+
+def test_the_fillets_domain_reads_every_levels_spanish_script_through_its_deb(
+    monkeypatch: pytest.MonkeyPatch, workspace: Workspace, no_apt_get
+) -> None:
+    # the paths fillets-ng-data 1.0.1-1.1 holds (dpkg -c), and ones that must stay out
+    domain = game_catalogs.DOMAINS["fillets"]
+    wanted = (
+        "usr/share/games/fillets-ng/script/airplane/dialogs_es.lua",
+        "usr/share/games/fillets-ng/script/atlantis/demo_dialogs_es.lua",
+    )
+    unwanted = (
+        "usr/share/games/fillets-ng/script/airplane/dialogs_en.lua",
+        "usr/share/games/fillets-ng/script/airplane/dialogs.lua",
+        "usr/share/games/fillets-ng/script/airplane/init.lua",
+    )
+    assert all(fnmatch.fnmatch(p, domain.pattern) for p in wanted)
+    assert not any(fnmatch.fnmatch(p, domain.pattern) for p in unwanted)
+    assert domain.train_only and tc.is_train_only("fillets")
+
+    # Given a .deb laid out like the real one, in the cache under the domain's pin
+    data = tar_xz(
+        {
+            f"./{wanted[0]}": FILLETS_SCRIPT.encode(),
+            f"./{unwanted[0]}": b'dialogId("let-m-divna", "font_small", "What kind?")\n',
+        }
+    )
+    deb_bytes = ar_archive(
+        [("debian-binary", b"2.0\n"), ("control.tar.gz", odd_sized_control_tar()), ("data.tar.xz", data)]
+    )
+    deb = PinnedDeb("fillets-ng-data", "1.0.1-1.1", hashlib.sha256(deb_bytes).hexdigest(), "GPL-2+", "fillets-ng-data")
+    workspace.artifact_cache.mkdir(parents=True)
+    (workspace.artifact_cache / deb.filename).write_bytes(deb_bytes)
+    monkeypatch.setitem(game_catalogs.DOMAINS, "fillets", dataclasses.replace(domain, packages=(deb,)))
+
+    # When the domain is read, Then its pairs come from the Spanish script only, with the pin in the provenance
+    raw = read_catalog_domain(workspace, "fillets", progress=False)
+    assert len(raw.pairs) == 5 and {p.domain for p in raw.pairs} == {"fillets"}
+    assert raw.provenance["catalogs"] == 1
+    assert raw.provenance["packages"] == [{"package": deb.requirement, "sha256": deb.sha256, "licence": "GPL-2+"}]

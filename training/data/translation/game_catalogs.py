@@ -13,6 +13,9 @@ Debian packages (gettext catalogs; see README "Data").
   Adonthell: Waste's Edge (adonthell-data 0.3.8-1, GPL-2+). About 11,700 pairs read (9,967 left in `default`'s
   training split), training only: the everyday probe, not a test split of their own, measures what they add (a split
   of 500 + 500 would take a tenth of them).
+- `fillets`: Fish Fillets NG (fillets-ng-data 1.0.1-1.1, GPL-2+), two fish talking to each other and to the player
+  in short modern lines ("Who woke me up?"); its texts are Lua scripts, not gettext (lua_dialogs.py). About 1,500
+  pairs, training only for the same reason.
 
 Each package is fetched once with `apt-get download` (sha256-pinned), and only its Spanish catalogs are extracted
 into the data folder (a few MB); the .debs stay in the artifact cache.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from training.config import Workspace
 from training.data.debian import PinnedDeb, extract_once
 from training.data.files import files_digest
 from training.data.translation.gettext_pairs import read_gettext
+from training.data.translation.lua_dialogs import read_lua_dialogs
 from training.data.translation.pairs import RawCorpus
 
 log = logging.getLogger(__name__)
@@ -85,21 +89,34 @@ DIALOGUE_GAMES = (
         source="adonthell-data",
     ),
 )
+FISH_FILLETS = PinnedDeb(
+    "fillets-ng-data",
+    "1.0.1-1.1",
+    "25de89afd8b1adf7bcace8290248a6a22c89cd42300317e69000e162c032cf84",
+    "GPL-2+",
+    source="fillets-ng-data",
+)
 WESNOTH = tuple(
     PinnedDeb(f"wesnoth-1.16-{c}", "1:1.16.9-1", sha, "GPL-2+", source="wesnoth-1.16")
     for c, sha in _WESNOTH_SHA256.items()
 )
 
 
+def read_prose_catalogs(folder: Path, progress: bool, domain: str) -> RawCorpus:
+    """A folder of gettext catalogs read as prose (markup removed, one pair per sentence where both sides agree)."""
+    return read_gettext(folder, progress=progress, prose=True, domain=domain)
+
+
 @dataclass(frozen=True)
 class CatalogDomain:
-    """One domain: the packages that hold it and the path pattern of its Spanish catalogs inside them."""
+    """One domain: the packages that hold it, the path pattern of its Spanish texts inside them, and their reader."""
 
     name: str
     packages: tuple[PinnedDeb, ...]
     pattern: str
     description: str
     train_only: bool = False
+    read: Callable[[Path, bool, str], RawCorpus] = read_prose_catalogs
 
 
 DOMAINS = {
@@ -133,6 +150,15 @@ DOMAINS = {
             "FreeDroidRPG, FreeDink and Adonthell: role-playing games' dialogue, Spanish; training only",
             train_only=True,
         ),
+        CatalogDomain(
+            "fillets",
+            (FISH_FILLETS,),
+            # every level's dialogs_es.lua, and the demo scenes' demo_dialogs_es.lua
+            "usr/share/games/fillets-ng/script/*dialogs_es.lua",
+            "Fish Fillets NG: two fish talking in short modern lines, Spanish; training only",
+            train_only=True,
+            read=read_lua_dialogs,
+        ),
     )
 }
 
@@ -148,18 +174,19 @@ def files_digest_of_pins(packages: Sequence[PinnedDeb]) -> str:
 
 
 def ensure_catalogs(ws: Workspace, domain: CatalogDomain) -> list[Path]:
-    """The domain's Spanish .mo files, fetching and extracting the pinned packages the first time."""
+    """The domain's Spanish text files, fetching and extracting the pinned packages the first time."""
     out = catalog_dir(ws, domain)
     if not (out / ".complete").exists():
         log.info("fetching %s with apt-get download", ", ".join(d.requirement for d in domain.packages))
-    return sorted(extract_once(domain.packages, domain.pattern, out, ws.artifact_cache).rglob("*.mo"))
+    extracted = extract_once(domain.packages, domain.pattern, out, ws.artifact_cache)
+    return sorted(p for p in extracted.rglob("*") if p.is_file() and p.name != ".complete")
 
 
 def read_catalog_domain(ws: Workspace, name: str, progress: bool = True) -> RawCorpus:
-    """Pairs of one catalog domain, markup removed (gettext `prose` mode), tagged with the domain."""
+    """Pairs of one catalog domain, read by its reader, tagged with the domain."""
     domain = DOMAINS[name]
     files = ensure_catalogs(ws, domain)
-    corpus = read_gettext(catalog_dir(ws, domain), progress=progress, prose=True, domain=name)
+    corpus = domain.read(catalog_dir(ws, domain), progress, name)
     corpus.provenance = {
         "description": domain.description,
         "packages": [{"package": d.requirement, "sha256": d.sha256, "licence": d.licence} for d in domain.packages],
