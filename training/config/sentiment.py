@@ -90,6 +90,10 @@ class SentimentConfig:
     # becomes [UNK] with this probability, so topic words of the tweets ("bag", "hours", "delay") cannot carry a
     # sentence's polarity alone and the rated words and their context must (a review is not an airline complaint)
     unrated_word_dropout: float = 0.0
+    # training only: this share of the training split again as synthetic contrast sentences, a negative and a positive
+    # tweet joined by "but", "however", "although"..., labelled by the clause that decides
+    # (training/data/sentiment/contrast_augment.py)
+    contrast_augment: float = 0.0
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False

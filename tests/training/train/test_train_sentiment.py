@@ -125,7 +125,12 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: 
     # given the lexicon features and VADER's score in the head (every step after training reads the head: the
     # gradient flow, calibration, the probes, export and its parity check)
     cfg = tiny_sentiment(
-        "data.max_examples=0", "optim.max_epochs=1", "lexicon=true", "lexicon_score=true", "unrated_word_dropout=0.3"
+        "data.max_examples=0",
+        "optim.max_epochs=1",
+        "lexicon=true",
+        "lexicon_score=true",
+        "unrated_word_dropout=0.3",
+        "contrast_augment=0.2",
     )
     # when it trains
     result = train(cfg, ws, progress=False)
@@ -134,6 +139,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: 
     assert run.info.status == "FINISHED"
     assert 0.0 <= run.data.metrics["probe/contrast_accuracy"] <= 1.0
     assert run.data.metrics["lexicon/tokens_with_features"] > 0
+    assert int(run.data.params["data.contrast_augmented"]) > 0
 
 
 def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -> None:

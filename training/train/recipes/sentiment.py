@@ -13,6 +13,7 @@ import torch
 from serving.contract.text import encode_batch, encode_ids
 from training.config import SentimentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
+from training.data.sentiment.contrast_augment import contrast_examples
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
 from training.data.sentiment.lexicon import lexicon_words, token_features
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
@@ -56,6 +57,9 @@ class SentimentRecipe:
         extra = lexicon_words() if cfg.lexicon else []
         self.tokenizer = fit_tokenizer(iter(texts + extra), cfg.tokenizer, lowercase=True, tweets=True)
         self.tokenizer_path = save_tokenizer(self.tokenizer, workdir / TOKENIZER_FILE)
+        # after the tokenizer: the synthetic sentences are made of the split's own words, and must not change its fit
+        self.augmented = contrast_examples(splits["train"], cfg.contrast_augment, cfg.optim.seed)
+        splits["train"] = [*splits["train"], *self.augmented]
         label_id = {label: i for i, label in enumerate(LABELS)}
         self.encoded = {
             name: list(
@@ -85,6 +89,7 @@ class SentimentRecipe:
         log_data_inputs(self.task.name, self.prepared.dir, self.prepared.card, self.task.input_field)
         # (the card, data tags, the gate's split, the dataset input)
         mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
+        mlflow.log_param("data.contrast_augmented", len(self.augmented))
         mlflow.log_metrics(self.pretrain_metrics)
         if self.feedback is not None:
             log_feedback(self.feedback)
