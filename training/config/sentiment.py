@@ -100,6 +100,10 @@ class SentimentConfig:
     # VADER's rules (negation, boosters, "but") over those features, its sentence score fed to each member's head
     # (training/models/lexicon_score.py); needs `lexicon`
     lexicon_score: bool = False
+    # training only, needs `lexicon_score`: for this share of the examples each member's head sees the score alone
+    # (its learned features zeroed), so the head learns to read the score by itself and trusts it more where the
+    # learned features know nothing (text unlike the tweets)
+    score_alone: float = 0.0
     calibrate: bool = True  # fit a temperature on the validation split (exported in the graph)
     export: ExportConfig = field(default_factory=ExportConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)

@@ -80,6 +80,7 @@ class RecurrentClassifier(nn.Module):
         ngrams: NgramConfig | None = None,
         lexicon_features: int = 0,
         lexicon_score: bool = False,
+        score_alone: float = 0.0,
     ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
@@ -105,6 +106,9 @@ class RecurrentClassifier(nn.Module):
         # VADER's rules over the same features (training/models/lexicon_score.py), beside the pooled states: the head
         # learns how far to trust them, outside the dropout that regularises the learned features
         self.score = LexiconScore() if lexicon_score else None
+        if score_alone and self.score is None:
+            raise ValueError("score_alone needs lexicon_score=true: it is the score the head then reads alone")
+        self.score_alone = score_alone
         self.dropout = nn.Dropout(cfg.dropout)
         features = 2 * self.encoder.output_size + (self.ngrams.output_size if self.ngrams is not None else 0)
         self.head = nn.Linear(features + (LexiconScore.output_size if self.score is not None else 0), num_labels)
@@ -134,6 +138,12 @@ class RecurrentClassifier(nn.Module):
         if self.ngrams is not None:
             parts.append(self.ngrams(input_ids, lengths))
         features = self.dropout(torch.cat(parts, dim=1))
+        if self.training and self.score_alone > 0:
+            # training only: for this share of the examples the head sees the lexicon score and nothing learned, so
+            # it learns to read the score on its own (as it must where the learned features know nothing: reviews)
+            kept = torch.rand(features.shape[0], 1, device=features.device) >= self.score_alone
+            scale = 1.0 / (1.0 - self.score_alone) if self.score_alone < 1.0 else 0.0  # (1.0: nothing is kept)
+            features = features * kept * scale
         if self.score is not None and self.lexicon is not None:
             features = torch.cat([features, self.score(self.lexicon[input_ids])], dim=1)
         return self.head(features)
@@ -159,7 +169,13 @@ class SentimentNet(nn.Module):
         features = LEXICON_FEATURES if cfg.lexicon else 0
         self.members = nn.ModuleList(
             RecurrentClassifier(
-                vocab_size, num_labels, replace(cfg.model, cell=cell), cfg.ngrams, features, cfg.lexicon_score
+                vocab_size,
+                num_labels,
+                replace(cfg.model, cell=cell),
+                cfg.ngrams,
+                features,
+                cfg.lexicon_score,
+                cfg.score_alone,
             )
             for cell in member_cells(cfg)
         )

@@ -107,3 +107,34 @@ def test_lexicon_score_needs_the_lexicon() -> None:
     cfg = replace(preset("sentiment", "smoke"), lexicon=False, lexicon_score=True)
     with pytest.raises(ValueError, match="lexicon=true"):
         SentimentNet(100, len(LABELS), cfg)
+
+
+def test_score_alone_shows_the_head_only_the_score_for_its_share_of_training_examples() -> None:
+    # given a member whose head sees the score alone for every training example
+    cfg = replace(preset("sentiment", "smoke"), lexicon=True, lexicon_score=True, score_alone=1.0)
+    net = SentimentNet(50, len(LABELS), cfg)
+    member = net.members[0]
+    table = torch.zeros(50, LEXICON_FEATURES)
+    table[7, 0] = 2.0  # token 7 is rated positive
+    net.set_lexicon(table)
+    ids, lengths = torch.tensor([[7, 3, 4], [5, 6, 7]]), torch.tensor([3, 3])
+
+    def logits_with_embedding_scaled(factor: float) -> torch.Tensor:
+        with torch.no_grad():
+            member.embedding.weight.mul_(factor)
+            out = member(ids, lengths)
+            member.embedding.weight.div_(factor)
+        return out
+
+    # when training, the learned features do not reach the head: changing the embedding changes nothing
+    member.train()
+    torch.testing.assert_close(logits_with_embedding_scaled(1.0), logits_with_embedding_scaled(3.0))
+    # when serving, they do
+    member.eval()
+    assert not torch.allclose(logits_with_embedding_scaled(1.0), logits_with_embedding_scaled(3.0))
+
+
+def test_score_alone_needs_the_score() -> None:
+    cfg = replace(preset("sentiment", "smoke"), lexicon=True, lexicon_score=False, score_alone=0.3)
+    with pytest.raises(ValueError, match="lexicon_score=true"):
+        SentimentNet(100, len(LABELS), cfg)
