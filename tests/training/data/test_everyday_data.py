@@ -223,7 +223,14 @@ def deb_bytes(tmp_path: Path) -> bytes:
             "./usr/share/doc/game-data/copyright": b"Files: *\nLicense: CC-BY-SA-3.0\n",
         }
     )
-    return ar_archive([("debian-binary", b"2.0\n"), ("control.tar.gz", odd_sized_control_tar()), ("data.tar.xz", data)])
+    return deb_holding(data)
+
+
+def deb_holding(data_tar_xz: bytes) -> bytes:
+    """A .deb whose data.tar.xz is `data_tar_xz` (after an odd-sized control archive, as dpkg-deb may write one)."""
+    return ar_archive(
+        [("debian-binary", b"2.0\n"), ("control.tar.gz", odd_sized_control_tar()), ("data.tar.xz", data_tar_xz)]
+    )
 
 
 def pin(deb_bytes: bytes) -> PinnedDeb:
@@ -635,10 +642,15 @@ def test_the_dialogue_domain_reads_the_spanish_catalogs_of_its_three_games_and_t
         "usr/share/locale/fr/LC_MESSAGES/freedroidrpg-dialogs.mo",
         "usr/share/games/dink/dink/l10n/es.po",
     )
-    assert all(fnmatch.fnmatch(p, domain.pattern) for p in wanted)
-    assert not any(fnmatch.fnmatch(p, domain.pattern) for p in unwanted)
+    assert_extracts_only(domain, wanted, unwanted)
     assert [d.name for d in domain.packages] == ["freedroidrpg-data", "freedink-data", "adonthell-data"]
     assert domain.train_only and tc.is_train_only("dialogue")
+
+
+def assert_extracts_only(domain: CatalogDomain, wanted: tuple[str, ...], unwanted: tuple[str, ...]) -> None:
+    """The domain's pattern takes every path of `wanted` and none of `unwanted` (paths as `dpkg -c` lists them)."""
+    assert all(fnmatch.fnmatch(p, domain.pattern) for p in wanted)
+    assert not any(fnmatch.fnmatch(p, domain.pattern) for p in unwanted)
 
 
 # --- Fish Fillets' Lua dialogue ------------------------------------------------------------------------------------
@@ -703,8 +715,7 @@ def test_the_fillets_domain_reads_every_levels_spanish_script_through_its_deb(
         "usr/share/games/fillets-ng/script/airplane/dialogs.lua",
         "usr/share/games/fillets-ng/script/airplane/init.lua",
     )
-    assert all(fnmatch.fnmatch(p, domain.pattern) for p in wanted)
-    assert not any(fnmatch.fnmatch(p, domain.pattern) for p in unwanted)
+    assert_extracts_only(domain, wanted, unwanted)
     assert domain.train_only and tc.is_train_only("fillets")
 
     # Given a .deb laid out like the real one, in the cache under the domain's pin
@@ -714,9 +725,7 @@ def test_the_fillets_domain_reads_every_levels_spanish_script_through_its_deb(
             f"./{unwanted[0]}": b'dialogId("let-m-divna", "font_small", "What kind?")\n',
         }
     )
-    deb_bytes = ar_archive(
-        [("debian-binary", b"2.0\n"), ("control.tar.gz", odd_sized_control_tar()), ("data.tar.xz", data)]
-    )
+    deb_bytes = deb_holding(data)
     deb = PinnedDeb("fillets-ng-data", "1.0.1-1.1", hashlib.sha256(deb_bytes).hexdigest(), "GPL-2+", "fillets-ng-data")
     workspace.artifact_cache.mkdir(parents=True)
     (workspace.artifact_cache / deb.filename).write_bytes(deb_bytes)
