@@ -94,6 +94,10 @@ class SentimentConfig:
     # tweet joined by "but", "however", "although"..., labelled by the clause that decides
     # (training/data/sentiment/contrast_augment.py)
     contrast_augment: float = 0.0
+    # training only: the neutral and positive tweets that hold a negator again, until every class holds negators as
+    # often as the negative class, so a negator alone stops meaning "complaint"
+    # (training/data/sentiment/negation_balance.py)
+    negation_balance: bool = False
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False

