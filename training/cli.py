@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
@@ -104,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     tasks = list(TASKS) if args.task == "all" else [args.task]
     progress = not args.no_progress and sys.stderr.isatty()
     try:
-        for task in tasks:
-            _run(args, task, ws, progress)
+        if args.command == "ensure-champion":
+            _ensure_champions(args, tasks, ws, progress)
+        else:
+            for task in tasks:
+                _run(args, task, ws, progress)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -141,16 +145,6 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         config, champion_run = champion_config(ws, task)
         feedback = ["feedback.use=true"] if args.feedback else []  # training/data/feedback.py
         _train_and_publish(apply_overrides(config, [*feedback, *args.overrides]), ws, progress, champion_run)
-    elif args.command == "ensure-champion":
-        from training.registry.promotion import champion
-        from training.tracking.store import use_store
-
-        current = champion(use_store(ws), task)
-        if current is None:
-            print(f"{task}: no champion yet, training preset {cfg.preset}")
-            _train_and_publish(cfg, ws, progress)
-        else:
-            print(f"{task}: champion is version {current.version} (run {current.run_id}); not retraining")
     elif args.command == "export":
         from training.registry.publish import export_best
 
@@ -196,6 +190,53 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         from training.production.drift_report import run_drift_report
 
         print("\n".join(run_drift_report(ws, task).lines()))
+
+
+def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace, progress: bool) -> None:
+    """Train the preset for each task without a champion (`make run`). While the first of them trains, the data of
+    the others is prepared by a background process: downloads and Apertium's back-translation overlap training
+    instead of following it (README, "Time"). Training waits for its data's process; if that failed, it prepares
+    the data itself, so the failure shows where it can be read."""
+    from training.registry.promotion import champion
+    from training.tracking.store import use_store
+
+    client = use_store(ws)
+    missing = []
+    for task in tasks:
+        current = champion(client, task)
+        if current is None:
+            missing.append(task)
+        else:
+            print(f"{task}: champion is version {current.version} (run {current.run_id}); not retraining")
+    background: dict[str, tuple[subprocess.Popen, Path]] = {}
+    try:
+        for position, task in enumerate(missing):
+            cfg = apply_overrides(preset(task, args.preset), args.overrides)
+            if position == 0:
+                _prepare_data(cfg, ws, progress)  # its own downloads first: no two processes fetch at once
+                for later in missing[1:]:
+                    background[later] = _prepare_in_background(later, args, ws)
+            elif task in background:
+                process, log = background.pop(task)
+                if process.wait() != 0:
+                    print(f"{task}: preparing the data in the background failed (log: {log}); preparing it here")
+            print(f"{task}: no champion yet, training preset {cfg.preset}")
+            _train_and_publish(cfg, ws, progress)
+    finally:
+        for process, _ in background.values():  # the first training failed or was interrupted: stop them too
+            process.terminate()
+
+
+def _prepare_in_background(task: str, args: argparse.Namespace, ws: Workspace) -> tuple[subprocess.Popen, Path]:
+    """`python -m training data` for `task` in a child process (the same workspace: same environment and folder),
+    its output in a log file."""
+    log = ws.data_dir / f"prepare-{task}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "training", "data", "--task", task, "--preset", args.preset, "--no-progress"]
+    command += [f"--set={override}" for override in args.overrides]
+    print(f"{task}: preparing its data in the background while the first model trains (log: {log})")
+    with log.open("w") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), log
 
 
 def champion_config(ws: Workspace, task: str):

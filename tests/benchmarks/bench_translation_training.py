@@ -2,8 +2,8 @@
 (forward, loss, backward, clipping, AdamW) for each configuration, on real prepared training pairs, and how far
 that is from what the machine's matrix multiply can do.
 
-A configuration is `STYLE:BATCH` with optional `:vN` (target vocabulary N instead of the preset's) and `:tN` (N
-torch threads instead of all). The configurations alternate in rounds within one process, together with a plain
+A configuration is `STYLE:BATCH` with optional `:vN` (target vocabulary N instead of the preset's), `:tN` (N
+torch threads instead of all) and `:bf16` (forward and loss under bfloat16 autocast, `optim.precision=bf16-mixed`). The configurations alternate in rounds within one process, together with a plain
 fp32 matrix multiply (`matmul`, 1024 x 1024 x 1024, the machine's ceiling for this work on the same threads), so
 their ratios are measured under the same machine load. The floating-point work of a step is counted once per
 configuration by torch's FlopCounterMode (matrix products of forward and backward, the recurrent cells' included),
@@ -49,6 +49,7 @@ class Setup:
     batch: int
     threads: int
     examples: list[tuple[list[int], list[int]]]
+    bf16: bool = False
     flops_per_token: float = 0.0
     projection_share: float = 0.0
     sentences: int = 0
@@ -58,7 +59,9 @@ class Setup:
 
 def _step(setup: Setup, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
     src, src_len, tgt_in, tgt_out = collate_translation(batch)
-    loss, _, _ = smoothed_nll(setup.module(src, src_len, tgt_in), tgt_out, setup.module.smoothing)
+    # bf16: what Lightning's precision="bf16-mixed" does on a CPU, autocast around forward and loss
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setup.bf16):
+        loss, _, _ = smoothed_nll(setup.module(src, src_len, tgt_in), tgt_out, setup.module.smoothing)
     setup.optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(setup.module.parameters(), 1.0)
@@ -117,7 +120,8 @@ def main(specs: list[str]) -> None:
         )
         torch.manual_seed(0)
         module = TranslationModule(run_cfg, src_tok.get_vocab_size(), tgt_tok.get_vocab_size()).train()
-        setup = Setup(spec, module, torch.optim.AdamW(module.parameters(), 1e-3), int(batch), threads, examples)
+        optimizer = torch.optim.AdamW(module.parameters(), 1e-3)
+        setup = Setup(spec, module, optimizer, int(batch), threads, examples, bf16="bf16" in options)
         _count_flops(setup)
         setups.append(setup)
     ceiling: dict[int, list[float]] = {t: [] for t in {s.threads for s in setups}}
