@@ -3,7 +3,8 @@
 that is from what the machine's matrix multiply can do.
 
 A configuration is `STYLE:BATCH` with optional `:vN` (target vocabulary N instead of the preset's), `:tN` (N
-torch threads instead of all) and `:bf16` (forward and loss under bfloat16 autocast, `optim.precision=bf16-mixed`). The configurations alternate in rounds within one process, together with a plain
+torch threads instead of all) and `:bf16` (forward and loss under bfloat16 autocast, as Lightning's
+`precision="bf16-mixed"` on a CPU). The configurations alternate in rounds within one process, together with a plain
 fp32 matrix multiply (`matmul`, 1024 x 1024 x 1024, the machine's ceiling for this work on the same threads), so
 their ratios are measured under the same machine load. The floating-point work of a step is counted once per
 configuration by torch's FlopCounterMode (matrix products of forward and backward, the recurrent cells' included),
