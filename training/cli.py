@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         "--feedback", action="store_true", help="retrain: add production's corrections to the training split"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    parser.add_argument(
+        "--fetch-only", action="store_true", help="data: only download the pinned artifacts, prepare nothing"
+    )
     args = parser.parse_args(argv)
     _quiet_logs()
 
@@ -138,7 +140,12 @@ def _quiet_logs() -> None:
 
 def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> None:
     cfg = apply_overrides(preset(task, args.preset), args.overrides)
-    if args.command == "data":
+    if args.command == "data" and args.fetch_only:
+        from training.tasks import fetch_data
+
+        fetched = fetch_data(cfg, ws)
+        print(f"{task}: {len(fetched)} pinned download(s) in place in {ws.artifact_cache}")
+    elif args.command == "data":
         _prepare_data(cfg, ws, progress)
     elif args.command == "train":
         _train_and_publish(cfg, ws, progress)
@@ -194,10 +201,11 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
 
 
 def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace, progress: bool) -> None:
-    """Train the preset for each task without a champion (`make run`). While the first of them trains, the data of
-    the others is prepared by a background process at the lowest CPU priority: its downloads overlap training
-    instead of following it (README, "Time"). Training waits for its data's process; if that failed, it prepares
-    the data itself, so the failure shows where it can be read."""
+    """Train the preset for each task without a champion (`make run`). While the first of them trains, a background
+    process downloads the pinned data artifacts of the others (`data --fetch-only`): the downloads wait on the
+    network, not on the cores, so they overlap training instead of following it (README, "Time"). Each later task
+    waits for its downloads, then prepares and trains as usual; if the download process failed, preparing fetches
+    again, so a failure shows where it can be read."""
     from training.registry.promotion import champion
     from training.tracking.store import use_store
 
@@ -214,13 +222,13 @@ def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace,
         for position, task in enumerate(missing):
             cfg = apply_overrides(preset(task, args.preset), args.overrides)
             if position == 0:
-                _prepare_data(cfg, ws, progress)  # its own downloads first: no two processes fetch at once
+                _prepare_data(cfg, ws, progress)  # its own downloads first: no two processes fetch the same file
                 for later in missing[1:]:
-                    background[later] = _prepare_in_background(later, args, ws)
+                    background[later] = _fetch_in_background(later, args, ws)
             elif task in background:
                 process, log = background.pop(task)
                 if process.wait() != 0:
-                    print(f"{task}: preparing the data in the background failed (log: {log}); preparing it here")
+                    print(f"{task}: fetching its data in the background failed (log: {log}); fetching it here")
             print(f"{task}: no champion yet, training preset {cfg.preset}")
             _train_and_publish(cfg, ws, progress)
     finally:
@@ -228,19 +236,16 @@ def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace,
             process.terminate()
 
 
-def _prepare_in_background(task: str, args: argparse.Namespace, ws: Workspace) -> tuple[subprocess.Popen, Path]:
-    """`python -m training data` for `task` in a child process (the same workspace: same environment and folder),
-    its output in a log file."""
-    log = ws.data_dir / f"prepare-{task}.log"
+def _fetch_in_background(task: str, args: argparse.Namespace, ws: Workspace) -> tuple[subprocess.Popen, Path]:
+    """`python -m training data --fetch-only` for `task` in a child process (the same workspace: same environment
+    and folder), its output in a log file. Only the downloads: preparing beside a training at the same CPU
+    priority made sentiment's first epoch end 249 s into its run instead of 90 s, and at the lowest priority each
+    domain's download waited for the previous domain's extraction, so most downloads came after the training."""
+    log = ws.data_dir / f"fetch-{task}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "training", "data", "--task", task, "--preset", args.preset, "--no-progress"]
+    command = [sys.executable, "-m", "training", "data", "--task", task, "--preset", args.preset, "--fetch-only"]
     command += [f"--set={override}" for override in args.overrides]
-    # Lowest CPU priority: its downloads wait on the network and go on beside training, its CPU work (extraction,
-    # grouping, Apertium) waits for free cores. At the same priority it made sentiment's first epoch end 249 s into
-    # its run instead of 90 s, which ate what the overlap saved (README, "Time").
-    if shutil.which("nice"):
-        command = ["nice", "-n", "19", *command]
-    print(f"{task}: preparing its data in the background while the first model trains (log: {log})")
+    print(f"{task}: fetching its data in the background while the first model trains (log: {log})")
     with log.open("w") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), log
 

@@ -11,6 +11,7 @@ looking up its task here once.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from serving.contract.names import TASK_TAG, TASKS
@@ -43,6 +44,13 @@ def preset(task: str, name: str) -> TaskConfig:
 def prepare_data(cfg: TaskConfig, ws: Workspace, progress: bool = True) -> Any:
     """Fetch the pinned data of the config's task and prepare its splits (reused when already prepared)."""
     return task_of(cfg).prepare_data(cfg.data, ws, progress)
+
+
+def fetch_data(cfg: TaskConfig, ws: Workspace) -> list[Path]:
+    """Download the pinned artifacts the config's data preparation reads, without preparing anything."""
+    from training.data.fetch import fetch_pinned
+
+    return fetch_pinned(task_of(cfg).pinned_artifacts(cfg.data), ws.artifact_cache)
 
 
 def train(cfg: TaskConfig, ws: Workspace, progress: bool = True, **kwargs: Any) -> Any:

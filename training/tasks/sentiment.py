@@ -12,7 +12,7 @@ from typing import Any
 from training.config import SentimentConfig, SentimentDataConfig, Workspace
 from training.config.sentiment import sentiment_preset
 from training.data.prepared import Prepared
-from training.data.sentiment.corpus import find_prepared, prepare_sentiment
+from training.data.sentiment.corpus import find_prepared, pinned_artifacts, prepare_sentiment
 from training.export.data_summary import sentiment_summary
 from training.task_spec import TaskSpec
 
@@ -76,6 +76,7 @@ SENTIMENT = TaskSpec(
     run_name=_run_name,
     prepare_data=_prepare,
     find_prepared=find_prepared,
+    pinned_artifacts=pinned_artifacts,
     summarize_data=sentiment_summary,
     recipe=_recipe,
     export_graphs=_export,

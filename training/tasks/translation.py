@@ -12,7 +12,7 @@ from typing import Any
 from training.config import TranslationConfig, TranslationDataConfig, Workspace
 from training.config.translation import translation_preset
 from training.data.prepared import Prepared
-from training.data.translation.corpus import find_prepared, prepare_translation
+from training.data.translation.corpus import find_prepared, pinned_artifacts, prepare_translation
 from training.export.data_summary import translation_summary
 from training.task_spec import TaskSpec
 
@@ -61,6 +61,7 @@ TRANSLATION = TaskSpec(
     run_name=_run_name,
     prepare_data=_prepare,
     find_prepared=find_prepared,
+    pinned_artifacts=pinned_artifacts,
     summarize_data=translation_summary,
     recipe=_recipe,
     export_graphs=_export,

