@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.command} takes no PATH argument (only sign-bundle does)")
     if args.feedback and args.command != "retrain":
         parser.error("--feedback is for retrain (make retrain TASK=... FEEDBACK=1)")
+    if args.fetch_only and args.command != "data":
+        parser.error("--fetch-only is for data (make data TASK=... ARGS=--fetch-only)")
     ws = Workspace.from_env()
     if args.command == "ui-links":
         from training.tracking.store import runs_page_links, use_store
