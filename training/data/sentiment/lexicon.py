@@ -15,7 +15,8 @@ signed strength ("very" +, "barely" -), and whether it turns the sentence ("but"
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -36,21 +37,37 @@ WORD_START = "▁"  # the Metaspace pre-tokenizer's word-start mark (training/te
 THRESHOLD = 0.05  # VADER's documented neutral band on the compound score
 
 
-def _vader() -> tuple[dict[str, float], frozenset[str], dict[str, float]]:
+@dataclass(frozen=True)
+class Lexicon:
+    """What the features and the in-graph score know: word valences (-4..+4, VADER's scale), negators, boosters."""
+
+    valence: Mapping[str, float]
+    negators: frozenset[str]
+    boosters: Mapping[str, float]
+
+    def words(self) -> list[str]:
+        """Every alphabetic word the lexicon speaks to (rated, negator, booster, contrast), sorted."""
+        every = (*self.valence, *self.negators, *self.boosters, *CONTRAST_WORDS)
+        return sorted({w for w in every if w.replace("'", "").isalpha()})
+
+
+def vader_lexicon() -> Lexicon:
+    """VADER's: 7,500 rated words and emoticons, its negators and its boosters."""
     from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer
 
-    return SentimentIntensityAnalyzer().lexicon, frozenset(NEGATE), dict(BOOSTER_DICT)
+    return Lexicon(SentimentIntensityAnalyzer().lexicon, frozenset(NEGATE), dict(BOOSTER_DICT))
 
 
 def negators() -> frozenset[str]:
     """VADER's negation words ("not", "never", "nobody", "without", ...)."""
-    return _vader()[1]
+    return vader_lexicon().negators
 
 
-def token_features(tokenizer: Tokenizer) -> np.ndarray:
+def token_features(tokenizer: Tokenizer, lexicon: Lexicon | None = None) -> np.ndarray:
     """[vocabulary size, len(FEATURES)] float32: each token's lexicon features (zeros where the token is not a
-    whole lexicon word: a word piece, punctuation, a special token)."""
-    lexicon, negators, boosters = _vader()
+    whole lexicon word: a word piece, punctuation, a special token). `lexicon` defaults to VADER's."""
+    lexicon = lexicon or vader_lexicon()
+    valences, negators, boosters = lexicon.valence, lexicon.negators, lexicon.boosters
     table = np.zeros((tokenizer.get_vocab_size(), len(FEATURES)), dtype=np.float32)
     for token, index in tokenizer.get_vocab().items():
         word = token.removeprefix(WORD_START).lower()
@@ -58,8 +75,8 @@ def token_features(tokenizer: Tokenizer) -> np.ndarray:
             continue
         # a whole word (it starts a word) or an emoticon/punctuation run that VADER rates as it is written
         whole = token.startswith(WORD_START) or not word.isalpha()
-        if whole and word in lexicon:
-            table[index, 0] = lexicon[word] / 4.0
+        if whole and word in valences:
+            table[index, 0] = valences[word] / 4.0
         if whole and (word in negators or word.replace("'", "") in negators):
             table[index, 1] = 1.0
         if (token.startswith(WORD_START) and word in NEGATING_STEMS) or token == NEGATING_PIECE:
@@ -71,13 +88,12 @@ def token_features(tokenizer: Tokenizer) -> np.ndarray:
     return table
 
 
-def lexicon_words(repeat: int = 2) -> list[str]:
-    """The lexicon's alphabetic words, each `repeat` times, to add to the texts a tokenizer is fitted on: BPE then
-    keeps them whole (`min_frequency` 2 is met), so each has a token whose features the table can carry. Without
-    them a review word the tweets never used ("masterpiece") falls apart into pieces that carry no valence."""
-    lexicon, negators, boosters = _vader()
-    words = sorted({w for w in (*lexicon, *negators, *boosters, *CONTRAST_WORDS) if w.replace("'", "").isalpha()})
-    return [word for word in words for _ in range(repeat)]
+def lexicon_words(lexicon: Lexicon | None = None, repeat: int = 2) -> list[str]:
+    """The lexicon's alphabetic words, each `repeat` times, to add to the texts a tokenizer is fitted on, so that
+    BPE has seen each whole word (`min_frequency` 2 is met). With a vocabulary of 12,000 that keeps only a fifth of
+    VADER's words whole (the tweets' own merges come first); `whole_words` (training/text.py) makes every one a
+    token. A word left in pieces carries no valence: "masterpiece" must be one token for the table to rate it."""
+    return [word for word in (lexicon or vader_lexicon()).words() for _ in range(repeat)]
 
 
 def coverage(tokenizer: Tokenizer, texts: list[str], table: np.ndarray) -> float:

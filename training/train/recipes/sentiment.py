@@ -15,7 +15,7 @@ from training.config import SentimentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment.contrast_augment import contrast_examples
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
-from training.data.sentiment.lexicon import lexicon_words, negators, token_features
+from training.data.sentiment.lexicon import Lexicon, lexicon_words, negators, token_features, vader_lexicon
 from training.data.sentiment.negation_balance import negation_balance_examples
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
@@ -23,7 +23,7 @@ from training.metrics.decision import tune_offsets
 from training.model_folder import write_model_folder
 from training.plots import close, confusion_matrix_figure, reliability_diagram_figure
 from training.task_spec import TaskSpec
-from training.text import fit_tokenizer, save_tokenizer
+from training.text import fit_tokenizer, save_tokenizer, whole_words
 from training.tracking.feedback import log_feedback
 from training.tracking.provenance import log_data_inputs
 from training.train.distributed import is_rank_zero
@@ -54,9 +54,13 @@ class SentimentRecipe:
             splits["train"] = self._merge_feedback(splits)
         self.split_sizes = {name: len(rows) for name, rows in splits.items()}
         texts = [row["text"] for row in splits["train"]]
+        lexicon = self._lexicon()
         # with the lexicon, its words join the tokenizer's texts so they become whole tokens that carry its features
-        extra = lexicon_words() if cfg.lexicon else []
+        extra = lexicon_words(lexicon) if lexicon is not None else []
         self.tokenizer = fit_tokenizer(iter(texts + extra), cfg.tokenizer, lowercase=True, tweets=True)
+        self.whole_word_tokens = 0
+        if lexicon is not None and cfg.lexicon_whole_words:
+            self.tokenizer, self.whole_word_tokens = whole_words(self.tokenizer, lexicon.words())
         self.tokenizer_path = save_tokenizer(self.tokenizer, workdir / TOKENIZER_FILE)
         # after the tokenizer: the synthetic sentences are made of the split's own words, and must not change its fit
         self.augmented = contrast_examples(splits["train"], cfg.contrast_augment, cfg.optim.seed)
@@ -76,7 +80,7 @@ class SentimentRecipe:
         }
         module = SentimentModule(cfg, self.tokenizer.get_vocab_size(), LABELS, self._class_weights())
         if cfg.lexicon:  # every rank builds the same table from the same tokenizer
-            table = token_features(self.tokenizer)
+            table = token_features(self.tokenizer, lexicon)
             module.model.set_lexicon(torch.from_numpy(table))
             self.lexicon_tokens = int((table != 0).any(axis=1).sum())
         # Rank 0 only: DDP copies rank 0's weights to the other processes when it wraps the model, so pretraining
@@ -86,6 +90,19 @@ class SentimentRecipe:
         if cfg.distill.steps > 0 and is_rank_zero():
             self._distill(module)
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def _lexicon(self) -> Lexicon | None:
+        """The lexicon of the features and the score: VADER's, with Hu and Liu's opinion words where asked."""
+        cfg = self.cfg
+        if not cfg.lexicon:
+            if cfg.opinion_words or cfg.lexicon_whole_words:
+                raise ValueError("opinion_words and lexicon_whole_words need lexicon=true: they extend its features")
+            return None
+        if not cfg.opinion_words:
+            return vader_lexicon()
+        from training.data.sentiment.opinion_words import opinion_lexicon
+
+        return opinion_lexicon(vader_lexicon(), self.ws.artifact_cache)
 
     def log_inputs(self) -> None:
         """What the run read and what `build` measured, into the active MLflow run (rank 0 only: the other
@@ -100,6 +117,7 @@ class SentimentRecipe:
             log_feedback(self.feedback)
         if self.cfg.lexicon:
             mlflow.log_metric("lexicon/tokens_with_features", self.lexicon_tokens)
+            mlflow.log_metric("lexicon/whole_word_tokens_added", self.whole_word_tokens)
 
     def _merge_feedback(self, splits: dict[str, list[dict]]) -> list[dict]:
         from serving.contract.production import production_dir, read_feedback
