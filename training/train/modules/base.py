@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 
 import lightning as L
 import torch
@@ -25,6 +26,18 @@ def lr_factor(step: int, total_steps: int, warmup: int, elapsed_fraction: float 
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def adamw(parameters: Iterable[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with every parameter's update in one fused kernel where the device has one (CPU and CUDA).
+
+    The default implementation loops over parameters in Python, op by op: on 2 CPU cores that was 16% of a sentiment
+    step (a square root, a division and four more passes over each embedding table), and the fused kernel makes the
+    step 10% faster at a vocabulary of 12,000 and 20% at 23,600 (README, "Time"). The same algorithm; its rounding
+    differs, so a run is another draw of the same recipe."""
+    params = [p for p in parameters if p.requires_grad]
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
 class RecurrentLightningModule(L.LightningModule):
     def __init__(self, optim: OptimConfig) -> None:
         super().__init__()
@@ -33,7 +46,7 @@ class RecurrentLightningModule(L.LightningModule):
         self._norm_window: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim_cfg.lr, weight_decay=self.optim_cfg.weight_decay)
+        optimizer = adamw(self.parameters(), self.optim_cfg.lr, self.optim_cfg.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         if self.optim_cfg.max_steps > 0:  # a step budget (training/train/loop.py StepBudget) ends the run first
             total = min(total, self.optim_cfg.max_steps)

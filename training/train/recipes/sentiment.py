@@ -83,6 +83,11 @@ class SentimentRecipe:
             table = token_features(self.tokenizer, lexicon)
             module.model.set_lexicon(torch.from_numpy(table))
             self.lexicon_tokens = int((table != 0).any(axis=1).sum())
+        seen = torch.zeros(self.tokenizer.get_vocab_size(), dtype=torch.bool)
+        seen[[i for ids, _ in self.encoded["train"] for i in ids]] = True
+        self.unseen_tokens = int((~seen).sum())
+        if cfg.zero_unseen_embeddings:
+            module.model.zero_embeddings(torch.nonzero(~seen).flatten())
         # Rank 0 only: DDP copies rank 0's weights to the other processes when it wraps the model, so pretraining
         # there (for the same number of minutes) would only keep rank 0 waiting for them.
         if (cfg.pretrain.steps > 0 or cfg.pretrain.minutes > 0) and is_rank_zero():
@@ -118,6 +123,7 @@ class SentimentRecipe:
         if self.cfg.lexicon:
             mlflow.log_metric("lexicon/tokens_with_features", self.lexicon_tokens)
             mlflow.log_metric("lexicon/whole_word_tokens_added", self.whole_word_tokens)
+        mlflow.log_metric("tokens/unseen_in_training", self.unseen_tokens)
 
     def _merge_feedback(self, splits: dict[str, list[dict]]) -> list[dict]:
         from serving.contract.production import production_dir, read_feedback
