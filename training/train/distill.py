@@ -14,13 +14,13 @@ from collections.abc import Sequence
 
 import mlflow
 import numpy as np
-import torch
 from torch import nn
 from tqdm import tqdm
 
 from training.config.sentiment import DistillConfig
 from training.data.batching import bucketed_loader, collate_classification
 from training.models.classifier import RecurrentClassifier
+from training.train.optimizer import adamw
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def distill_members(
     metrics.update({f"distill/teacher_share_{i}": float(c) for i, c in enumerate(counts)})
     for index, member in enumerate(members):
         member.train()
-        optimizer = torch.optim.AdamW(member.parameters(), lr=cfg.lr, weight_decay=0.01)
+        optimizer = adamw(member.parameters(), cfg.lr, 0.01)
         loader = bucketed_loader(
             items, [len(s) for s, _ in items], cfg.batch_size, True, seed + 100 + index, collate_classification, 0
         )

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from training.config import PretrainConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
 from training.models.classifier import RecurrentClassifier
+from training.train.optimizer import adamw
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -103,7 +104,7 @@ def pretrain_members(
     for index, member in enumerate(members):
         budget = 60 * cfg.minutes / len(members) if cfg.minutes > 0 else float("inf")
         lm = BidirectionalLM(member).train()
-        optimizer = torch.optim.AdamW(lm.parameters(), lr=cfg.lr, weight_decay=0.01)
+        optimizer = adamw(lm.parameters(), cfg.lr, 0.01)
         loader = bucketed_loader(
             items, [len(s) for s, _ in items], cfg.batch_size, True, seed + index, collate_classification, 0
         )
