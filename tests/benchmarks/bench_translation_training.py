@@ -3,8 +3,9 @@
 that is from what the machine's matrix multiply can do.
 
 A configuration is `STYLE:BATCH` with optional `:vN` (target vocabulary N instead of the preset's), `:tN` (N
-torch threads instead of all) and `:bf16` (forward and loss under bfloat16 autocast, as Lightning's
-`precision="bf16-mixed"` on a CPU). The configurations alternate in rounds within one process, together with a plain
+torch threads instead of all), `:bf16` (forward and loss under bfloat16 autocast, as Lightning's
+`precision="bf16-mixed"` on a CPU) and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
+of training's fused one). The configurations alternate in rounds within one process, together with a plain
 fp32 matrix multiply (`matmul`, 1024 x 1024 x 1024, the machine's ceiling for this work on the same threads), so
 their ratios are measured under the same machine load. The floating-point work of a step is counted once per
 configuration by torch's FlopCounterMode (matrix products of forward and backward, the recurrent cells' included),
@@ -33,6 +34,7 @@ from training.data.translation.corpus import prepare_translation
 from training.tasks import preset
 from training.text import fit_tokenizer
 from training.train.modules.translation import TranslationModule, smoothed_nll
+from training.train.optimizer import adamw
 from training.train.recipes.translation import collate_translation
 
 SAMPLE = 20_000  # training pairs the tokenizers are fitted on and batches are drawn from
@@ -121,7 +123,11 @@ def main(specs: list[str]) -> None:
         )
         torch.manual_seed(0)
         module = TranslationModule(run_cfg, src_tok.get_vocab_size(), tgt_tok.get_vocab_size()).train()
-        optimizer = torch.optim.AdamW(module.parameters(), 1e-3)
+        # ":loop": torch's reference AdamW, a Python loop over parameters (what training used before the fused kernel)
+        if "loop" in options:
+            optimizer = torch.optim.AdamW(module.parameters(), 1e-3, weight_decay=0.01, foreach=False)
+        else:
+            optimizer = adamw(module.parameters(), 1e-3, 0.01)
         setup = Setup(spec, module, optimizer, int(batch), threads, examples, bf16="bf16" in options)
         _count_flops(setup)
         setups.append(setup)
