@@ -61,7 +61,7 @@ class TranslationConfig:
     source_tokenizer: TokenizerConfig = field(default_factory=lambda: TokenizerConfig(vocab_size=8000))
     target_tokenizer: TokenizerConfig = field(default_factory=lambda: TokenizerConfig(vocab_size=8000))
     model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, gradient_clip_norm=1.0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, gradient_clip_norm=1.0, fused_adamw=False))
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     # Short sentences are what everyday Spanish looks like ("¿A qué hora abre?"): the training split holds each pair

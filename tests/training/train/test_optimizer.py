@@ -37,3 +37,12 @@ def test_adamw_is_fused_on_cpu_and_updates_as_the_reference_implementation_does(
     for got, want, before in zip(net.parameters(), twin.parameters(), start.parameters()):
         assert torch.allclose(got, want, atol=1e-6)
         assert torch.equal(got, before) is (not got.requires_grad), "every trainable parameter moved, no frozen one"
+
+
+def test_translation_keeps_the_reference_implementation_and_sentiment_takes_the_fused_one() -> None:
+    from training.tasks import preset
+
+    assert preset("translation", "default").optim.fused_adamw is False
+    assert preset("sentiment", "default").optim.fused_adamw is True
+    reference = adamw(Tiny().parameters(), lr=1e-3, weight_decay=0.0, fused=False)
+    assert not reference.defaults["fused"] and reference.defaults["foreach"] is False

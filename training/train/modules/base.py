@@ -34,7 +34,7 @@ class RecurrentLightningModule(L.LightningModule):
         self._norm_window: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def configure_optimizers(self) -> dict:
-        optimizer = adamw(self.parameters(), self.optim_cfg.lr, self.optim_cfg.weight_decay)
+        optimizer = adamw(self.parameters(), self.optim_cfg.lr, self.optim_cfg.weight_decay, self.optim_cfg.fused_adamw)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         if self.optim_cfg.max_steps > 0:  # a step budget (training/train/loop.py StepBudget) ends the run first
             total = min(total, self.optim_cfg.max_steps)

@@ -1,0 +1,96 @@
+"""Training step time of the sentiment `default` model (three members, forward, loss, backward, clipping, AdamW) with
+torch's reference AdamW (a Python loop over the parameters) and with the fused one training uses
+(training/train/optimizer.py), at the vocabulary BPE gives (12,000) and at the one every lexicon word whole gives.
+
+Real training tweets in batches of `default`'s size and of similar length (as training's loader makes them), the
+configurations alternating in rounds within one process so their ratios are measured under the same machine load.
+
+Usage: `python -m tests.benchmarks.bench_sentiment_step` after `make data` (the opinion words are fetched into the
+workspace's artifact cache when missing).
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from serving.contract.text import encode_ids, pad_batch
+from training.config import Workspace
+from training.data.sentiment.corpus import load_split, prepare_sentiment
+from training.data.sentiment.lexicon import lexicon_words, token_features, vader_lexicon
+from training.data.sentiment.opinion_words import opinion_lexicon
+from training.tasks import preset
+from training.text import fit_tokenizer, whole_words
+from training.train.modules.sentiment import SentimentModule
+from training.train.optimizer import adamw
+
+ROUNDS = 4
+STEPS = 12
+
+
+@dataclass
+class Setup:
+    name: str
+    module: SentimentModule
+    optimizer: torch.optim.Optimizer
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    seconds: list[float] = field(default_factory=list)
+
+
+def main() -> None:
+    cfg = preset("sentiment", "default")
+    ws = Workspace.from_env()
+    rows = load_split(prepare_sentiment(cfg.data, ws, progress=False).dir, "train")
+    lexicon = opinion_lexicon(vader_lexicon(), ws.artifact_cache)
+    texts = [row["text"] for row in rows]
+    fitted = fit_tokenizer(iter(texts + lexicon_words(lexicon)), cfg.tokenizer, lowercase=True, tweets=True)
+    tokenizers = {"BPE": fitted, "whole words": whole_words(fitted, lexicon.words())[0]}
+    sample = random.Random(0).sample(range(len(rows)), STEPS * cfg.optim.batch_size)
+    labels = torch.tensor([("negative", "neutral", "positive").index(rows[i]["label"]) for i in sample])
+    setups = []
+    for vocabulary, tokenizer in tokenizers.items():
+        ids = encode_ids(tokenizer, [texts[i] for i in sample], cfg.tokenizer.max_tokens)
+        # batches of similar length, as training's bucketed loader makes them (training/data/batching.py)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        batches = []
+        for start in range(0, len(order), cfg.optim.batch_size):
+            chosen = order[start : start + cfg.optim.batch_size]
+            padded, lengths = pad_batch([ids[i] for i in chosen])
+            batches.append((torch.from_numpy(padded), torch.from_numpy(lengths), labels[chosen]))
+        for kind in ("loop", "fused"):
+            torch.manual_seed(0)
+            module = SentimentModule(cfg, tokenizer.get_vocab_size(), ("negative", "neutral", "positive"), None)
+            module.model.set_lexicon(torch.from_numpy(token_features(tokenizer, lexicon)))
+            module.train()
+            params = module.parameters()
+            if kind == "loop":
+                optimizer = torch.optim.AdamW(params, cfg.optim.lr, weight_decay=cfg.optim.weight_decay, foreach=False)
+            else:
+                optimizer = adamw(params, cfg.optim.lr, cfg.optim.weight_decay)
+            name = f"{vocabulary} ({tokenizer.get_vocab_size()}), {kind} AdamW"
+            setups.append(Setup(name, module, optimizer, batches))
+    for _ in range(ROUNDS):
+        for setup in setups:
+            begun = time.perf_counter()
+            for input_ids, lengths, gold in setup.batches:
+                loss = sum(setup.module.loss(out, gold) for out in setup.module.model.member_logits(input_ids, lengths))
+                setup.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(setup.module.parameters(), cfg.optim.gradient_clip_norm)
+                setup.optimizer.step()
+            setup.seconds.append((time.perf_counter() - begun) / len(setup.batches))
+    threads, batch = torch.get_num_threads(), cfg.optim.batch_size
+    print(f"{platform.node()}: torch {torch.__version__}, {threads} threads, batch {batch}")
+    base = min(setups[0].seconds[1:])
+    print(f"{'configuration':>34} | seconds per step (best round of {ROUNDS - 1}) | x the first")
+    for s in setups:
+        best = min(s.seconds[1:])  # the first round warms caches up
+        print(f"{s.name:>34} | {best:.3f} | {base / best:.2f}")
+
+
+if __name__ == "__main__":
+    main()
