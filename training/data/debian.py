@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from serving.contract.files import sha256_file
-from training.data.sources import ArtifactError
+from training.data.sources import ArtifactError, verified
 
 
 @dataclass(frozen=True)
@@ -62,13 +61,7 @@ def fetch_deb(deb: PinnedDeb, cache_dir: Path) -> Path:
     target = cache_dir / deb.filename
     if not target.exists():
         _download(deb, cache_dir, target)
-    actual = sha256_file(target)
-    if actual != deb.sha256:
-        raise ArtifactError(
-            f"{target} has sha256 {actual}, expected {deb.sha256}; delete it and run again, "
-            "or update the pin after checking the new package"
-        )
-    return target
+    return verified(target, deb.sha256)
 
 
 def _download(deb: PinnedDeb, cache_dir: Path, target: Path) -> None:

