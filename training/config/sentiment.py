@@ -141,8 +141,8 @@ def sentiment_preset(name: str) -> SentimentConfig:
         # of the biLSTM-256 it replaces. VADER's lexicon per token and its sentence score in each head (README,
         # "Sentiment off the tweets": +0.65 test macro-F1, +4 points on the review probe, +3 on the contrast probe, no
         # extra training time), with Hu and Liu's opinion words from customer reviews and every lexicon word a whole
-        # token (there: +4 review and +20 contrast probe sentences at 5 epochs). The fused AdamW made each epoch 20%
-        # shorter, which bought back the sixth epoch that `make run`'s 25 minutes on the slower 2-core machine had cut.
+        # token (there: +4 review and +20 contrast probe sentences at 5 epochs). The fused AdamW (4-9% per step) and a
+        # faster hour of the slower 2-core machine bought back the sixth epoch that `make run`'s 25 minutes had cut.
         return replace(
             base,
             model=replace(base.model, hidden_size=128),
