@@ -186,7 +186,7 @@ class Memoria:
             model = await self._model(self.sentiment_model)
             results = await model.batcher(texts, self._deadline())
         except REFUSALS as e:
-            return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
+            return _refusal("sentiment", e, ctx, self.timeout)  # type: ignore[return-value]
         m, label = self.metrics, model.label
         for r in results:
             m.predictions.labels("sentiment", label, r["label"]).inc()
@@ -213,7 +213,7 @@ class Memoria:
                 raise _field_error("beam_size", beam_size, limit)
             results = await model.batcher([(t, beam_size) for t in texts], self._deadline())
         except REFUSALS as e:
-            return _refusal("translation", e, ctx)  # type: ignore[return-value]
+            return _refusal("translation", e, ctx, self.timeout)  # type: ignore[return-value]
         answers_seen = [(text, None, tokens) for text, tokens, _ in results]
         self.production.answered(request_id, "/translate", model, started, list(texts), answers_seen)
         self._answered("translation", model.label, started, ctx)
@@ -235,7 +235,7 @@ class Memoria:
             work = functools.partial(occlusion, model.predictor, text, served["label"])
             tokens = await model.batcher.solo(work, rows, deadline)
         except REFUSALS as e:
-            return _refusal("sentiment", e, ctx)  # type: ignore[return-value]
+            return _refusal("sentiment", e, ctx, self.timeout)  # type: ignore[return-value]
         self.metrics.observe_inputs("sentiment", model.label, served["tokens"], None)  # not logged: no novelty
         self.metrics.predictions.labels("sentiment", model.label, served["label"]).inc()
         # Requests and latency under their own task name: an explanation costs a call of up to
@@ -268,7 +268,7 @@ class Memoria:
             work = functools.partial(attention, model.predictor, text, beam_size)
             answer = await model.batcher.solo(work, beam, self._deadline())
         except REFUSALS as e:
-            return _refusal("translation", e, ctx)  # type: ignore[return-value]
+            return _refusal("translation", e, ctx, self.timeout)  # type: ignore[return-value]
         self.metrics.observe_inputs("translation", model.label, len(answer.source_tokens), None)
         self._answered("translation_explain", model.label, started, ctx)
         return Response(answer.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
@@ -339,13 +339,16 @@ def _without_details(report: dict[str, str]) -> dict[str, str]:
     return {**report, "reason": NOT_READY.get(report["outcome"], "see the service log")}
 
 
-def _refusal(task: str, error: Exception, ctx: bentoml.Context) -> Response:
+def _refusal(task: str, error: Exception, ctx: bentoml.Context, timeout_s: float) -> Response:
     """503 with Retry-After (or 504 for a passed deadline); the body names the limit, never a path or a trace."""
     if isinstance(error, Overloaded):
         _count_shed(task, "queue")
         return _error_response(ctx, 503, f"{task} {error}: retry later", error.retry_after_s)
     if isinstance(error, DeadlineExceeded):
-        return _error_response(ctx, 504, f"not answered within MEMORIA_REQUEST_TIMEOUT_S ({task} work dropped unrun)")
+        # Worded like BentoML's own 504 (the request's timer, serving/bentoml_patches.py): which of the two fires first
+        # depends on the machine's speed, and a client should read the same limit from either.
+        message = f"not answered within {timeout_s:g} seconds (MEMORIA_REQUEST_TIMEOUT_S; {task} work dropped unrun)"
+        return _error_response(ctx, 504, message)
     # The model is not loaded: the reason (a path, an exception's words) is in the server log, not for clients.
     message = f"{task} model is not ready (still loading, or its bundle was refused: see the server log)"
     return _error_response(ctx, 503, message, NOT_READY_RETRY_AFTER_S)

@@ -209,7 +209,9 @@ def test_a_request_over_the_time_limit_gets_504_with_a_message(store: dict[str, 
             answers = list(pool.map(lambda _: http("POST", srv.base + "/translate", heavy_translation(64)), range(16)))
         timed_out = [body for code, body, _ in answers if code == 504]
         assert timed_out, [code for code, _, _ in answers]
-        assert "0.05 seconds" in json.loads(timed_out[0])["error"]
+        # BentoML's request timer and the batcher's deadline both answer 504; which fires depends on the machine's
+        # speed, so every 504 must name the limit
+        assert all("0.05 seconds" in json.loads(body)["error"] for body in timed_out), timed_out
         assert {code for code, _, _ in answers} <= {200, 504}
         # and the server goes on: a small request fits in the limit (a few tries, in case the machine is busy)
         assert 200 in [http("POST", srv.base + "/sentiment", SENTIMENT)[0] for _ in range(10)]
