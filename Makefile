@@ -76,7 +76,7 @@ cluster-tools: ## Install Debian's haproxy and prometheus (promtool) if missing:
 		|| echo "could not install haproxy and prometheus: tests/deploy, tests/monitoring and the replica test fail until they are installed"; \
 	else echo "haproxy/promtool are not installed and this user cannot install them: sudo apt-get install haproxy prometheus"; fi
 
-data: install apertium ## Fetch the pinned data set of TASK (or TASK=all) and prepare its splits
+data: install apertium ## Fetch the pinned data of TASK (or TASK=all: data sets, lexicons) and prepare its splits
 	$(BIN)/python -m training data --task $(TASK) $(ARGS)
 
 train: install apertium ## Train TASK with PRESET, export + register the bundle, promote it if it beats the champion
