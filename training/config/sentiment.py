@@ -118,6 +118,10 @@ class SentimentConfig:
     # (its learned features zeroed), so the head learns to read the score by itself and trusts it more where the
     # learned features know nothing (text unlike the tweets)
     score_alone: float = 0.0
+    # needs `lexicon`: each token also reaches the recurrent layer with its valence as VADER's rules count it in its
+    # sentence (flipped after a negator, boosted, weighed against "but": training/models/lexicon_score.py), so the
+    # layer reads negation scope from the rules instead of learning it from tweets that rarely show it
+    rule_valence: bool = False
     calibrate: bool = True  # fit a temperature on the validation split (exported in the graph)
     export: ExportConfig = field(default_factory=ExportConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)

@@ -17,7 +17,7 @@ from serving.contract.text import PAD_ID
 from training.config import NgramConfig, RecurrentConfig, SentimentConfig
 from training.model_folder import RunModel
 from training.models.cells import RecurrentStack
-from training.models.lexicon_score import LexiconScore
+from training.models.lexicon_score import VALENCE_SCALE, LexiconScore, token_valence
 
 LEXICON_FEATURES = 4  # training/data/sentiment/lexicon.py FEATURES: valence, negator, intensity, contrast
 # Multipliers of the n-gram hash (distinct odd primes): ids < 2^17 times these stay far below 2^63.
@@ -81,6 +81,7 @@ class RecurrentClassifier(nn.Module):
         lexicon_features: int = 0,
         lexicon_score: bool = False,
         score_alone: float = 0.0,
+        rule_valence: bool = False,
     ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
@@ -91,9 +92,12 @@ class RecurrentClassifier(nn.Module):
             self.register_buffer("lexicon", torch.zeros(vocab_size, lexicon_features))
         else:
             self.lexicon = None
+        if rule_valence and not lexicon_features:
+            raise ValueError("rule_valence=true needs lexicon=true: it is computed from the lexicon features")
+        self.rule_valence = rule_valence
         self.encoder = RecurrentStack(
             cfg.cell,
-            cfg.embedding_dim + lexicon_features,
+            cfg.embedding_dim + lexicon_features + int(rule_valence),
             cfg.hidden_size,
             cfg.num_layers,
             cfg.bidirectional,
@@ -115,10 +119,14 @@ class RecurrentClassifier(nn.Module):
 
     def inputs(self, input_ids: torch.Tensor) -> torch.Tensor:
         """What the recurrent stack reads at each step: the embedding (dropout in training), and the token's
-        lexicon features where the model has them."""
+        lexicon features where the model has them (and its valence after VADER's rules, on the table's scale)."""
         x = self.dropout(self.embedding(input_ids))
         if self.lexicon is not None:
-            x = torch.cat([x, self.lexicon[input_ids]], dim=2)
+            features = self.lexicon[input_ids]
+            parts = [x, features]
+            if self.rule_valence:
+                parts.append((token_valence(features) / VALENCE_SCALE).unsqueeze(2))
+            x = torch.cat(parts, dim=2)
         return x
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -176,6 +184,7 @@ class SentimentNet(nn.Module):
                 features,
                 cfg.lexicon_score,
                 cfg.score_alone,
+                cfg.rule_valence,
             )
             for cell in member_cells(cfg)
         )
@@ -241,4 +250,5 @@ def describe(net: SentimentNet) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in net.parameters()),
         "lexicon_features": 0 if first.lexicon is None else int(first.lexicon.shape[1]),
         "lexicon_score": first.score is not None,
+        "rule_valence": first.rule_valence,
     }

@@ -43,19 +43,25 @@ class LexiconScore(nn.Module):
     output_size = len(SCORES)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        valence = features[..., 0] * VALENCE_SCALE
-        negator, booster, contrast = features[..., 1], features[..., 2], features[..., 3]
-        boost = sum(d * _back(booster, k + 1) for k, d in enumerate(BOOSTER_DISTANCE))
-        valence = valence + torch.sign(valence) * BOOSTER_STEP * boost
-        negated = sum(_back(negator, k) for k in (1, 2, 3)) > 0
-        valence = torch.where(negated, valence * NEGATION_FACTOR, valence)
-        seen = torch.cumsum(contrast, dim=1)  # contrast words up to and including t
-        after = (seen - contrast) > 0
-        before = (seen[:, -1:] - seen) > 0
-        ones = torch.ones_like(valence)
-        weight = torch.where(after, ones * AFTER_CONTRAST, torch.where(before, ones * BEFORE_CONTRAST, ones))
-        valence = valence * weight
+        valence = token_valence(features)
         total = valence.sum(dim=1)
         positive = torch.relu(valence).sum(dim=1)
         negative = torch.relu(-valence).sum(dim=1)
         return torch.stack([_squash(total), _squash(positive), _squash(negative)], dim=1)
+
+
+def token_valence(features: torch.Tensor) -> torch.Tensor:
+    """[B, T, 4] lexicon features -> [B, T] each token's valence as VADER's rules count it in the sentence: boosted
+    by the boosters before it, flipped by a negator before it, weighed by where it stands against "but"."""
+    valence = features[..., 0] * VALENCE_SCALE
+    negator, booster, contrast = features[..., 1], features[..., 2], features[..., 3]
+    boost = sum(d * _back(booster, k + 1) for k, d in enumerate(BOOSTER_DISTANCE))
+    valence = valence + torch.sign(valence) * BOOSTER_STEP * boost
+    negated = sum(_back(negator, k) for k in (1, 2, 3)) > 0
+    valence = torch.where(negated, valence * NEGATION_FACTOR, valence)
+    seen = torch.cumsum(contrast, dim=1)  # contrast words up to and including t
+    after = (seen - contrast) > 0
+    before = (seen[:, -1:] - seen) > 0
+    ones = torch.ones_like(valence)
+    weight = torch.where(after, ones * AFTER_CONTRAST, torch.where(before, ones * BEFORE_CONTRAST, ones))
+    return valence * weight

@@ -40,12 +40,14 @@ def test_whole_lexicon_words_carry_their_valence_negators_intensifiers_and_contr
     assert not table[:4].any(), "special tokens carry no features"
 
 
-@pytest.mark.parametrize("lexicon_score", [False, True])
-def test_a_model_with_lexicon_features_exports_and_serves_like_pytorch(tmp_path: Path, lexicon_score: bool) -> None:
+@pytest.mark.parametrize(("lexicon_score", "rule_valence"), [(False, False), (True, False), (True, True)])
+def test_a_model_with_lexicon_features_exports_and_serves_like_pytorch(
+    tmp_path: Path, lexicon_score: bool, rule_valence: bool
+) -> None:
     torch.manual_seed(5)
     cfg = preset("sentiment", "smoke")
     model = RecurrentConfig(cell="lstm", embedding_dim=8, hidden_size=8, dropout=0.0)
-    cfg = replace(cfg, lexicon=True, lexicon_score=lexicon_score, model=model)
+    cfg = replace(cfg, lexicon=True, lexicon_score=lexicon_score, rule_valence=rule_valence, model=model)
     tokenizer = tokenizer_with_lexicon()
     net = SentimentNet(tokenizer.get_vocab_size(), len(LABELS), cfg)
     net.set_lexicon(torch.from_numpy(token_features(tokenizer)))
@@ -53,6 +55,7 @@ def test_a_model_with_lexicon_features_exports_and_serves_like_pytorch(tmp_path:
     report = export_model_folder(tmp_path / "model", tmp_path / "bundle", "r1", {})
     assert report.manifest["architecture"]["lexicon_features"] == LEXICON_FEATURES
     assert report.manifest["architecture"]["lexicon_score"] is lexicon_score
+    assert report.manifest["architecture"]["rule_valence"] is rule_valence
     assert_served_like_pytorch(report.bundle_dir, net.eval())
     # the features matter: the same weights without them answer differently
     with torch.no_grad():
@@ -132,6 +135,29 @@ def test_score_alone_shows_the_head_only_the_score_for_its_share_of_training_exa
     # when serving, they do
     member.eval()
     assert not torch.allclose(logits_with_embedding_scaled(1.0), logits_with_embedding_scaled(3.0))
+
+
+def test_rule_valence_gives_each_token_its_valence_after_negators_and_contrast() -> None:
+    cfg = replace(preset("sentiment", "smoke"), lexicon=True, rule_valence=True)
+    net = SentimentNet(50, len(LABELS), cfg).eval()
+    table = torch.zeros(50, LEXICON_FEATURES)
+    table[7, 0] = 0.5  # "good": valence 2 on VADER's scale (the table holds valence / 4)
+    table[8, 1] = 1.0  # "not"
+    table[9, 3] = 1.0  # "but"
+    net.set_lexicon(table)
+    # good . not good but . good ("not" reaches three tokens on, as in VADER: the last "good" is past it)
+    ids = torch.tensor([[7, 3, 8, 7, 9, 3, 7]])
+    rule = net.members[0].inputs(ids)[0, :, -1]
+    expected = 0.5 * torch.tensor([0.5, 0, 0, -0.74 * 0.5, 0, 0, 1.5])  # before "but" halved, after it x1.5
+    torch.testing.assert_close(rule, expected)
+    # the learned layer reads it beside the embedding and the raw features
+    assert net.members[0].inputs(ids).shape[2] == cfg.model.embedding_dim + LEXICON_FEATURES + 1
+
+
+def test_rule_valence_needs_the_lexicon() -> None:
+    cfg = replace(preset("sentiment", "smoke"), lexicon=False, rule_valence=True)
+    with pytest.raises(ValueError, match="lexicon=true"):
+        SentimentNet(100, len(LABELS), cfg)
 
 
 def test_score_alone_needs_the_score() -> None:
