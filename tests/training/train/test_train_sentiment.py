@@ -143,6 +143,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
         "lexicon_score=true",
         "opinion_words=true",
         "lexicon_whole_words=true",
+        "rule_valence=true",
         "zero_unseen_embeddings=true",
         "unrated_word_dropout=0.3",
         "contrast_augment=0.2",
@@ -156,6 +157,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
     assert 0.0 <= run.data.metrics["probe/contrast_accuracy"] <= 1.0
     assert run.data.metrics["lexicon/tokens_with_features"] > 7000, "VADER's words and the opinion words, whole"
     assert run.data.metrics["lexicon/whole_word_tokens_added"] > 0
+    assert run.data.params["rule_valence"] == "True"
     assert run.data.metrics["tokens/unseen_in_training"] > 7000, "most lexicon words are in no training text"
     assert int(run.data.params["data.contrast_augmented"]) > 0
     assert run.data.params["data.negation_balanced"] == "0"  # the fixture's positive and neutral rows hold no negator
