@@ -250,6 +250,7 @@ class RecurrentStack(nn.Module):
         if cell not in CELL_TYPES:
             raise ValueError(f"cell must be one of {CELL_TYPES}, got {cell!r}")
         self.cell = cell
+        self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
@@ -283,6 +284,10 @@ class RecurrentStack(nn.Module):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[-1] != self.input_size:
+            # torch checks the width of a padded input but not of a packed one (torch 2.13: an LSTM built for 21
+            # inputs runs on 20 and returns numbers), so a caller that builds the wrong input would train silently
+            raise ValueError(f"the recurrent stack reads {self.input_size} inputs per step, got {x.shape[-1]}")
         if state is None:
             state = self.initial_state(x.shape[0], x)
         if self.cell == "peephole":

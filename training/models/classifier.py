@@ -120,14 +120,24 @@ class RecurrentClassifier(nn.Module):
     def inputs(self, input_ids: torch.Tensor) -> torch.Tensor:
         """What the recurrent stack reads at each step: the embedding (dropout in training), and the token's
         lexicon features where the model has them (and its valence after VADER's rules, on the table's scale)."""
-        x = self.dropout(self.embedding(input_ids))
-        if self.lexicon is not None:
-            features = self.lexicon[input_ids]
-            parts = [x, features]
-            if self.rule_valence:
-                parts.append((token_valence(features) / VALENCE_SCALE).unsqueeze(2))
-            x = torch.cat(parts, dim=2)
-        return x
+        return self.with_lexicon(input_ids, self.dropout(self.embedding(input_ids)))
+
+    def with_lexicon(self, input_ids: torch.Tensor, embedded: torch.Tensor, neighbours: bool = True) -> torch.Tensor:
+        """`embedded` [B, T, E] of `input_ids` with the fixed per-token inputs appended: the one place that builds the
+        recurrent stack's input, for fine-tuning, serving and language-model pretraining (training/train/pretrain.py,
+        which brings its own dropout).
+
+        The rule valence reads a token's neighbours (a negator up to three tokens before it, a "but" anywhere after
+        it). A language model predicts those neighbours, so `neighbours=False` puts zeros in that input instead: the
+        backward direction would otherwise learn that a flipped valence at t means a negator at t-1."""
+        if self.lexicon is None:
+            return embedded
+        features = self.lexicon[input_ids]
+        parts = [embedded, features]
+        if self.rule_valence:
+            valence = token_valence(features) / VALENCE_SCALE if neighbours else torch.zeros_like(features[..., 0])
+            parts.append(valence.unsqueeze(2))
+        return torch.cat(parts, dim=2)
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """input_ids [B, T] int64, lengths [B] int64 -> logits [B, num_labels]."""

@@ -49,7 +49,9 @@ class BidirectionalLM(nn.Module):
                 "directions of the first, so it would see the token it is asked to predict"
             )
         self.embedding = classifier.embedding
-        self.lexicon = classifier.lexicon  # fixed per-token features, read beside the embedding (or None)
+        # the fixed per-token inputs beside the embedding (lexicon features; the rule valence as zeros: it reads the
+        # neighbours this model predicts), built by the classifier's own code
+        self.with_lexicon = classifier.with_lexicon
         self.encoder = encoder
         self.dropout = nn.Dropout(0.1)
         dim = self.embedding.embedding_dim
@@ -58,10 +60,7 @@ class BidirectionalLM(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over every predicted token of the batch (both directions)."""
-        x = self.dropout(self.embedding(ids))
-        if self.lexicon is not None:
-            x = torch.cat([x, self.lexicon[ids]], dim=2)
-        out, _ = self.encoder(x, lengths)
+        out, _ = self.encoder(self.with_lexicon(ids, self.dropout(self.embedding(ids)), neighbours=False), lengths)
         hidden = self.encoder.hidden_size
         steps = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
         inside = steps < lengths.unsqueeze(1)

@@ -60,3 +60,37 @@ def test_pretraining_sized_in_steps_takes_exactly_those_steps() -> None:
         [model], ids, PretrainConfig(steps=13, minutes=5.0, batch_size=8), seed=0, progress=False
     )
     assert metrics["pretrain/steps_member0"] == 13  # work, not time: the same on a busy machine
+
+
+def lexicon_classifier(rule_valence: bool) -> RecurrentClassifier:
+    torch.manual_seed(0)
+    cfg = RecurrentConfig(cell="lstm", embedding_dim=16, hidden_size=16, dropout=0.0, bidirectional=True)
+    model = RecurrentClassifier(
+        vocab_size=12, num_labels=3, cfg=cfg, lexicon_features=4, lexicon_score=True, rule_valence=rule_valence
+    )
+    table = torch.zeros(12, 4)
+    table[5, 0] = -0.5  # a negative word
+    table[4, 1] = 1.0  # a negator
+    model.lexicon.copy_(table)
+    return model
+
+
+@pytest.mark.parametrize("rule_valence", [False, True])
+def test_a_classifier_with_lexicon_inputs_pretrains(rule_valence: bool) -> None:
+    """`full` pretrains the members of `default`'s recipe: the lexicon features and the rule valence widen the
+    recurrent stack's input, and the language model must feed it the same width."""
+    model = lexicon_classifier(rule_valence)
+    ids = [[4 + (i + shift) % 4 for i in range(9)] for shift in range(4)] * 16
+    metrics = pretrain_members([model], ids, PretrainConfig(steps=5, batch_size=8), seed=0, progress=False)
+    assert metrics["pretrain/steps_member0"] == 5
+
+
+def test_the_language_model_reads_no_rule_valence() -> None:
+    """The rule valence at t says whether a negator stands at t-1..t-3, the tokens the backward direction predicts:
+    the language model reads zeros there; fine-tuning reads the valence."""
+    model = lexicon_classifier(rule_valence=True)
+    ids = torch.tensor([[4, 5, 6]])  # "not bad ..."
+    embedded = model.embedding(ids)
+    assert model.with_lexicon(ids, embedded)[0, 1, -1] > 0  # "bad" flipped by the negator before it
+    assert torch.all(model.with_lexicon(ids, embedded, neighbours=False)[..., -1] == 0)
+    torch.testing.assert_close(model.inputs(ids), model.with_lexicon(ids, embedded))
