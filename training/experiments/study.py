@@ -172,7 +172,7 @@ VARIANTS = (
         "`default`, each member first taught VADER's labels on the English of the translation pairs (1,500 steps)",
         overrides=("distill.steps=1500",),
     ),
-    Variant("full", "`PRESET=full`: 4 LSTM-128 members, 1,500 LM-pretraining steps each, 15 epochs", preset="full"),
+    Variant("full", "`PRESET=full`: `default`'s recipe with 4 LSTM-128 members and 10 epochs", preset="full"),
 )
 
 

@@ -5,8 +5,11 @@ valence combines with "not" and "but" it must then learn from 28k tweets, which 
 rules say it in a few lines that hold on any English (Hutto & Gilbert, 2014): a booster one to three words before a
 rated word moves it by 0.293 (less the farther it is), a negator one to three words before flips it (x -0.74), a
 "but" halves what comes before it and adds half to what follows, and the sum is squashed into [-1, 1] by
-s / sqrt(s^2 + 15). Measured offline first: VADER's own four scores fused with the ensemble's probabilities on
-validation lifted the review probe by 3 points and test macro-F1 by 1.
+s / sqrt(s^2 + 15). A negator that is rated itself (VADER's "no", where the lexicon lists it as a negator:
+`negate_after_no`) counts its own valence only where the next token is not rated: "no wifi" is a complaint, "no
+complaints" is not (VADER flips one or two words after "no"; here, as for every negator, up to three). Measured
+offline first: VADER's own four scores fused with the ensemble's probabilities on validation lifted the review probe
+by 3 points and test macro-F1 by 1.
 
 The score is computed from `input_ids` inside the exported graph, so serving's inputs do not change and serving
 needs no VADER. What it leaves out: VADER's capitals and "!" emphasis (the tokenizer lowercases), its idioms, and
@@ -29,6 +32,11 @@ SCORES = ("compound", "positive", "negative")
 def _back(x: torch.Tensor, steps: int) -> torch.Tensor:
     """x [B, T] shifted right by `steps`: position t holds x[t - steps] (0 before the text)."""
     return nn.functional.pad(x, (steps, 0))[:, : x.shape[1]]
+
+
+def _ahead(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """x [B, T] shifted left by `steps`: position t holds x[t + steps] (0 after the text)."""
+    return nn.functional.pad(x, (0, steps))[:, steps:]
 
 
 def _squash(x: torch.Tensor) -> torch.Tensor:
@@ -55,6 +63,8 @@ def token_valence(features: torch.Tensor) -> torch.Tensor:
     by the boosters before it, flipped by a negator before it, weighed by where it stands against "but"."""
     valence = features[..., 0] * VALENCE_SCALE
     negator, booster, contrast = features[..., 1], features[..., 2], features[..., 3]
+    # a rated negator ("no") before a rated word only negates it; its own valence counts where nothing rated follows
+    valence = torch.where((negator > 0) & (_ahead(valence, 1) != 0), torch.zeros_like(valence), valence)
     boost = sum(d * _back(booster, k + 1) for k, d in enumerate(BOOSTER_DISTANCE))
     valence = valence + torch.sign(valence) * BOOSTER_STEP * boost
     negated = sum(_back(negator, k) for k in (1, 2, 3)) > 0

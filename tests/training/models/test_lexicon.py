@@ -12,7 +12,14 @@ import torch
 
 from tests.training.export.test_export_sentiment import LABELS, TEXTS, assert_served_like_pytorch, save_model_dir
 from training.config import RecurrentConfig, TokenizerConfig
-from training.data.sentiment.lexicon import FEATURES, lexicon_words, token_features, vader_scores
+from training.data.sentiment.lexicon import (
+    FEATURES,
+    Lexicon,
+    lexicon_words,
+    token_features,
+    vader_lexicon,
+    vader_scores,
+)
 from training.models.classifier import LEXICON_FEATURES, SentimentNet
 from training.models.lexicon_score import LexiconScore
 from training.tasks import export_model_folder, preset
@@ -78,8 +85,8 @@ def test_split_contractions_are_negators() -> None:
         assert table[token, 1] == 0, word
 
 
-def rule_scores(tokenizer, texts: list[str]) -> np.ndarray:
-    table = torch.from_numpy(token_features(tokenizer))
+def rule_scores(tokenizer, texts: list[str], lexicon: Lexicon | None = None) -> np.ndarray:
+    table = torch.from_numpy(token_features(tokenizer, lexicon))
     return np.array([LexiconScore()(table[torch.tensor([tokenizer.encode(t).ids])])[0].numpy() for t in texts])
 
 
@@ -95,6 +102,20 @@ def test_the_lexicon_score_applies_vaders_negation_booster_and_contrast_rules() 
     # the sign agrees with VADER itself on these
     vader = vader_scores(["good", "not good", "I don't like it", "good but boring", "boring but good"])
     assert np.all(np.sign(vader) == np.sign([good, not_good, dont_like, good_but_boring, boring_but_good]))
+
+
+def test_with_no_a_negator_the_score_follows_vaders_rule_for_no() -> None:
+    """VADER flips a rated word after "no" and drops the -1.2 of "no" itself there; before an unrated word "no" keeps
+    it. The plain table (no among the rated words only) reads "no complaints" as two complaints."""
+    tokenizer = tokenizer_with_lexicon()
+    texts = ["I have no complaints", "no problems at all", "there was no wifi", "no help from anyone"]
+    vader = vader_scores(texts)
+    plain = rule_scores(tokenizer, texts)[:, 0]
+    lexicon = vader_lexicon()
+    with_no = rule_scores(tokenizer, texts, replace(lexicon, negators=lexicon.negators | {"no"}))[:, 0]
+    assert np.all(np.sign(with_no) == np.sign(vader)), (with_no, vader)
+    assert plain[0] < 0 and plain[1] < 0, "without the rule, a negated complaint counts as one"
+    assert with_no[2] == pytest.approx(plain[2]), "before an unrated word, no keeps its own valence"
 
 
 def test_the_lexicon_score_ignores_padding() -> None:

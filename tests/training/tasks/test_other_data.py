@@ -15,9 +15,11 @@ from training.tasks import preset, task_named
 def test_sentiment_asks_for_the_translation_data_only_when_it_reads_the_english_pairs() -> None:
     spec = task_named("sentiment")
     assert spec.other_data(preset("sentiment", "smoke")) == ()
-    assert spec.other_data(preset("sentiment", "full")) == ("translation",)  # pretrains on the English pairs
+    assert spec.other_data(preset("sentiment", "full")) == ()
+    english = apply_overrides(preset("sentiment", "full"), ["pretrain.steps=10", "pretrain.sources=tweets,english"])
+    assert spec.other_data(english) == ("translation",)  # pretrains on the English pairs
     assert spec.other_data(apply_overrides(preset("sentiment", "smoke"), ["distill.steps=10"])) == ("translation",)
-    no_english = apply_overrides(preset("sentiment", "full"), ["pretrain.sources=tweets"])
+    no_english = apply_overrides(preset("sentiment", "full"), ["pretrain.steps=10", "pretrain.sources=tweets"])
     assert spec.other_data(no_english) == ()
     assert task_named("translation").other_data(preset("translation", "smoke")) == ()
 

@@ -144,6 +144,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
         "opinion_words=true",
         "lexicon_whole_words=true",
         "rule_valence=true",
+        "negate_after_no=true",
         "zero_unseen_embeddings=true",
         "unrated_word_dropout=0.3",
         "contrast_augment=0.2",
@@ -177,7 +178,7 @@ def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -
 
 
 def test_opinion_words_and_whole_words_need_the_lexicon(ws: Workspace) -> None:
-    for setting in ("opinion_words=true", "lexicon_whole_words=true"):
+    for setting in ("opinion_words=true", "lexicon_whole_words=true", "negate_after_no=true"):
         with pytest.raises(ValueError, match="need lexicon=true"):
             train(tiny_sentiment("lexicon=false", "lexicon_score=false", setting), ws, progress=False)
 

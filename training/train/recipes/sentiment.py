@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -100,14 +101,19 @@ class SentimentRecipe:
         """The lexicon of the features and the score: VADER's, with Hu and Liu's opinion words where asked."""
         cfg = self.cfg
         if not cfg.lexicon:
-            if cfg.opinion_words or cfg.lexicon_whole_words:
-                raise ValueError("opinion_words and lexicon_whole_words need lexicon=true: they extend its features")
+            if cfg.opinion_words or cfg.lexicon_whole_words or cfg.negate_after_no:
+                raise ValueError(
+                    "opinion_words, lexicon_whole_words and negate_after_no need lexicon=true: they extend its features"
+                )
             return None
+        lexicon = vader_lexicon()
+        if cfg.negate_after_no:
+            lexicon = replace(lexicon, negators=lexicon.negators | {"no"})
         if not cfg.opinion_words:
-            return vader_lexicon()
+            return lexicon
         from training.data.sentiment.opinion_words import opinion_lexicon
 
-        return opinion_lexicon(vader_lexicon(), self.ws.artifact_cache)
+        return opinion_lexicon(lexicon, self.ws.artifact_cache)
 
     def log_inputs(self) -> None:
         """What the run read and what `build` measured, into the active MLflow run (rank 0 only: the other
