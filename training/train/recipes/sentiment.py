@@ -17,7 +17,7 @@ from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment.contrast_augment import contrast_examples
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
 from training.data.sentiment.lexicon import Lexicon, lexicon_words, negators, token_features, vader_lexicon
-from training.data.sentiment.negation_balance import negation_balance_examples
+from training.data.sentiment.negation_balance import negated_negative_examples, negation_balance_examples
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
 from training.metrics.decision import tune_offsets
@@ -68,6 +68,9 @@ class SentimentRecipe:
         self.negation_balanced = (
             negation_balance_examples(splits["train"], negators(), cfg.optim.seed) if cfg.negation_balance else []
         )
+        if cfg.negated_negative_balance:
+            valence = (lexicon or vader_lexicon()).valence
+            self.negation_balanced += negated_negative_examples(splits["train"], negators(), valence, cfg.optim.seed)
         splits["train"] = [*splits["train"], *self.augmented, *self.negation_balanced]
         label_id = {label: i for i, label in enumerate(LABELS)}
         self.encoded = {
