@@ -1,5 +1,6 @@
 """How much of the lexicon the model can read, and how well the lexicon alone reads the probes, for each way of
-building the tokenizer and the lexicon (README, "Sentiment off the tweets": `opinion_words`, `lexicon_whole_words`).
+building the tokenizer and the lexicon (README, "Sentiment off the tweets": `opinion_words`, `lexicon_whole_words`,
+`negate_after_no`).
 
 For VADER's lexicon alone and with Hu and Liu's opinion words, with BPE as fitted (the lexicon's words added to the
 tweets twice) and with every lexicon word made whole: how many of the lexicon's words are one token, the vocabulary
@@ -22,7 +23,14 @@ from tokenizers import Tokenizer
 from serving.contract.text import encode_ids, pad_batch
 from training.config import Workspace
 from training.data.sentiment.corpus import load_split, prepare_sentiment
-from training.data.sentiment.lexicon import WORD_START, Lexicon, lexicon_words, token_features, vader_lexicon
+from training.data.sentiment.lexicon import (
+    WORD_START,
+    Lexicon,
+    lexicon_words,
+    token_features,
+    vader_lexicon,
+    with_no_as_negator,
+)
 from training.data.sentiment.opinion_words import opinion_lexicon
 from training.data.sentiment.review_probe import probe_sets
 from training.models.lexicon_score import LexiconScore
@@ -61,7 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ws = Workspace.from_env()
     texts = [row["text"] for row in load_split(prepare_sentiment(cfg.data, ws, progress=False).dir, "train")]
     vader = vader_lexicon()
-    lexicons = {"VADER": vader, "VADER + opinion words": opinion_lexicon(vader, ws.artifact_cache)}
+    opinion = opinion_lexicon(vader, ws.artifact_cache)
+    lexicons = {
+        "VADER": vader,
+        "VADER + opinion words": opinion,
+        # negate_after_no: VADER's own analyser already reads "no" so; its row repeats the one above
+        'VADER + opinion words, "no" a negator': with_no_as_negator(opinion),
+    }
     print(f"{len(texts)} training tweets; vocabulary {cfg.tokenizer.vocab_size} before whole words")
     probes = " | ".join(probe_sets())
     print(f"lexicon | tokenizer | whole words | vocabulary | tweets cut differently | accuracy: {probes}")

@@ -19,6 +19,7 @@ from training.data.sentiment.lexicon import (
     token_features,
     vader_lexicon,
     vader_scores,
+    with_no_as_negator,
 )
 from training.models.classifier import LEXICON_FEATURES, SentimentNet
 from training.models.lexicon_score import LexiconScore
@@ -111,8 +112,7 @@ def test_with_no_a_negator_the_score_follows_vaders_rule_for_no() -> None:
     texts = ["I have no complaints", "no problems at all", "there was no wifi", "no help from anyone"]
     vader = vader_scores(texts)
     plain = rule_scores(tokenizer, texts)[:, 0]
-    lexicon = vader_lexicon()
-    with_no = rule_scores(tokenizer, texts, replace(lexicon, negators=lexicon.negators | {"no"}))[:, 0]
+    with_no = rule_scores(tokenizer, texts, with_no_as_negator(vader_lexicon()))[:, 0]
     assert np.all(np.sign(with_no) == np.sign(vader)), (with_no, vader)
     assert plain[0] < 0 and plain[1] < 0, "without the rule, a negated complaint counts as one"
     assert with_no[2] == pytest.approx(plain[2]), "before an unrated word, no keeps its own valence"

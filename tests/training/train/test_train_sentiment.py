@@ -163,6 +163,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
     assert run.data.metrics["tokens/unseen_in_training"] > 7000, "most lexicon words are in no training text"
     assert int(run.data.params["data.contrast_augmented"]) > 0
     assert run.data.params["data.negation_balanced"] == "0"  # the fixture's positive and neutral rows hold no negator
+    assert run.data.params["data.negated_negative_balanced"] == "0"  # (so none negates a negative word either)
 
 
 def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -> None:

@@ -16,7 +16,7 @@ signed strength ("very" +, "barely" -), and whether it turns the sentence ("but"
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -56,6 +56,12 @@ def vader_lexicon() -> Lexicon:
     from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer
 
     return Lexicon(SentimentIntensityAnalyzer().lexicon, frozenset(NEGATE), dict(BOOSTER_DICT))
+
+
+def with_no_as_negator(lexicon: Lexicon) -> Lexicon:
+    """`lexicon` with "no" among its negators, as VADER's own rule for "no" reads it (`negate_after_no`): the rules
+    then flip a rated word after it and drop its own valence there (training/models/lexicon_score.py)."""
+    return replace(lexicon, negators=lexicon.negators | {"no"})
 
 
 def negators() -> frozenset[str]:

@@ -25,8 +25,16 @@ _ALSO_NEGATORS = frozenset({"no", "nobody"})
 def holds_negator(text: str, negators: Iterable[str]) -> bool:
     """VADER's test (`negated`: a word of its NEGATE list, or any word ending in n't, "couldn't"), plus "no" and
     "nobody"."""
-    words = set(_WORDS.findall(text.lower().replace("\u2019", "'")))
-    return any(w.endswith("n't") for w in words) or not words.isdisjoint(_ALSO_NEGATORS.union(negators))
+    negators = _ALSO_NEGATORS.union(negators)
+    return any(_is_negator(word, negators) for word in _words(text))
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower().replace("\u2019", "'"))
+
+
+def _is_negator(word: str, negators: frozenset[str]) -> bool:
+    return word.endswith("n't") or word in negators
 
 
 def negation_balance_examples(
@@ -60,9 +68,9 @@ def negates_a_negative_word(text: str, negators: Iterable[str], valence: Mapping
     """A word VADER rates -1 or lower with a negator (as `holds_negator` counts them) one to three words before it:
     "no worries", "never steered me wrong", "didn't need to worry"."""
     negators = _ALSO_NEGATORS.union(negators)
-    words = _WORDS.findall(text.lower().replace("\u2019", "'"))
+    words = _words(text)
     return any(
-        valence.get(word, 0.0) <= -1.0 and any(w.endswith("n't") or w in negators for w in words[max(0, i - 3) : i])
+        valence.get(word, 0.0) <= -1.0 and any(_is_negator(w, negators) for w in words[max(0, i - 3) : i])
         for i, word in enumerate(words)
     )
 

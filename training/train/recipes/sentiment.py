@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -16,7 +15,14 @@ from training.config import SentimentConfig, Workspace
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.sentiment.contrast_augment import contrast_examples
 from training.data.sentiment.corpus import LABELS, load_split, prepare_sentiment
-from training.data.sentiment.lexicon import Lexicon, lexicon_words, negators, token_features, vader_lexicon
+from training.data.sentiment.lexicon import (
+    Lexicon,
+    lexicon_words,
+    negators,
+    token_features,
+    vader_lexicon,
+    with_no_as_negator,
+)
 from training.data.sentiment.negation_balance import negated_negative_examples, negation_balance_examples
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
@@ -68,10 +74,12 @@ class SentimentRecipe:
         self.negation_balanced = (
             negation_balance_examples(splits["train"], negators(), cfg.optim.seed) if cfg.negation_balance else []
         )
-        if cfg.negated_negative_balance:
-            valence = (lexicon or vader_lexicon()).valence
-            self.negation_balanced += negated_negative_examples(splits["train"], negators(), valence, cfg.optim.seed)
-        splits["train"] = [*splits["train"], *self.augmented, *self.negation_balanced]
+        self.negated_negative_balanced = (
+            negated_negative_examples(splits["train"], negators(), (lexicon or vader_lexicon()).valence, cfg.optim.seed)
+            if cfg.negated_negative_balance
+            else []
+        )
+        splits["train"] = [*splits["train"], *self.augmented, *self.negation_balanced, *self.negated_negative_balanced]
         label_id = {label: i for i, label in enumerate(LABELS)}
         self.encoded = {
             name: list(
@@ -111,7 +119,7 @@ class SentimentRecipe:
             return None
         lexicon = vader_lexicon()
         if cfg.negate_after_no:
-            lexicon = replace(lexicon, negators=lexicon.negators | {"no"})
+            lexicon = with_no_as_negator(lexicon)
         if not cfg.opinion_words:
             return lexicon
         from training.data.sentiment.opinion_words import opinion_lexicon
@@ -126,6 +134,7 @@ class SentimentRecipe:
         mlflow.log_params({f"data.{name}_size": size for name, size in self.split_sizes.items()})
         mlflow.log_param("data.contrast_augmented", len(self.augmented))
         mlflow.log_param("data.negation_balanced", len(self.negation_balanced))
+        mlflow.log_param("data.negated_negative_balanced", len(self.negated_negative_balanced))
         mlflow.log_metrics(self.pretrain_metrics)
         if self.feedback is not None:
             log_feedback(self.feedback)
