@@ -14,6 +14,10 @@ EOS stays in its beam as finished (extended only by a zero-cost filler, so its s
 sentence is done when all its beams are finished or the length cap is hit. The result is the beam with the best
 length-normalised score, score / length**length_penalty, which counters the sum's bias towards short outputs.
 With one beam it makes exactly greedy's choices.
+
+`no_repeat_ngram` (0: off) forbids a token that would make an n-gram of that many tokens appear twice in one output
+(fairseq's and Hugging Face's `no_repeat_ngram_size`): a model that has not learned enough English loops on a phrase
+("the beach to the beach"), and the ban makes the search take the next best word instead.
 """
 
 from __future__ import annotations
@@ -48,6 +52,25 @@ def normalize(scores: np.ndarray, lengths: np.ndarray, length_penalty: float) ->
     return scores / np.maximum(lengths, 1).astype(np.float64) ** length_penalty
 
 
+def ban_repeated_ngrams(log_probs: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
+    """`log_probs` [N, V] with -inf for each token that would repeat an n-gram already in its row's `history` [N, t].
+
+    The last n-1 tokens of a row are the prefix; every earlier place where the same n-1 tokens stand bans the token
+    that followed them there. Vectorised over rows, one pass per earlier position (outputs are a few dozen tokens).
+    Returns a writable array (a copy where `log_probs` was read-only, as onnxruntime's outputs can be)."""
+    t = history.shape[1]
+    if n < 1 or t < n:
+        return log_probs
+    if not log_probs.flags.writeable:
+        log_probs = log_probs.copy()
+    prefix = history[:, t - (n - 1) :]
+    for start in range(t - n + 1):
+        same = (history[:, start : start + n - 1] == prefix).all(axis=1)
+        rows = np.flatnonzero(same)
+        log_probs[rows, history[rows, start + n - 1]] = -np.inf
+    return log_probs
+
+
 def _take_rows(
     state: np.ndarray, context: tuple[np.ndarray, ...], rows: np.ndarray, state_axis: int
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
@@ -63,6 +86,7 @@ def greedy_search(
     state_axis: int = 1,
     with_attention: bool = False,
     length_penalty: float = 1.0,
+    no_repeat_ngram: int = 0,
     bos_id: int = BOS_ID,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
@@ -80,6 +104,8 @@ def greedy_search(
         if len(active) == 0:
             break
         log_probs, state, weights = step(tokens, state, context)
+        if no_repeat_ngram:
+            log_probs = ban_repeated_ngrams(log_probs, tokens_out[active, :t], no_repeat_ngram)
         tokens = log_probs.argmax(axis=1)
         tokens_out[active, t] = tokens
         scores[active] += log_probs[np.arange(len(active)), tokens]
@@ -113,6 +139,7 @@ def beam_search(
     state_axis: int = 1,
     with_attention: bool = False,
     length_penalty: float = 1.0,
+    no_repeat_ngram: int = 0,
     bos_id: int = BOS_ID,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
@@ -139,6 +166,8 @@ def beam_search(
     history_tokens = np.full((max_len, batch, k), pad_id, dtype=np.int64)
     history_parents = np.zeros((max_len, batch, k), dtype=np.int64)
     history_attention: np.ndarray | None = None
+    # Each beam's own tokens so far (reordered by back-pointers every step), for the n-gram ban.
+    hypotheses = np.full((batch, k, max_len), pad_id, dtype=np.int64) if no_repeat_ngram else None
     active = np.arange(batch)
     tokens = np.full(batch * k, bos_id, dtype=np.int64)
     for t in range(max_len):
@@ -146,6 +175,8 @@ def beam_search(
             break
         n = len(active)
         log_probs, state, weights = step(tokens, state, context)
+        if hypotheses is not None:
+            log_probs = ban_repeated_ngrams(log_probs, hypotheses[active, :, :t].reshape(n * k, t), no_repeat_ngram)
         # A sentence's k best extensions are among the k best tokens of each of its beams: k x k candidates instead
         # of k x V (argmax passes are ~100x faster than argpartition over k x V).
         top_values, top_tokens = row_top_k(log_probs, k)  # [n*k, k] each
@@ -165,6 +196,9 @@ def beam_search(
         finished[active] = was_finished | (token == eos_id)
         history_tokens[t, active] = token
         history_parents[t, active] = parent
+        if hypotheses is not None:
+            hypotheses[active] = np.take_along_axis(hypotheses[active], parent[:, :, None], axis=1)
+            hypotheses[active, :, t] = token
         if with_attention and weights is not None:
             if history_attention is None:
                 history_attention = np.zeros((max_len, batch, k, weights.shape[1]), dtype=np.float32)

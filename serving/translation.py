@@ -59,6 +59,7 @@ class Seq2SeqRuntime:
         beam_size: int = 1,
         length_penalty: float = 1.0,
         with_attention: bool = False,
+        no_repeat_ngram: int = 0,
     ) -> Decoded:
         """ids [B, S] int64, lengths [B] -> outputs of all B sentences, decoded together."""
         memory, keys, state = self.encode(ids, lengths)
@@ -71,6 +72,7 @@ class Seq2SeqRuntime:
                 max_output_tokens,
                 with_attention=with_attention,
                 length_penalty=length_penalty,
+                no_repeat_ngram=no_repeat_ngram,
             )
         return beam_search(
             self.step,
@@ -80,6 +82,7 @@ class Seq2SeqRuntime:
             beam_size,
             with_attention=with_attention,
             length_penalty=length_penalty,
+            no_repeat_ngram=no_repeat_ngram,
         )
 
 
@@ -109,6 +112,8 @@ class TranslationPredictor:
         self.default_beam_size = int(manifest["default_beam_size"])
         self.max_beam_size = int(manifest["max_beam_size"])
         self.length_penalty = float(manifest.get("length_penalty", 1.0))
+        # bundles exported before the ban existed decode as they were measured: without it
+        self.no_repeat_ngram = int(manifest.get("no_repeat_ngram", 0))
 
     def _beam(self, beam_size: int | None) -> int:
         beam = self.default_beam_size if beam_size is None else int(beam_size)
@@ -125,7 +130,7 @@ class TranslationPredictor:
             chunk = order[start : start + CHUNK]
             batch, lengths = pad_batch([ids[i] for i in chunk])
             decoded = self.runtime.decode(
-                batch, lengths, self.max_output_tokens, beam, self.length_penalty, with_attention
+                batch, lengths, self.max_output_tokens, beam, self.length_penalty, with_attention, self.no_repeat_ngram
             )
             for row, i in enumerate(chunk):
                 rows[i] = (decoded, row)

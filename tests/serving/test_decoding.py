@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from serving.contract.text import BOS_ID, EOS_ID, PAD_ID
-from serving.decoding import beam_search, greedy_search, row_top_k
+from serving.decoding import ban_repeated_ngrams, beam_search, greedy_search, row_top_k
 
 A, B, C, D = 4, 5, 6, 7
 VOCAB = 8
@@ -160,3 +160,61 @@ def test_row_top_k_matches_a_stable_sort_and_leaves_its_input_alone() -> None:
     assert np.array_equal(indices, np.argsort(-before, axis=1, kind="stable")[:, :4])
     assert np.array_equal(values, np.take_along_axis(before, indices, axis=1))
     assert np.array_equal(log_probs, before)
+
+
+def test_ban_repeated_ngrams_bans_each_token_that_would_repeat_an_ngram() -> None:
+    history = np.array([[A, B, C, A, B], [A, B, C, D, A]])
+    banned = ban_repeated_ngrams(np.zeros((2, VOCAB)), history, 3)
+    # row 0 ends "A B", which C followed before; row 1 ends "D A", seen nowhere before
+    assert np.isneginf(banned[0]).nonzero()[0].tolist() == [C]
+    assert not np.isneginf(banned[1]).any()
+    banned = ban_repeated_ngrams(np.zeros((2, VOCAB)), history, 2)
+    assert np.isneginf(banned[0]).nonzero()[0].tolist() == [C]  # after B: C
+    assert np.isneginf(banned[1]).nonzero()[0].tolist() == [B]  # after A: B
+    short = np.zeros((2, VOCAB))
+    assert ban_repeated_ngrams(short, history[:, :2], 3) is short  # no n-gram yet: nothing to ban, no copy
+    read_only = np.zeros((2, VOCAB))
+    read_only.flags.writeable = False
+    assert np.isneginf(ban_repeated_ngrams(read_only, history, 3)).any() and not np.isneginf(read_only).any()
+
+
+@pytest.mark.parametrize(
+    ("beam_size", "n", "expected"),
+    [
+        (1, 3, [A, B, A, B, EOS_ID]),  # the 4th token may not repeat "A B A": EOS, the second choice
+        (1, 2, [A, B, A, EOS_ID]),  # the 3rd token may not repeat "A B"
+        # a beam keeps what is left that is most probable: "A B EOS" 0.18 against "A B A B EOS" 0.13
+        (3, 3, [A, B, EOS_ID]),
+        (3, 2, [A, B, EOS_ID]),
+    ],
+)
+def test_no_repeat_ngram_breaks_a_loop_the_model_prefers(beam_size: int, n: int, expected: list[int]) -> None:
+    # Unbanned, the loop "A B A B ..." to the length cap is the most probable output (0.9^5 * 0.8^4 = 0.24)
+    loop = table({BOS_ID: {A: 1.0}, A: {B: 0.9, EOS_ID: 0.1}, B: {A: 0.8, EOS_ID: 0.2}})
+    free = beam_search(MarkovStep(loop[None]), *start(1), max_len=10, beam_size=beam_size, length_penalty=0.0)
+    assert free.sequences() == [[A, B] * 5]
+    out = beam_search(
+        MarkovStep(loop[None]), *start(1), max_len=10, beam_size=beam_size, length_penalty=0.0, no_repeat_ngram=n
+    )
+    assert out.sequences() == [expected]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_no_output_repeats_an_ngram_and_a_beam_of_one_is_still_greedy(n: int) -> None:
+    tables = random_tables(30, seed=7, eos_bias=-1.0)
+    greedy = greedy_search(MarkovStep(tables), *start(30), max_len=12, no_repeat_ngram=n)
+    assert (
+        greedy.sequences()
+        == beam_search(MarkovStep(tables), *start(30), max_len=12, beam_size=1, no_repeat_ngram=n).sequences()
+    )
+    free = beam_search(MarkovStep(tables), *start(30), max_len=12, beam_size=4)
+    banned = beam_search(MarkovStep(tables), *start(30), max_len=12, beam_size=4, no_repeat_ngram=n)
+
+    def repeats(tokens: list[int]) -> bool:
+        grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        return len(grams) != len(set(grams))
+
+    assert any(repeats(s) for s in free.sequences())  # the example has loops to break
+    for out in (greedy, banned):
+        assert not any(repeats(s) for s in out.sequences())
+        assert np.isfinite(out.scores).all()

@@ -132,6 +132,7 @@ def export_translation(
         "default_beam_size": cfg.decoding.beam_size,
         "max_beam_size": cfg.decoding.max_beam_size,
         "length_penalty": LENGTH_PENALTY,
+        "no_repeat_ngram": cfg.decoding.no_repeat_ngram,
         "source_vocab_size": source_vocab_size,
         "target_vocab_size": target_vocab_size,
         "cells": {"encoder": cfg.model.encoder.cell, "decoder": cfg.model.decoder_cell},

@@ -72,7 +72,7 @@ def write_model_dir(
             target_embedding_dim=8,
             attention_dim=8,
         ),
-        decoding=replace(cfg.decoding, max_output_tokens=12, beam_size=3),
+        decoding=replace(cfg.decoding, max_output_tokens=12, beam_size=3, no_repeat_ngram=3),
     )
     source = fit_tokenizer([es for es, _ in PAIRS], TokenizerConfig(vocab_size=120, min_frequency=1), lowercase=False)
     target = fit_tokenizer([en for _, en in PAIRS], TokenizerConfig(vocab_size=120, min_frequency=1), lowercase=False)
@@ -111,6 +111,10 @@ def test_export_matches_pytorch(tmp_path: Path, encoder: str, decoder: str, bidi
     bundle = load_bundle(report.bundle_dir, "translation")
     assert bundle.manifest["max_beam_size"] == 8 and bundle.manifest["default_beam_size"] == 3
     predictor = TranslationPredictor(bundle)
+    assert (
+        bundle.manifest["no_repeat_ngram"] == predictor.no_repeat_ngram == 3
+    )  # the config's (off in the presets), served
+    predictor.no_repeat_ngram = 0  # PyTorch's greedy decoding has no n-gram ban: compare the graphs alone
     served = predictor.translate(TEXTS, beam_size=1)
     ids, lengths = encode_batch(predictor.source_tokenizer, TEXTS, predictor.max_input_tokens)
     tokens, out_len, _ = greedy_decode(model, torch.from_numpy(ids), torch.from_numpy(lengths), 12)
