@@ -39,6 +39,10 @@ class OptimConfig:
     # done, `train` says so loudly (a warning, tag memoria.cut_short) because that model depends on machine load.
     max_minutes: float = 0.0
     max_steps: int = 0  # optimiser steps (0 = no limit beyond max_epochs), e.g. 3.5 epochs of a large corpus
+    # Exponential moving average of the weights (0 = off; Lightning's EMAWeightAveraging, updated after every step):
+    # validation, the best-epoch checkpoint and the exported model use the average, which smooths the last steps'
+    # noise. A decay d averages over about 1 / (1 - d) steps.
+    ema_decay: float = 0.0
     # The learning-rate decay's progress also counts the share of max_minutes used (the cap as the budget: runs from
     # before presets were sized in work, the study's 5-minute rows). Presets sized in work set it false.
     time_aware_decay: bool = True
