@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import lightning as L
 import mlflow
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import MLFlowLogger
 
 from serving.contract.names import CUT_SHORT_TAG, PRESET_TAG, TASK_TAG
@@ -25,6 +25,7 @@ from training.config import TaskConfig, Workspace
 from training.task_spec import TaskSpec
 from training.tracking.store import SELECTION_SCORE, start_run
 from training.train.distributed import check_node_launch, is_rank_zero, one_process_after
+from training.train.moving_average import MovingAverage
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,7 @@ def make_trainer(
     if optim.max_steps > 0:
         callbacks.append(StepBudget(optim.max_steps))
     if optim.ema_decay > 0:
-        # buffers are not learned (lexicon tables, masks): only the parameters are averaged
-        callbacks.append(EMAWeightAveraging(decay=optim.ema_decay, use_buffers=False))
+        callbacks.append(MovingAverage(optim.ema_decay))
     if not progress:
         callbacks.append(EpochLines(optim.max_minutes))
     logger = MLFlowLogger(experiment_name=cfg.task, tracking_uri=ws.tracking_uri, run_id=run_id) if run_id else False
