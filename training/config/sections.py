@@ -43,6 +43,7 @@ class OptimConfig:
     # validation, the best-epoch checkpoint and the exported model use the average, which smooths the last steps'
     # noise. A decay d averages over about 1 / (1 - d) steps. Off: translation `default` with 0.998 lost 0.1-0.5 BLEU
     # on every test domain and the probe (README, "Translation"; still learning fast at the end of its 3,600 steps).
+    # Sentiment `full` with 0.995: test macro-F1 0.7691 against 0.7689, the probes within one sentence.
     ema_decay: float = 0.0
     # The learning-rate decay's progress also counts the share of max_minutes used (the cap as the budget: runs from
     # before presets were sized in work, the study's 5-minute rows). Presets sized in work set it false.
