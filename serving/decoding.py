@@ -17,7 +17,7 @@ With one beam it makes exactly greedy's choices.
 
 `no_repeat_ngram` (0: off) forbids a token that would make an n-gram of that many tokens appear twice in one output
 (fairseq's and Hugging Face's `no_repeat_ngram_size`): a model that has not learned enough English loops on a phrase
-("the beach to the beach"), and the ban makes the search take the next best word instead.
+("the tent of the tent of the tent"), and the ban makes the search take the next best word instead.
 """
 
 from __future__ import annotations
