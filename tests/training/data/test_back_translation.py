@@ -4,6 +4,7 @@ Apertium."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from training.config import TranslationDataConfig, Workspace
 from training.data.translation import back_translation as bt
 from training.data.translation import corpus as tc
 from training.data.translation.apertium import installed_apertium
+from training.data.translation.everyday_probe import probe_rows
 
 ENGLISH = ["I am hungry today.", "It seems that everybody likes golf.", "Where is the train station?"]
 
@@ -111,3 +113,25 @@ def test_known_words_only_must_name_a_back_translated_domain_of_the_run(ws: Work
     cfg = TranslationDataConfig(source="mix", domains=("bible", "wordnet_bt"), bt_known_words_only=("wordnet",))
     with pytest.raises(ValueError, match=r"data.bt_known_words_only names \['wordnet'\]"):
         tc.prepare_translation(cfg, ws, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "requirement", "sentence"),
+    [
+        ("wordnet", "wordnet-base=1:3.0-37", "They lay on the beach all day."),
+        ("endless_sky", "endless-sky-data=0.9.8-1.2", "Sure, I'd be glad to help."),
+    ],
+)
+def test_each_english_source_is_named_by_its_pin_and_leaves_out_probe_answers(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, name: str, requirement: str, sentence: str
+) -> None:
+    probe_answer = probe_rows()[0]["en"][0]
+    source = dataclasses.replace(bt.ENGLISH_SOURCES[name], sentences=lambda ws: [sentence, probe_answer])
+    monkeypatch.setitem(bt.ENGLISH_SOURCES, name, source)
+    assert bt.english_sentences(name, ws) == [sentence]
+    assert bt.input_identity(f"{name}_bt")["english"] == f"{requirement}@{source.pin.sha256}"
+
+
+def test_an_unknown_back_translation_domain_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown back-translation domain 'novels_bt'"):
+        bt.input_identity("novels_bt")

@@ -3,14 +3,7 @@ quotations taken over the narration around them, substitutions and bracketed alt
 
 from __future__ import annotations
 
-import dataclasses
-
-import pytest
-
-from training.config import Workspace
-from training.data.translation import back_translation as bt
 from training.data.translation import endless_sky as es
-from training.data.translation.everyday_probe import probe_rows
 
 # a mission as the game's data files write it (shortened from "intro missions.txt")
 DATA_FILE = """mission "Intro [0 Tutorial]"
@@ -61,16 +54,3 @@ def test_sentences_are_whole_plain_ascii_sentences_of_3_to_20_words() -> None:
     assert es.as_sentence("We could go") is None  # no closing punctuation: cut by narration
     assert es.as_sentence("Welcome, café owner.") is None
     assert es.as_sentence(" ".join(["word"] * 20) + ".") is None
-
-
-def test_the_domain_reads_the_pinned_package_and_leaves_out_probe_answers(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    probe_answer = probe_rows()[0]["en"][0]
-    source = dataclasses.replace(
-        bt.ENGLISH_SOURCES["endless_sky"], sentences=lambda ws: ["Sure, I'd be glad to help.", probe_answer]
-    )
-    monkeypatch.setitem(bt.ENGLISH_SOURCES, "endless_sky", source)
-    assert bt.english_sentences("endless_sky", ws) == ["Sure, I'd be glad to help."]
-    identity = bt.input_identity("endless_sky_bt")
-    assert identity["english"] == f"endless-sky-data=0.9.8-1.2@{es.ENDLESS_SKY.sha256}"

@@ -1,16 +1,10 @@
 """WordNet's usage examples as English to back-translate: read from the synset lines of a `data.*` file (the
-format of Debian's wordnet-base), made into sentences, the probe's references left out."""
+format of Debian's wordnet-base), made into sentences. (Each source's pin and probe filter:
+test_back_translation.py.)"""
 
 from __future__ import annotations
 
-import dataclasses
-
-import pytest
-
-from training.config import Workspace
-from training.data.translation import back_translation as bt
 from training.data.translation import wordnet_examples as wn
-from training.data.translation.everyday_probe import probe_rows
 
 # two licence-header lines, then synset lines as WordNet 3.0 writes them (shortened)
 DATA_NOUN = """  1 This software and database is being provided to you, the LICENSEE, by
@@ -40,18 +34,3 @@ def test_examples_become_sentences_like_the_other_targets_or_nothing() -> None:
     assert wn.as_sentence("the cream has turned--we have to throw it out") is None
     assert wn.as_sentence("a café au lait") is None  # not plain ASCII
     assert wn.as_sentence(" ".join(["word"] * 21)) is None
-
-
-def test_the_wordnet_domain_reads_the_pinned_package_and_leaves_out_probe_answers(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    probe_answer = probe_rows()[0]["en"][0]
-    source = dataclasses.replace(
-        bt.ENGLISH_SOURCES["wordnet"], sentences=lambda ws: ["They lay on the beach all day.", probe_answer]
-    )
-    monkeypatch.setitem(bt.ENGLISH_SOURCES, "wordnet", source)
-    assert bt.english_sentences("wordnet", ws) == ["They lay on the beach all day."]
-    identity = bt.input_identity("wordnet_bt")
-    assert identity["english"] == f"wordnet-base=1:3.0-37@{wn.WORDNET.sha256}"
-    with pytest.raises(ValueError, match="unknown back-translation domain"):
-        bt.input_identity("novels_bt")
