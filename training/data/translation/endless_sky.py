@@ -23,6 +23,7 @@ from pathlib import Path
 
 from training.config import Workspace
 from training.data.debian import PinnedDeb, extract_once
+from training.data.translation.gettext_pairs import split_sentences
 
 ENDLESS_SKY = PinnedDeb(
     name="endless-sky-data",
@@ -37,8 +38,6 @@ MIN_WORDS, MAX_WORDS = 3, 20
 # a backtick string (the game writes each paragraph on one line), or a one-line quoted entry
 _TEXT = re.compile(r"`([^`]*)`|^\s*(?:description|spaceport|dialog|tip)\s+\"([^\"`]*)\"\s*$", re.MULTILINE)
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”")
-# a sentence ends at . ! ? (a closing quote may follow) before a space and a capital (maybe after an opening quote)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“]?[A-Z])")
 _TERMINAL = (".", "?", "!")
 
 
@@ -55,7 +54,7 @@ def sentences_of(paragraph: str) -> list[str]:
     quotes = [a or b for a, b in _QUOTED.findall(paragraph)]
     out = []
     for piece in quotes or [paragraph]:
-        for sentence in _SENTENCE_END.split(piece.strip()):
+        for sentence in split_sentences(piece.strip()):
             if plain := as_sentence(sentence):
                 out.append(plain)
     return out

@@ -161,9 +161,14 @@ def strip_paired_tags(text: str) -> str | None:
     return _TAG.sub("", text)
 
 
+def split_sentences(text: str) -> list[str]:
+    """`text` cut after each . ! ? or … (a closing quote may follow) that comes before a capital, Spanish or English."""
+    return _SENTENCE_END.split(text)
+
+
 def aligned_sentences(spanish: str, english: str) -> list[tuple[str, str]]:
     """One pair per sentence when both sides have the same number of sentences (more than one), else the pair."""
-    es, en = _SENTENCE_END.split(spanish), _SENTENCE_END.split(english)
+    es, en = split_sentences(spanish), split_sentences(english)
     if len(es) == len(en) > 1:
         return list(zip(es, en, strict=True))
     return [(spanish, english)]
