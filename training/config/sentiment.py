@@ -79,6 +79,9 @@ class SentimentConfig:
     model: RecurrentConfig = field(default_factory=RecurrentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     ngrams: NgramConfig = field(default_factory=NgramConfig)
+    # a linear member of hashed n-grams averaged with the recurrent ones (training/models/classifier.py
+    # NgramBagClassifier); buckets 0 = none
+    ngram_member: NgramConfig = field(default_factory=NgramConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)

@@ -64,6 +64,25 @@ class HashedNgrams(nn.Module):
         return total / count.clamp(min=1.0).unsqueeze(1)
 
 
+class NgramBagClassifier(nn.Module):
+    """A linear ensemble member: the bag of hashed n-grams (HashedNgrams) -> dropout -> linear, nothing recurrent.
+
+    The TF-IDF peer's kind of model inside the graph, computed from `input_ids`, so serving's inputs do not change.
+    Tried because averaging `full`'s probabilities with the peer's lifts test macro-F1 (training/experiments/
+    peer_fusion.py); it did not carry over (README, "Sentiment off the tweets": trained beside the recurrent members
+    it overfits within two epochs and cost `full` 0.75 point), so no preset has it."""
+
+    def __init__(self, vocab_size: int, num_labels: int, cfg: NgramConfig, dropout: float) -> None:
+        super().__init__()
+        self.ngrams = HashedNgrams(vocab_size, cfg)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.ngrams.output_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """input_ids [B, T] int64, lengths [B] int64 -> logits [B, num_labels]."""
+        return self.head(self.dropout(self.ngrams(input_ids, lengths)))
+
+
 class RecurrentClassifier(nn.Module):
     """Embedding -> recurrent stack -> [final hidden state ; max over time (; n-gram bag)] -> linear.
 
@@ -198,6 +217,12 @@ class SentimentNet(nn.Module):
             )
             for cell in member_cells(cfg)
         )
+        # beside the recurrent members, averaged with them: a linear n-gram member (`ngram_member.buckets` > 0)
+        self.bag = (
+            NgramBagClassifier(vocab_size, num_labels, cfg.ngram_member, cfg.model.dropout)
+            if cfg.ngram_member.buckets > 0
+            else None
+        )
         self.register_buffer("offsets", torch.zeros(num_labels))
         self.register_buffer("temperature", torch.ones(()))
 
@@ -213,7 +238,11 @@ class SentimentNet(nn.Module):
                 member.embedding.weight[token_ids] = 0.0
 
     def member_logits(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
-        return [member(input_ids, lengths) for member in self.members]
+        """Each member's logits, the recurrent ones first, then the n-gram member where the model has one."""
+        logits = [member(input_ids, lengths) for member in self.members]
+        if self.bag is not None:
+            logits.append(self.bag(input_ids, lengths))
+        return logits
 
     def combine(self, logits: list[torch.Tensor]) -> torch.Tensor:
         """Members' logits -> the uncalibrated, unshifted log-probability of the model."""
@@ -249,14 +278,17 @@ def load_sentiment_net(model: RunModel) -> SentimentNet:
     return net.eval()
 
 
+def _describe_ngrams(bag: HashedNgrams | None) -> dict[str, Any] | None:
+    return None if bag is None else {"orders": list(bag.orders), "buckets": bag.buckets, "dim": bag.output_size}
+
+
 def describe(net: SentimentNet) -> dict[str, Any]:
     """What the exported graph holds, for the bundle's manifest and the model card."""
     first = net.members[0]
     return {
         "members": [m.encoder.cell for m in net.members],
-        "ngram_branch": None
-        if first.ngrams is None
-        else {"orders": list(first.ngrams.orders), "buckets": first.ngrams.buckets, "dim": first.ngrams.output_size},
+        "ngram_member": _describe_ngrams(None if net.bag is None else net.bag.ngrams),
+        "ngram_branch": _describe_ngrams(first.ngrams),
         "parameters": sum(p.numel() for p in net.parameters()),
         "lexicon_features": 0 if first.lexicon is None else int(first.lexicon.shape[1]),
         "lexicon_score": first.score is not None,

@@ -38,6 +38,17 @@ def tfidf_pipeline(c: float):
     return make_pipeline(features, LogisticRegression(C=c, max_iter=3000, class_weight="balanced"))
 
 
+def fit_on_validation(x: dict[str, list[str]], y: dict[str, np.ndarray]) -> tuple[Any, float, dict[float, float]]:
+    """The peer fitted on `train` with the C of C_GRID that scores best on `validation` (macro-F1); also the score of
+    every C. `x` holds normalised texts, `y` label indices, by split name."""
+    scores = {}
+    for c in C_GRID:
+        model = tfidf_pipeline(c).fit(x["train"], y["train"])
+        scores[c] = f1_score(y["validation"], model.predict(x["validation"]), average="macro")
+    best_c = max(scores, key=scores.get)
+    return tfidf_pipeline(best_c).fit(x["train"], y["train"]), best_c, scores
+
+
 def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
     """Fit, pick C on validation, score test; returns the rounded metrics and the MLflow `run_id`."""
     prepared = prepare_sentiment(cfg.data, ws, progress=False)
@@ -50,13 +61,9 @@ def run_tfidf_baseline(cfg: SentimentConfig, ws: Workspace) -> dict[str, Any]:
     tags = {KIND_TAG: PEER_KIND, **data_tags(prepared.card)}  # the model card finds the peer by its data
     with start_run(ws, "sentiment", "baseline-tfidf-logreg", cfg.data, tags) as run:
         log_data_inputs("sentiment", prepared.dir, prepared.card)  # card, dataset input (a peer logs no evaluation set)
-        scores = {}
-        for c in C_GRID:
-            model = tfidf_pipeline(c).fit(x["train"], y["train"])
-            scores[c] = f1_score(y["validation"], model.predict(x["validation"]), average="macro")
-            mlflow.log_metric("val/macro_f1_by_c", scores[c], step=C_GRID.index(c))
-        best_c = max(scores, key=scores.get)
-        model = tfidf_pipeline(best_c).fit(x["train"], y["train"])
+        model, best_c, scores = fit_on_validation(x, y)
+        for c, score in scores.items():
+            mlflow.log_metric("val/macro_f1_by_c", score, step=C_GRID.index(c))
         pred = model.predict(x["test"])
         metrics = {
             "val/macro_f1": scores[best_c],

@@ -133,8 +133,9 @@ def write_net_dir(path: Path, **changes: object) -> tuple[SentimentNet, Path]:
         {"ngrams": NgramConfig(buckets=97, orders=(1, 2, 3), dim=6)},
         {"ensemble": EnsembleConfig(cells=("gru", "lstm"))},
         {"ngrams": NgramConfig(buckets=31, orders=(2,), dim=4), "ensemble": EnsembleConfig(members=2)},
+        {"ngram_member": NgramConfig(buckets=53, orders=(1, 2), dim=4)},
     ],
-    ids=["ngrams", "ensemble", "both"],
+    ids=["ngrams", "ensemble", "both", "ngram-member"],
 )
 def test_ngram_branch_and_ensemble_export_with_parity(tmp_path: Path, changes: dict) -> None:
     net, model_dir = write_net_dir(tmp_path / "model", **changes)
@@ -143,6 +144,7 @@ def test_ngram_branch_and_ensemble_export_with_parity(tmp_path: Path, changes: d
     manifest = report.manifest
     assert manifest["calibration"] == {"temperature": pytest.approx(1.7), "offsets": pytest.approx([0.0, -0.3, 0.4])}
     assert len(manifest["architecture"]["members"]) == len(net.members)
+    assert (manifest["architecture"]["ngram_member"] is None) == (net.bag is None)
     assert_served_like_pytorch(report.bundle_dir, net)
 
 
