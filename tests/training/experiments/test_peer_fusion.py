@@ -63,5 +63,13 @@ def test_the_table_has_a_row_per_peer_weight_and_weight_zero_is_the_bundle_alone
 
 
 def test_a_folder_that_is_no_bundle_is_refused_with_its_name(tmp_path: Path, capsys) -> None:
+    write_split(tmp_path)
     assert peer_fusion.main(["--data", str(tmp_path), str(tmp_path)]) == 2
-    assert str(tmp_path) in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "split" not in err
+
+
+def test_a_data_folder_without_the_splits_is_refused_with_its_name(tmp_path: Path, capsys) -> None:
+    assert peer_fusion.main(["--data", str(tmp_path / "nowhere"), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "train, validation, test" in err
