@@ -4,13 +4,15 @@ that is from what the machine's matrix multiply can do.
 
 A configuration is `STYLE:BATCH` with optional `:vN` (target vocabulary N instead of the preset's), `:tN` (N
 torch threads instead of all), `:bf16` (forward and loss under bfloat16 autocast, as Lightning's
-`precision="bf16-mixed"` on a CPU) and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
+`precision="bf16-mixed"` on a CPU), `:sN` (a sampled softmax over N candidate tokens in training's loss,
+training/train/sampled_softmax.py) and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
 of training's fused one). The configurations alternate in rounds within one process, together with a plain
 fp32 matrix multiply (`matmul`, 1024 x 1024 x 1024, the machine's ceiling for this work on the same threads), so
 their ratios are measured under the same machine load. The floating-point work of a step is counted once per
 configuration by torch's FlopCounterMode (matrix products of forward and backward, the recurrent cells' included),
 which gives each configuration's achieved GFLOP/s, its share of the ceiling, and the share of the work in the
-target vocabulary projection.
+target vocabulary projection (a sampled softmax projects onto its candidates outside the output module: its share
+reads 0, and its MFLOP per token show what the projection no longer costs).
 
 Usage: `python -m tests.benchmarks.bench_translation_training [SPEC ...]` after `make data TASK=translation`
 (default: luong:64 bahdanau:64 luong:128 luong:64:v4000 luong:64:t1).
@@ -33,7 +35,7 @@ from training.config import Workspace, apply_overrides
 from training.data.translation.corpus import prepare_translation
 from training.tasks import preset
 from training.text import fit_tokenizer
-from training.train.modules.translation import TranslationModule, smoothed_nll
+from training.train.modules.translation import TranslationModule
 from training.train.optimizer import adamw
 from training.train.recipes.translation import collate_translation
 
@@ -61,10 +63,11 @@ class Setup:
 
 
 def _step(setup: Setup, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
-    src, src_len, tgt_in, tgt_out = collate_translation(batch)
+    collated = collate_translation(batch)
+    tgt_out = collated[3]
     # bf16: what Lightning's precision="bf16-mixed" does on a CPU, autocast around forward and loss
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setup.bf16):
-        loss, _, _ = smoothed_nll(setup.module(src, src_len, tgt_in), tgt_out, setup.module.smoothing)
+        loss, _ = setup.module.training_loss(collated)
     setup.optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(setup.module.parameters(), 1.0)
@@ -118,8 +121,15 @@ def main(specs: list[str]) -> None:
         tgt_tok = target_tokenizers[vocab]
         targets = encode_ids(tgt_tok, [p.target for p in rows], cfg.decoding.max_output_tokens - 1)
         examples = sorted(zip(sources, [[*t, EOS_ID] for t in targets], strict=True), key=lambda e: len(e[1]))
+        sampled = next((int(o[1:]) for o in options if o.startswith("s")), 0)
         run_cfg = apply_overrides(
-            cfg, [f"model.attention={style}", f"optim.batch_size={batch}", f"target_tokenizer.vocab_size={vocab}"]
+            cfg,
+            [
+                f"model.attention={style}",
+                f"optim.batch_size={batch}",
+                f"target_tokenizer.vocab_size={vocab}",
+                f"model.sampled_softmax={sampled}",
+            ],
         )
         torch.manual_seed(0)
         module = TranslationModule(run_cfg, src_tok.get_vocab_size(), tgt_tok.get_vocab_size()).train()

@@ -55,6 +55,11 @@ class Seq2SeqConfig:
     init: Literal["xavier", "kaiming", "orthogonal"] = "orthogonal"
     teacher_forcing: float = 1.0  # probability of feeding the reference token (1.0 = always)
     label_smoothing: float = 0.1
+    # Training's softmax over this many candidate tokens (the batch's targets + uniformly sampled others, with an
+    # importance-sampled partition function; training/train/sampled_softmax.py) instead of the whole target
+    # vocabulary. 0 = the full softmax. Validation, export and serving always use the full softmax. Ignored with
+    # scheduled sampling (teacher_forcing < 1), which needs every step's full logits.
+    sampled_softmax: int = 0
 
 
 @dataclass(frozen=True)

@@ -159,9 +159,29 @@ class AttentionDecoder(nn.Module):
         out, next_state = self._run(torch.cat([embedded, context], dim=1).unsqueeze(1), state)
         return out[:, 0], context, weights, next_state
 
+    def features(self, h: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
+        """The readout vector [..., E] that the (tied) output layer projects to the vocabulary."""
+        return self.dropout(torch.tanh(self.readout(torch.cat([h, context, embedded], dim=-1))))
+
     def logits(self, h: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
-        readout = torch.tanh(self.readout(torch.cat([h, context, embedded], dim=-1)))
-        return self.output(self.dropout(readout))
+        return self.output(self.features(h, context, embedded))
+
+    def teacher_forced_features(
+        self, inputs: torch.Tensor, state: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """inputs [B, T] (BOS, y_1, ..., y_{T-1}), the reference fed at every step -> readout features [B, T, E],
+        before the vocabulary projection (a sampled softmax projects them onto a few candidates only)."""
+        embedded = self.dropout(self.embedding(inputs))  # [B, T, E]
+        if not self.input_feeding:
+            hs, _ = self._run(embedded, state)  # one fused call over the whole target
+            contexts, _ = self.attention.all_steps(hs, keys, memory, mask)
+            return self.features(hs, contexts, embedded)
+        hs, contexts = [], []
+        for t in range(inputs.shape[1]):
+            h, context, _, state = self.step(embedded[:, t], state, memory, keys, mask)
+            hs.append(h)
+            contexts.append(context)
+        return self.features(torch.stack(hs, 1), torch.stack(contexts, 1), embedded)
 
     def teacher_forced(
         self,
@@ -173,19 +193,10 @@ class AttentionDecoder(nn.Module):
         teacher_forcing: float = 1.0,
     ) -> torch.Tensor:
         """inputs [B, T] (BOS, y_1, ..., y_{T-1}) -> log-probs [B, T, V] of (y_1, ..., y_T)."""
+        if teacher_forcing >= 1.0 or not self.training:
+            return F.log_softmax(self.output(self.teacher_forced_features(inputs, state, memory, keys, mask)), dim=-1)
         embedded = self.dropout(self.embedding(inputs))  # [B, T, E]
         steps = inputs.shape[1]
-        if not self.input_feeding and (teacher_forcing >= 1.0 or not self.training):
-            hs, _ = self._run(embedded, state)  # one fused call over the whole target
-            contexts, _ = self.attention.all_steps(hs, keys, memory, mask)
-            return F.log_softmax(self.logits(hs, contexts, embedded), dim=-1)
-        if teacher_forcing >= 1.0 or not self.training:
-            hs, contexts = [], []
-            for t in range(steps):
-                h, context, _, state = self.step(embedded[:, t], state, memory, keys, mask)
-                hs.append(h)
-                contexts.append(context)
-            return F.log_softmax(self.logits(torch.stack(hs, 1), torch.stack(contexts, 1), embedded), dim=-1)
         # Scheduled sampling: each token is fed the reference with probability `teacher_forcing`, otherwise the
         # model's own previous argmax, so it learns to recover from its own mistakes. Needs per-step logits.
         outputs = []
@@ -223,6 +234,15 @@ class Seq2Seq(nn.Module):
         embedded = self.decoder.embedding(tokens)
         h, context, weights, next_state = self.decoder.step(embedded, state, memory, keys, mask)
         return F.log_softmax(self.decoder.logits(h, context, embedded), dim=-1), next_state, weights
+
+    def teacher_forced_features(
+        self, input_ids: torch.Tensor, lengths: torch.Tensor, decoder_inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """Readout features [B, T, E] for decoder_inputs [B, T], the reference fed at every step; the output layer
+        (`self.decoder.output`) turns them into logits."""
+        memory, keys, state = self.encode(input_ids, lengths)
+        mask = source_mask(lengths, memory.shape[1])
+        return self.decoder.teacher_forced_features(decoder_inputs, state, memory, keys, mask)
 
     def forward(
         self, input_ids: torch.Tensor, lengths: torch.Tensor, decoder_inputs: torch.Tensor, teacher_forcing: float = 1.0

@@ -15,6 +15,7 @@ from training.config import TranslationConfig
 from training.data.batching import pad_tensor
 from training.models.seq2seq import Seq2Seq, greedy_decode
 from training.train.modules.base import RecurrentLightningModule
+from training.train.sampled_softmax import sampled_smoothed_nll
 
 TranslationBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # src, src_len, tgt_in, tgt_out
 
@@ -54,6 +55,7 @@ class TranslationModule(RecurrentLightningModule):
         self.model = Seq2Seq(source_vocab_size, target_vocab_size, cfg.model)
         self.smoothing = cfg.model.label_smoothing
         self.teacher_forcing = cfg.model.teacher_forcing
+        self.sampled_softmax = cfg.model.sampled_softmax
         self.bleu = bleu
         self._val_nll = 0.0
         self._val_tokens = 0
@@ -61,9 +63,22 @@ class TranslationModule(RecurrentLightningModule):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.model(src, src_len, tgt_in, self.teacher_forcing if self.training else 1.0)
 
-    def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: TranslationBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, target token count) of one training batch: what a training step optimises (also timed by
+        tests/benchmarks/bench_translation_training.py)."""
         src, src_len, tgt_in, tgt_out = batch
-        loss, _, tokens = smoothed_nll(self(src, src_len, tgt_in), tgt_out, self.smoothing)
+        if self.sampled_softmax > 0 and self.teacher_forcing >= 1.0:
+            # the loss over the batch's targets and sampled negatives only (training/train/sampled_softmax.py)
+            features = self.model.teacher_forced_features(src, src_len, tgt_in)
+            loss, _, tokens = sampled_smoothed_nll(
+                features, self.model.decoder.output, tgt_out, self.smoothing, self.sampled_softmax
+            )
+        else:
+            loss, _, tokens = smoothed_nll(self(src, src_len, tgt_in), tgt_out, self.smoothing)
+        return loss, tokens
+
+    def training_step(self, batch: TranslationBatch, batch_idx: int) -> torch.Tensor:
+        loss, tokens = self.training_loss(batch)
         # sync_dist: the mean over every process's batches in a multi-process run (a no-op in one process)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=int(tokens), sync_dist=True)
         return loss
