@@ -49,6 +49,9 @@ def tiny_translation(*overrides: str):
             "optim.max_epochs=2",
             "optim.batch_size=16",
             "decoding.max_output_tokens=16",
+            # as translation's `default` trains: a sampled softmax (64 of the 150 target tokens), so the train ->
+            # export -> publish path below runs through it; validation and the exported graphs use the full softmax
+            "model.sampled_softmax=64",
             *overrides,
         ],
     )
@@ -70,6 +73,7 @@ def test_train_and_publish_translation(ws, tmp_path: Path, one_thread) -> None:
         assert key in result.metrics
     run = mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id)
     assert "val/bleu" in run.data.metrics and "val/perplexity" in run.data.metrics
+    assert run.data.params["model.sampled_softmax"] == "64"
     for key in ("probe/everyday_bleu", "probe/everyday_chrf"):  # logged by every run, beside the test split
         assert 0.0 <= run.data.metrics[key] <= 100.0, key
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
