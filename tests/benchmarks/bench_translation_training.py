@@ -14,8 +14,9 @@ which gives each configuration's achieved GFLOP/s, its share of the ceiling, and
 target vocabulary projection (a sampled softmax projects onto its candidates outside the output module: its share
 reads 0, and its MFLOP per token show what the projection no longer costs).
 
-Usage: `python -m tests.benchmarks.bench_translation_training [SPEC ...]` after `make data TASK=translation`
-(default: luong:64 bahdanau:64 luong:128 luong:64:v4000 luong:64:t1).
+Usage: `python -m tests.benchmarks.bench_translation_training [--preset NAME] [SPEC ...]` after `make data
+TASK=translation [PRESET=NAME]` (default: the `default` preset; luong:64 bahdanau:64 luong:128 luong:64:v4000
+luong:64:t1). With `--preset full` the model, vocabularies and data are `full`'s.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ def _matmul_rate(threads: int) -> float:
     return 2 * MATMUL_SIZE**3 / best / 1e9
 
 
-def main(specs: list[str]) -> None:
-    cfg = preset("translation", "default")
+def main(specs: list[str], preset_name: str = "default") -> None:
+    cfg = preset("translation", preset_name)
     rows = prepare_translation(cfg.data, Workspace.from_env(), progress=False).pairs("train")
     rows = random.Random(0).sample(rows, min(SAMPLE, len(rows)))
     all_threads = torch.get_num_threads()
@@ -160,7 +161,7 @@ def main(specs: list[str]) -> None:
     torch.set_num_threads(all_threads)
     print(
         f"{platform.node()}: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{all_threads} threads; fp32 matmul {MATMUL_SIZE}^3 ceiling: "
+        f"{all_threads} threads, preset {preset_name}; fp32 matmul {MATMUL_SIZE}^3 ceiling: "
         + ", ".join(f"{t} thread(s) {max(r):.0f} GFLOP/s" for t, r in sorted(ceiling.items()))
     )
     base = setups[0]
@@ -180,4 +181,8 @@ def main(specs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["luong:64", "bahdanau:64", "luong:128", "luong:64:v4000", "luong:64:t1"])
+    args = sys.argv[1:]
+    name = "default"
+    if args[:1] == ["--preset"]:
+        name, args = args[1], args[2:]
+    main(args or ["luong:64", "bahdanau:64", "luong:128", "luong:64:v4000", "luong:64:t1"], name)
