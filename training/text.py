@@ -20,10 +20,16 @@ from training.config import TokenizerConfig
 # Tweets: user names and links carry no sentiment but would flood the vocabulary with one-off tokens.
 URL_PATTERN = r"(?:https?://|www\.)\S+"
 MENTION_PATTERN = r"@\w+"
+# Marks that open a phrase and stand glued to the word after them ("¿qué", "«Hola", "(ver"); TokenizerConfig
+# .opening_marks_apart sets them apart so that word keeps its "▁" start.
+OPENING_MARKS = "¿¡«“(["
 
 
-def build_normalizer(lowercase: bool, tweets: bool) -> normalizers.Normalizer:
+def build_normalizer(lowercase: bool, tweets: bool, opening_marks_apart: bool = False) -> normalizers.Normalizer:
     steps: list[normalizers.Normalizer] = [normalizers.NFKC()]
+    if opening_marks_apart:
+        # a space after each: the Metaspace pre-tokenizer then starts the next word with "▁" as it would anywhere
+        steps += [normalizers.Replace(mark, mark + " ") for mark in OPENING_MARKS]
     if tweets:
         steps += [
             normalizers.Replace(Regex(URL_PATTERN), " http "),
@@ -37,9 +43,11 @@ def build_normalizer(lowercase: bool, tweets: bool) -> normalizers.Normalizer:
 
 
 def fit_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, *, lowercase: bool, tweets: bool = False) -> Tokenizer:
-    """Train a BPE tokenizer whose first ids are SPECIAL_TOKENS (PAD=0, UNK=1, BOS=2, EOS=3)."""
+    """Train a BPE tokenizer whose first ids are SPECIAL_TOKENS (PAD=0, UNK=1, BOS=2, EOS=3). `lowercase` is the
+    task's choice, which `cfg.lowercase` overrides where it is set."""
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-    tokenizer.normalizer = build_normalizer(lowercase, tweets)
+    lowercase = lowercase if cfg.lowercase is None else cfg.lowercase
+    tokenizer.normalizer = build_normalizer(lowercase, tweets, cfg.opening_marks_apart)
     # Metaspace marks word starts; Punctuation splits "wept." into "wept" + "." so punctuation is shared.
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation(behavior="isolated")]

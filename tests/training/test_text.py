@@ -1,13 +1,16 @@
-"""whole_words (training/text.py): lexicon words made single tokens after BPE, saved and loaded as serving loads
-them, without changing how the rest of a text is cut."""
+"""training/text.py: lexicon words made single tokens after BPE (whole_words), saved and loaded as serving loads
+them, without changing how the rest of a text is cut; and the Spanish source's options (lowercase, opening marks
+apart), which live in the tokenizer file serving loads."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from training.config import TokenizerConfig
+from training.config import TokenizerConfig, apply_overrides
+from training.tasks import preset
 from training.text import fit_tokenizer, save_tokenizer, whole_words
 
 TEXTS = ["the flight was late again and the crew was rude!", "great crew, lovely flight", "my bag is lost"] * 5
@@ -46,3 +49,38 @@ def test_a_word_with_characters_the_tokenizer_never_saw_is_left_alone() -> None:
     assert "[UNK]" in before.encode("xqz").tokens
     assert after.encode("xqz").tokens == before.encode("xqz").tokens
     assert after.encode("flimsy").tokens == ["▁flimsy"] and added > 0
+
+
+SPANISH = ["¿Puedes cerrar la ventana?", "puedes cerrar la puerta", "Mañana vamos a la playa.", "mañana no puedes"] * 5
+
+
+def test_a_word_after_an_opening_mark_keeps_its_word_start_form_in_the_saved_tokenizer(tmp_path: Path) -> None:
+    cfg = TokenizerConfig(vocab_size=150, min_frequency=1)
+    glued = fit_tokenizer(iter(SPANISH), cfg, lowercase=True)
+    assert "▁puedes" not in glued.encode("¿puedes?").tokens, "without the option the word after ¿ is cut apart"
+    apart = fit_tokenizer(iter(SPANISH), replace(cfg, opening_marks_apart=True), lowercase=True)
+    loaded = Tokenizer.from_file(str(save_tokenizer(apart, tmp_path / "source_tokenizer.json")))
+    for text in ("¿puedes?", "¡puedes!", "«puedes»", "(puedes)"):
+        assert "▁puedes" in loaded.encode(text).tokens, text
+    assert loaded.encode("puedes cerrar").tokens == glued.encode("puedes cerrar").tokens, "other text cut as before"
+
+
+def test_the_config_can_override_the_tasks_choice_of_case() -> None:
+    kept = fit_tokenizer(iter(SPANISH), TokenizerConfig(vocab_size=150, min_frequency=1), lowercase=False)
+    assert kept.encode("Mañana").tokens != kept.encode("mañana").tokens
+    lowered = fit_tokenizer(
+        iter(SPANISH), TokenizerConfig(vocab_size=150, min_frequency=1, lowercase=True), lowercase=False
+    )
+    assert lowered.encode("Mañana").tokens == lowered.encode("mañana").tokens == ["▁mañana"]
+    upper = fit_tokenizer(
+        iter(SPANISH), TokenizerConfig(vocab_size=150, min_frequency=1, lowercase=False), lowercase=True
+    )
+    assert upper.encode("Mañana").tokens != upper.encode("mañana").tokens, "False overrides a task that lower-cases"
+
+
+def test_the_options_are_set_from_the_command_line() -> None:
+    cfg = apply_overrides(
+        preset("translation", "smoke"), ["source_tokenizer.lowercase=true", "source_tokenizer.opening_marks_apart=1"]
+    )
+    assert cfg.source_tokenizer.lowercase is True and cfg.source_tokenizer.opening_marks_apart is True
+    assert apply_overrides(cfg, ["source_tokenizer.lowercase=none"]).source_tokenizer.lowercase is None

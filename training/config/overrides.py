@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, Literal, TypeVar
@@ -37,6 +38,12 @@ def _set_path(obj: Any, path: list[str], raw: str) -> Any:
 
 def _parse(raw: str, hint: Any, name: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union) and type(None) in typing.get_args(hint):
+        # `X | None`: "none" (or nothing) is None, anything else parses as X
+        if raw.lower() in ("none", ""):
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _parse(raw, inner, name)
     if origin is Literal:
         choices = typing.get_args(hint)
         if raw not in choices:
