@@ -4,6 +4,9 @@ apart), which live in the tokenizer file serving loads."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,3 +87,20 @@ def test_the_options_are_set_from_the_command_line() -> None:
     )
     assert cfg.source_tokenizer.lowercase is True and cfg.source_tokenizer.opening_marks_apart is True
     assert apply_overrides(cfg, ["source_tokenizer.lowercase=none"]).source_tokenizer.lowercase is None
+
+
+TRAIN_SMOKE = [sys.executable, "-m", "training", "train", "--task", "translation", "--preset", "smoke"]
+
+
+def test_the_cli_refuses_opening_marks_apart_on_the_translation_output(tmp_path: Path) -> None:
+    # the decoder's tokens become the user's text, where "( ver)" would be a corruption, not a setting
+    done = subprocess.run(
+        [*TRAIN_SMOKE, "--set", "target_tokenizer.opening_marks_apart=true"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MEMORIA_HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "target_tokenizer.opening_marks_apart is for inputs only" in done.stderr
+    assert not (tmp_path / "data").exists(), "refused before any data was fetched"

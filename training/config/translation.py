@@ -80,6 +80,11 @@ class TranslationConfig:
     short_line_words: int = 8
     short_line_repeat: int = 1
 
+    def __post_init__(self) -> None:
+        # the decoder writes target tokens back as text: a space after every "(" or "¿" would reach the user
+        if self.target_tokenizer.opening_marks_apart:
+            raise ValueError("target_tokenizer.opening_marks_apart is for inputs only: set it on source_tokenizer")
+
 
 def translation_preset(name: str) -> TranslationConfig:
     base = TranslationConfig(preset=name)
