@@ -13,27 +13,43 @@ C = TypeVar("C")
 
 
 def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
-    """Return `cfg` with `a.b=value` overrides applied; values are parsed to the field's declared type."""
+    """Return `cfg` with `a.b=value` overrides applied; values are parsed to the field's declared type.
+
+    All overrides are applied at once, each section rebuilt a single time: a section's own checks
+    (`__post_init__`) see every value the command line sets, never a half-applied state in which two fields that
+    must change together (`source_tokenizer.vocab_size` and `target_tokenizer.vocab_size`) still disagree."""
+    tree: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} is not of the form key=value")
-        cfg = _set_path(cfg, key.strip().split("."), raw.strip())
-    return cfg
+        *sections, name = key.strip().split(".")
+        node = tree
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{section!r} is not a section, cannot set {key.strip()}")
+        node[name] = raw.strip()
+    return _apply_tree(cfg, tree, "")
 
 
-def _set_path(obj: Any, path: list[str], raw: str) -> Any:
+def _apply_tree(obj: Any, tree: dict[str, Any], prefix: str) -> Any:
     names = {f.name: f for f in fields(obj)}
-    head = path[0]
-    if head not in names:
-        raise ValueError(f"{type(obj).__name__} has no field {head!r}; fields: {sorted(names)}")
-    current = getattr(obj, head)
-    if len(path) > 1:
-        if not is_dataclass(current):
-            raise ValueError(f"{head!r} is not a section, cannot set {'.'.join(path)}")
-        return replace(obj, **{head: _set_path(current, path[1:], raw)})
     hints = typing.get_type_hints(type(obj))
-    return replace(obj, **{head: _parse(raw, hints[head], head)})
+    changes = {}
+    for head, value in tree.items():
+        if head not in names:
+            raise ValueError(f"{type(obj).__name__} has no field {head!r}; fields: {sorted(names)}")
+        current = getattr(obj, head)
+        if isinstance(value, dict):
+            if not is_dataclass(current):
+                raise ValueError(f"{head!r} is not a section, cannot set {prefix}{head}.{next(iter(value))}")
+            changes[head] = _apply_tree(current, value, f"{prefix}{head}.")
+        elif is_dataclass(current):
+            raise ValueError(f"{prefix}{head} is a section: set one of its fields, e.g. {prefix}{head}.NAME=VALUE")
+        else:
+            changes[head] = _parse(value, hints[head], head)
+    return replace(obj, **changes)
 
 
 def _parse(raw: str, hint: Any, name: str) -> Any:

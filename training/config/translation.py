@@ -60,6 +60,12 @@ class Seq2SeqConfig:
     # vocabulary. 0 = the full softmax. Validation, export and serving always use the full softmax. Ignored with
     # scheduled sampling (teacher_forcing < 1), which needs every step's full logits.
     sampled_softmax: int = 0
+    # One vocabulary for both languages (Press & Wolf, 2017, three-way tying): one tokenizer fitted on the Spanish
+    # and the English of the training split together, and one embedding table for the encoder's input, the
+    # decoder's input and its output. Spanish and English share names, numbers, punctuation and many word pieces
+    # ("hospital", "nación"/"nation"), which then share one vector. Needs source_tokenizer and target_tokenizer to
+    # agree on everything but max_tokens, and encoder.embedding_dim == target_embedding_dim.
+    shared_vocabulary: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,17 @@ class TranslationConfig:
         # the decoder writes target tokens back as text: a space after every "(" or "¿" would reach the user
         if self.target_tokenizer.opening_marks_apart:
             raise ValueError("target_tokenizer.opening_marks_apart is for inputs only: set it on source_tokenizer")
+        if self.model.shared_vocabulary:
+            if replace(self.source_tokenizer, max_tokens=0) != replace(self.target_tokenizer, max_tokens=0):
+                raise ValueError(
+                    "model.shared_vocabulary fits one tokenizer for both languages: source_tokenizer and "
+                    "target_tokenizer must agree on everything but max_tokens"
+                )
+            if self.model.encoder.embedding_dim != self.model.target_embedding_dim:
+                raise ValueError(
+                    "model.shared_vocabulary shares one embedding table: model.encoder.embedding_dim must equal "
+                    "model.target_embedding_dim"
+                )
 
 
 def translation_preset(name: str) -> TranslationConfig:

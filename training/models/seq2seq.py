@@ -221,6 +221,11 @@ class Seq2Seq(nn.Module):
             source_vocab_size, cfg.encoder, cfg.attention_dim, cfg.decoder_layers, decoder_state
         )
         self.decoder = AttentionDecoder(target_vocab_size, self.encoder.memory_size, cfg)
+        if cfg.shared_vocabulary:
+            if source_vocab_size != target_vocab_size:
+                raise ValueError(f"a shared vocabulary needs one size, got {source_vocab_size} and {target_vocab_size}")
+            # one table for the encoder's input and the decoder's input and output (the decoder's init: N(0, 1/E))
+            self.encoder.embedding.weight = self.decoder.embedding.weight
 
     def encode(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """input_ids [B, S] int64, lengths [B] int64 -> memory [B, S, M], keys [B, S, A], state [L, B, K]."""

@@ -49,9 +49,10 @@ def one_thread():
 
 
 def write_model_dir(
-    path: Path, encoder: str, decoder: str, bidirectional: bool, layers: int, seed: int = 0
+    path: Path, encoder: str, decoder: str, bidirectional: bool, layers: int, seed: int = 0, shared: bool = False
 ) -> tuple[Seq2Seq, dict, Path]:
-    """What a training run logs as its `model/` artifact, with random weights."""
+    """What a training run logs as its `model/` artifact, with random weights (`shared`: one vocabulary and one
+    embedding table for both languages, `model.shared_vocabulary`)."""
     torch.manual_seed(seed)
     cfg = preset("translation", "smoke")
     cfg = replace(
@@ -71,11 +72,16 @@ def write_model_dir(
             decoder_layers=layers,
             target_embedding_dim=8,
             attention_dim=8,
+            shared_vocabulary=shared,
         ),
         decoding=replace(cfg.decoding, max_output_tokens=12, beam_size=3, no_repeat_ngram=3),
     )
-    source = fit_tokenizer([es for es, _ in PAIRS], TokenizerConfig(vocab_size=120, min_frequency=1), lowercase=False)
-    target = fit_tokenizer([en for _, en in PAIRS], TokenizerConfig(vocab_size=120, min_frequency=1), lowercase=False)
+    tokens = TokenizerConfig(vocab_size=120, min_frequency=1)
+    if shared:
+        source = target = fit_tokenizer([text for pair in PAIRS for text in pair], tokens, lowercase=False)
+    else:
+        source = fit_tokenizer([es for es, _ in PAIRS], tokens, lowercase=False)
+        target = fit_tokenizer([en for _, en in PAIRS], tokens, lowercase=False)
     model = Seq2Seq(source.get_vocab_size(), target.get_vocab_size(), cfg.model)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -99,6 +105,26 @@ def write_model_dir(
 @pytest.mark.parametrize(("encoder", "decoder", "bidirectional", "layers"), CASES)
 def test_export_matches_pytorch(tmp_path: Path, encoder: str, decoder: str, bidirectional: bool, layers: int) -> None:
     model, _, model_dir = write_model_dir(tmp_path / "model", encoder, decoder, bidirectional, layers)
+    assert_exports_and_serves_pytorch_greedy(model, model_dir, tmp_path)
+
+
+def test_shared_vocabulary_exports_and_serves(tmp_path: Path) -> None:
+    """One table for the encoder's input and the decoder's input and output: the graphs match PyTorch, and the
+    bundle's two tokenizer files are the one tokenizer."""
+    model, spec, model_dir = write_model_dir(tmp_path / "model", "gru", "gru", True, 1, shared=True)
+    assert model.encoder.embedding.weight is model.decoder.embedding.weight is model.decoder.output.weight
+    assert spec["source_vocab_size"] == spec["target_vocab_size"]
+    bundle_dir = assert_exports_and_serves_pytorch_greedy(model, model_dir, tmp_path)
+    assert (bundle_dir / "source_tokenizer.json").read_bytes() == (bundle_dir / "target_tokenizer.json").read_bytes()
+
+
+def test_shared_vocabulary_needs_one_size() -> None:
+    cfg = replace(preset("translation", "smoke").model, shared_vocabulary=True)
+    with pytest.raises(ValueError, match="one size"):
+        Seq2Seq(100, 120, cfg)
+
+
+def assert_exports_and_serves_pytorch_greedy(model: Seq2Seq, model_dir: Path, tmp_path: Path) -> Path:
     report = export_model_folder(model_dir, tmp_path / "bundle", run_id="r1", metrics={"selection_score": 1.0})
 
     parity = report.parity
@@ -124,6 +150,7 @@ def test_export_matches_pytorch(tmp_path: Path, encoder: str, decoder: str, bidi
     ]
     assert served == expected
     assert len(predictor.translate(TEXTS)) == len(TEXTS)  # default beam (3)
+    return Path(report.bundle_dir)
 
 
 def test_tampered_decoder_graph_is_refused(tmp_path: Path) -> None:

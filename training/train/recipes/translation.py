@@ -98,8 +98,12 @@ class TranslationRecipe:
             self.splits["train"] = self._merge_feedback()
         train = self.splits["train"]
         # Case carries meaning in both languages (names, "LORD", sentence starts), and the output is read by people.
-        self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
-        self.target_tokenizer = fit_tokenizer((p.target for p in train), cfg.target_tokenizer, lowercase=False)
+        if cfg.model.shared_vocabulary:  # one tokenizer, saved under both names: serving reads it as two
+            both = (text for p in train for text in (p.source, p.target))
+            self.source_tokenizer = self.target_tokenizer = fit_tokenizer(both, cfg.source_tokenizer, lowercase=False)
+        else:
+            self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
+            self.target_tokenizer = fit_tokenizer((p.target for p in train), cfg.target_tokenizer, lowercase=False)
         save_tokenizer(self.source_tokenizer, workdir / SOURCE_TOKENIZER_FILE)
         save_tokenizer(self.target_tokenizer, workdir / TARGET_TOKENIZER_FILE)
         self.splits["train"] = with_short_lines_repeated(train, cfg.short_line_words, cfg.short_line_repeat)
