@@ -221,6 +221,10 @@ class Seq2Seq(nn.Module):
             source_vocab_size, cfg.encoder, cfg.attention_dim, cfg.decoder_layers, decoder_state
         )
         self.decoder = AttentionDecoder(target_vocab_size, self.encoder.memory_size, cfg)
+        if cfg.source_embedding_init == "scaled":
+            nn.init.normal_(self.encoder.embedding.weight, std=cfg.encoder.embedding_dim**-0.5)
+            with torch.no_grad():
+                self.encoder.embedding.weight[PAD_ID].zero_()
         if cfg.shared_vocabulary:
             if source_vocab_size != target_vocab_size:
                 raise ValueError(f"a shared vocabulary needs one size, got {source_vocab_size} and {target_vocab_size}")

@@ -155,6 +155,30 @@ def test_decoder_stack_follows_the_init_scheme() -> None:
 
 
 @torch.no_grad()
+def test_source_embedding_init_scaled_is_the_decoders_scale() -> None:
+    unit, scaled = tiny_model(source_embedding_init="unit"), tiny_model(source_embedding_init="scaled")
+    assert 0.8 < unit.encoder.embedding.weight[1:].std() < 1.2  # torch's N(0, 1)
+    assert 0.8 < scaled.encoder.embedding.weight[1:].std() * 8**0.5 < 1.2  # N(0, 1/E), E = 8
+    assert scaled.encoder.embedding.weight[PAD_ID].abs().sum() == 0
+
+
+def test_a_shared_vocabulary_is_one_table_that_learns_from_both_sides() -> None:
+    model = tiny_model()
+    shared = Seq2Seq(TARGET_VOCAB, TARGET_VOCAB, replace(model.cfg, shared_vocabulary=True))
+    table = shared.decoder.embedding.weight
+    assert shared.encoder.embedding.weight is table and shared.decoder.output.weight is table
+    assert (
+        sum(p.numel() for p in shared.parameters())
+        == sum(p.numel() for p in Seq2Seq(TARGET_VOCAB, TARGET_VOCAB, model.cfg).parameters()) - table.numel()
+    )
+    ids, lengths = source_batch()
+    ids = ids.clamp(max=TARGET_VOCAB - 1)
+    memory, _, _ = shared.encode(ids, lengths)
+    memory.sum().backward()  # the encoder's use of the table reaches the decoder's output vectors
+    assert table.grad is not None and table.grad[ids[0, 0]].abs().sum() > 0
+
+
+@torch.no_grad()
 def test_greedy_decode_stops_every_sentence_at_eos() -> None:
     model = tiny_model()
     with torch.no_grad():  # make EOS the overwhelming choice at every step
