@@ -66,9 +66,6 @@ class Seq2SeqConfig:
     # ("hospital", "nación"/"nation"), which then share one vector. Needs source_tokenizer and target_tokenizer to
     # agree on everything but max_tokens, and encoder.embedding_dim == target_embedding_dim.
     shared_vocabulary: bool = False
-    # The encoder's embedding table at torch's N(0, 1) ("unit") or at the decoder's N(0, 1/E) ("scaled"). A shared
-    # vocabulary has the decoder's table, so its runs start from "scaled": this setting measures that part apart.
-    source_embedding_init: Literal["unit", "scaled"] = "unit"
 
 
 @dataclass(frozen=True)

@@ -351,6 +351,16 @@ def init_recurrent_weights(stack: RecurrentStack, cell: str, scheme: InitScheme)
                     p[hidden : 2 * hidden] = 1.0  # forget gate (second block in torch's i, f, g, o order)
 
 
+@torch.no_grad()
+def init_embedding(table: nn.Embedding, scheme: Literal["unit", "scaled"]) -> None:
+    """ "unit" leaves torch's N(0, 1); "scaled" draws N(0, 1/E), rows of about unit norm (RecurrentConfig's
+    `embedding_init`). The padding row stays 0."""
+    if scheme == "scaled":
+        nn.init.normal_(table.weight, std=table.embedding_dim**-0.5)
+        if table.padding_idx is not None:
+            table.weight[table.padding_idx].zero_()
+
+
 def expected_std(scheme: InitScheme, fan_in: int, fan_out: int) -> float:
     """Standard deviation each scheme targets for a [fan_out, fan_in] block (used by tests and docs)."""
     if scheme == "xavier":

@@ -16,7 +16,7 @@ from torch import nn
 from serving.contract.text import PAD_ID
 from training.config import NgramConfig, RecurrentConfig, SentimentConfig
 from training.model_folder import RunModel
-from training.models.cells import RecurrentStack
+from training.models.cells import RecurrentStack, init_embedding
 from training.models.lexicon_score import VALENCE_SCALE, LexiconScore, token_valence
 
 LEXICON_FEATURES = 4  # training/data/sentiment/lexicon.py FEATURES: valence, negator, intensity, contrast
@@ -123,6 +123,7 @@ class RecurrentClassifier(nn.Module):
             cfg.dropout,
             cfg.init,
         )
+        init_embedding(self.embedding, cfg.embedding_init)  # after the stack: the same seed, the same stack weights
         self.ngrams = HashedNgrams(vocab_size, ngrams) if ngrams is not None and ngrams.buckets > 0 else None
         if lexicon_score and not lexicon_features:
             raise ValueError("lexicon_score=true needs lexicon=true: the score is computed from the lexicon features")

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from serving.contract.text import BOS_ID, EOS_ID, PAD_ID
 from training.config import RecurrentConfig, Seq2SeqConfig
-from training.models.cells import RecurrentStack, is_lstm
+from training.models.cells import RecurrentStack, init_embedding, is_lstm
 
 
 def source_mask(lengths: torch.Tensor, steps: int | torch.Tensor) -> torch.Tensor:
@@ -221,10 +221,8 @@ class Seq2Seq(nn.Module):
             source_vocab_size, cfg.encoder, cfg.attention_dim, cfg.decoder_layers, decoder_state
         )
         self.decoder = AttentionDecoder(target_vocab_size, self.encoder.memory_size, cfg)
-        if cfg.source_embedding_init == "scaled":
-            nn.init.normal_(self.encoder.embedding.weight, std=cfg.encoder.embedding_dim**-0.5)
-            with torch.no_grad():
-                self.encoder.embedding.weight[PAD_ID].zero_()
+        # after every other weight is drawn, so that the same seed gives the same weights whichever start it takes
+        init_embedding(self.encoder.embedding, cfg.encoder.embedding_init)
         if cfg.shared_vocabulary:
             if source_vocab_size != target_vocab_size:
                 raise ValueError(f"a shared vocabulary needs one size, got {source_vocab_size} and {target_vocab_size}")

@@ -155,11 +155,20 @@ def test_decoder_stack_follows_the_init_scheme() -> None:
 
 
 @torch.no_grad()
-def test_source_embedding_init_scaled_is_the_decoders_scale() -> None:
-    unit, scaled = tiny_model(source_embedding_init="unit"), tiny_model(source_embedding_init="scaled")
+def test_a_scaled_source_embedding_is_the_decoders_scale_and_changes_nothing_else() -> None:
+    unit = tiny_model()
+    torch.manual_seed(0)
+    scaled = Seq2Seq(
+        SOURCE_VOCAB, TARGET_VOCAB, replace(unit.cfg, encoder=replace(unit.cfg.encoder, embedding_init="scaled"))
+    )
     assert 0.8 < unit.encoder.embedding.weight[1:].std() < 1.2  # torch's N(0, 1)
     assert 0.8 < scaled.encoder.embedding.weight[1:].std() * 8**0.5 < 1.2  # N(0, 1/E), E = 8
     assert scaled.encoder.embedding.weight[PAD_ID].abs().sum() == 0
+    # drawn last: every other weight is the unit-start model's, so a comparison of the two changes one thing
+    others = {n: p for n, p in scaled.named_parameters() if n != "encoder.embedding.weight"}
+    for name, p in unit.named_parameters():
+        if name in others and "peephole" not in name:
+            torch.testing.assert_close(p, others[name], rtol=0, atol=0)
 
 
 def test_a_shared_vocabulary_is_one_table_that_learns_from_both_sides() -> None:
