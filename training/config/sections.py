@@ -21,9 +21,10 @@ class RecurrentConfig:
     init: Literal["xavier", "kaiming", "orthogonal"] = "orthogonal"  # orthogonal W_hh: gradients neither
     # explode nor vanish over the first steps of training
     # The embedding table's start: torch's N(0, 1) ("unit") or N(0, 1/E) ("scaled", rows of about unit norm, the
-    # scale of the translation decoder's tied table). At "unit" each input is a vector of norm about sqrt(E) = 11
-    # at E = 128 that the recurrent layer's Xavier-scaled input weights turn into saturated gates, and a rare
-    # token's row stays near its noise through a short run (README, "What moves everyday Spanish").
+    # scale of the translation decoder's tied table). Adam moves each coordinate by about the learning rate per
+    # update whatever its scale, so a row of N(0, 1) noise needs hundreds of updates of its token to move by its own
+    # size; in a run of two passes most tokens get far fewer, and their rows stay mostly the noise they started
+    # as (README, "What moves everyday Spanish": +5 validation BLEU for translation `default`).
     embedding_init: Literal["unit", "scaled"] = "unit"
 
 
