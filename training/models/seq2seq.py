@@ -116,9 +116,7 @@ class AttentionDecoder(nn.Module):
         self.hidden_size = hidden
         self.embedding = nn.Embedding(vocab_size, emb, padding_idx=PAD_ID)
         # Tied weights serve as output vectors too: N(0, 1/E) keeps the first logits near 0 (uniform start).
-        nn.init.normal_(self.embedding.weight, std=emb**-0.5)
-        with torch.no_grad():
-            self.embedding.weight[PAD_ID].zero_()
+        init_embedding(self.embedding, "scaled")
         self.dropout = nn.Dropout(cfg.dropout)
         self.attention = AdditiveAttention(hidden, cfg.attention_dim)
         self.input_feeding = cfg.attention == "bahdanau"
@@ -221,13 +219,15 @@ class Seq2Seq(nn.Module):
             source_vocab_size, cfg.encoder, cfg.attention_dim, cfg.decoder_layers, decoder_state
         )
         self.decoder = AttentionDecoder(target_vocab_size, self.encoder.memory_size, cfg)
-        # after every other weight is drawn, so that the same seed gives the same weights whichever start it takes
-        init_embedding(self.encoder.embedding, cfg.encoder.embedding_init)
         if cfg.shared_vocabulary:
             if source_vocab_size != target_vocab_size:
                 raise ValueError(f"a shared vocabulary needs one size, got {source_vocab_size} and {target_vocab_size}")
-            # one table for the encoder's input and the decoder's input and output (the decoder's init: N(0, 1/E))
+            # one table for the encoder's input and the decoder's input and output (the decoder's init: N(0, 1/E),
+            # whatever encoder.embedding_init says)
             self.encoder.embedding.weight = self.decoder.embedding.weight
+        else:
+            # after every other weight is drawn, so that the same seed gives the same weights whichever start it takes
+            init_embedding(self.encoder.embedding, cfg.encoder.embedding_init)
 
     def encode(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """input_ids [B, S] int64, lengths [B] int64 -> memory [B, S, M], keys [B, S, A], state [L, B, K]."""

@@ -152,3 +152,17 @@ def test_unknown_cell_and_init_are_refused() -> None:
         RecurrentStack("transformer", 4, 4)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="init must be one of"):
         RecurrentStack("gru", 4, 4, init="zeros")  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def test_the_sentiment_classifier_takes_its_embedding_start_from_the_config() -> None:
+    cfg = RecurrentConfig(cell="gru", embedding_dim=16, hidden_size=8, dropout=0.0)
+    torch.manual_seed(0)
+    unit = RecurrentClassifier(50, 3, cfg)
+    torch.manual_seed(0)
+    scaled = RecurrentClassifier(50, 3, RecurrentConfig(**{**cfg.__dict__, "embedding_init": "scaled"}))
+    assert 0.8 < unit.embedding.weight[1:].std() < 1.2  # torch's N(0, 1)
+    assert 0.8 < scaled.embedding.weight[1:].std() * 16**0.5 < 1.2  # N(0, 1/E)
+    assert scaled.embedding.weight[0].abs().sum() == 0  # the padding row
+    # the stack's weights are the same draw: only the table differs
+    torch.testing.assert_close(unit.encoder.state_dict(), scaled.encoder.state_dict(), rtol=0, atol=0)
