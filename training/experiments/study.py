@@ -16,6 +16,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,28 +268,42 @@ def paired_bootstrap(pred: np.ndarray, other: np.ndarray, gold: np.ndarray, resa
     return {"delta": float(point), "low": float(low), "high": float(high)}
 
 
-def median_ms(predictor, texts: list[str], batch: int, calls: int) -> float:
+def classify(predictor: Any, texts: list[str]) -> object:
+    """One sentiment request: what serving's /predict runs for `texts`."""
+    return predictor.probabilities(texts)
+
+
+def median_ms(
+    predictor: Any, texts: list[str], batch: int, calls: int, request: Callable[[Any, list[str]], object] = classify
+) -> float:
     times = []
     for i in range(calls):
         start = (i * batch) % max(1, len(texts) - batch)
         chunk = texts[start : start + batch]
         began = time.perf_counter()
-        predictor.probabilities(chunk)
+        request(predictor, chunk)
         times.append(time.perf_counter() - began)
     return 1000 * statistics.median(times)
 
 
-def latency_ratios(predictors: dict[str, Any], texts: list[str], rounds: int = 3) -> dict[str, dict[str, float]]:
-    """Per variant, median latency (ms) at batch 1 and 32 and its ratio to the reference row, measured in turns
-    (reference, variant, reference, ...) so a busy moment of the machine hits both."""
+def latency_ratios(
+    predictors: dict[str, Any],
+    texts: list[str],
+    rounds: int = 3,
+    request: Callable[[Any, list[str]], object] = classify,
+    calls: tuple[int, int] = (200, 20),
+) -> dict[str, dict[str, float]]:
+    """Per variant, median latency (ms) of `request` at batch 1 and 32 (over `calls` requests of each) and its ratio
+    to the reference row, measured in turns (reference, variant, reference, ...) so a busy moment of the machine hits
+    both."""
     ratios: dict[str, dict[str, list[float]]] = {n: {"1": [], "32": []} for n in predictors}
     millis: dict[str, dict[str, list[float]]] = {n: {"1": [], "32": []} for n in predictors}
     reference = predictors[REFERENCE]
     for _ in range(rounds):
         for name, predictor in predictors.items():
-            for batch, calls in ((1, 200), (32, 20)):
-                ref = median_ms(reference, texts, batch, calls)
-                own = median_ms(predictor, texts, batch, calls)
+            for batch, count in zip((1, 32), calls, strict=True):
+                ref = median_ms(reference, texts, batch, count, request)
+                own = median_ms(predictor, texts, batch, count, request)
                 ratios[name][str(batch)].append(own / ref)
                 millis[name][str(batch)].append(own)
     return {

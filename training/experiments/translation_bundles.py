@@ -1,0 +1,64 @@
+"""Two or more translation bundles side by side, as serving runs them: the everyday probe's BLEU / chrF, the size of
+the served graphs, and the served latency per request (beam search, what `POST /translate` runs) at batch 1 and 32
+relative to the first bundle, measured in turns on the probe's sentences (training/experiments/study.py
+`latency_ratios`), so a busy moment of the machine hits every bundle.
+
+Usage: `python -m training.experiments.translation_bundles [--beam N] BUNDLE_DIR BUNDLE_DIR [...]` (the first is the
+reference), e.g. the champion's bundle and a new run's from `mlruns/artifacts/translation/<run>/artifacts/bundles`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+from serving.contract.bundle import BundleError, load_bundle
+from serving.translation import TranslationPredictor
+from training.data.translation.everyday_probe import multi_reference_scores, probe_rows
+from training.experiments.sentiment_bundles import graph_megabytes
+from training.experiments.study import REFERENCE, latency_ratios
+
+# A batch of 32 beam searches costs about 30 single requests: fewer calls keep a comparison to a few minutes.
+CALLS = (60, 6)
+
+
+def translate(predictor: TranslationPredictor, texts: list[str], beam: int | None) -> list[str]:
+    return predictor.translate(texts, beam_size=beam)  # None: the bundle's own beam
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.experiments.translation_bundles",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE_DIR", help="a translation bundle folder")
+    parser.add_argument("--beam", type=int, default=None, help="beam size (default: each bundle's own)")
+    args = parser.parse_args(argv)
+    predictors = {}  # by "#i path": the same folder may be given twice (a check of the measurement's noise)
+    for i, path in enumerate(args.bundles):
+        try:
+            predictors[f"#{i + 1} {path}"] = TranslationPredictor(load_bundle(path, "translation"))
+        except BundleError as e:  # not a (trusted) translation bundle; the message names the folder
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    rows = probe_rows()
+    texts = [row["es"] for row in rows]
+    scores = {name: multi_reference_scores(translate(p, texts, args.beam), rows) for name, p in predictors.items()}
+    # latency_ratios measures against the entry named REFERENCE: the first bundle
+    keyed = {REFERENCE if i == 0 else name: p for i, (name, p) in enumerate(predictors.items())}
+    timing = list(latency_ratios(keyed, texts, request=partial(translate, beam=args.beam), calls=CALLS).values())
+    for (name, (bleu, chrf)), cost, path in zip(scores.items(), timing, args.bundles, strict=True):
+        print(f"{name}: served graphs {graph_megabytes(path):.1f} MB, everyday probe BLEU {bleu:.1f} / chrF {chrf:.1f}")
+        print(
+            f"  latency x the first bundle: batch 1 {cost['ratio_batch_1']:.2f} ({cost['ms_batch_1']:.1f} ms), "
+            f"batch 32 {cost['ratio_batch_32']:.2f} ({cost['ms_batch_32']:.0f} ms)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
