@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from serving.contract.bundle import BundleError, load_bundle
 from serving.sentiment import SentimentPredictor
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
-from training.experiments.study import REFERENCE, latency_ratios
+from training.experiments.side_by_side import graph_megabytes, load_predictors, with_reference
+from training.experiments.study import latency_ratios
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -34,10 +34,6 @@ def probe_report(predictor: SentimentPredictor) -> dict[str, float]:
     return report
 
 
-def graph_megabytes(bundle_dir: Path) -> float:
-    return sum(p.stat().st_size for p in bundle_dir.glob("*.onnx")) / 1e6
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.experiments.sentiment_bundles",
@@ -46,18 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE_DIR", help="a sentiment bundle folder")
     args = parser.parse_args(argv)
-    predictors = {}  # by "#i path": the same folder may be given twice (a check of the measurement's noise)
-    for i, path in enumerate(args.bundles):
-        try:
-            predictors[f"#{i + 1} {path}"] = SentimentPredictor(load_bundle(path, "sentiment"))
-        except BundleError as e:  # not a (trusted) sentiment bundle; the message names the folder
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    predictors = load_predictors(args.bundles, "sentiment", SentimentPredictor)
+    if predictors is None:
+        return 2
     reports = {name: probe_report(p) for name, p in predictors.items()}
     texts = [r["text"] for rows in probe_sets().values() for r in rows]
-    # latency_ratios measures against the entry named REFERENCE: the first bundle
-    keyed = {REFERENCE if i == 0 else name: p for i, (name, p) in enumerate(predictors.items())}
-    timing = list(latency_ratios(keyed, texts).values())
+    timing = list(latency_ratios(with_reference(predictors), texts).values())
     for (name, report), cost, path in zip(reports.items(), timing, args.bundles, strict=True):
         print(f"{name}: served graphs {graph_megabytes(path):.1f} MB")
         print(

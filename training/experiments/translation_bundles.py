@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from serving.contract.bundle import BundleError, load_bundle
 from serving.translation import TranslationPredictor
 from training.data.translation.everyday_probe import multi_reference_scores, probe_rows
-from training.experiments.sentiment_bundles import graph_megabytes
-from training.experiments.study import REFERENCE, latency_ratios
+from training.experiments.side_by_side import graph_megabytes, load_predictors, with_reference
+from training.experiments.study import latency_ratios
 
 # A batch of 32 beam searches costs about 30 single requests: fewer calls keep a comparison to a few minutes.
 CALLS = (60, 6)
@@ -38,19 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE_DIR", help="a translation bundle folder")
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: each bundle's own)")
     args = parser.parse_args(argv)
-    predictors = {}  # by "#i path": the same folder may be given twice (a check of the measurement's noise)
-    for i, path in enumerate(args.bundles):
-        try:
-            predictors[f"#{i + 1} {path}"] = TranslationPredictor(load_bundle(path, "translation"))
-        except BundleError as e:  # not a (trusted) translation bundle; the message names the folder
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    predictors = load_predictors(args.bundles, "translation", TranslationPredictor)
+    if predictors is None:
+        return 2
     rows = probe_rows()
     texts = [row["es"] for row in rows]
     scores = {name: multi_reference_scores(translate(p, texts, args.beam), rows) for name, p in predictors.items()}
-    # latency_ratios measures against the entry named REFERENCE: the first bundle
-    keyed = {REFERENCE if i == 0 else name: p for i, (name, p) in enumerate(predictors.items())}
-    timing = list(latency_ratios(keyed, texts, request=partial(translate, beam=args.beam), calls=CALLS).values())
+    request = partial(translate, beam=args.beam)
+    timing = list(latency_ratios(with_reference(predictors), texts, request=request, calls=CALLS).values())
     for (name, (bleu, chrf)), cost, path in zip(scores.items(), timing, args.bundles, strict=True):
         print(f"{name}: served graphs {graph_megabytes(path):.1f} MB, everyday probe BLEU {bleu:.1f} / chrF {chrf:.1f}")
         print(
