@@ -133,6 +133,12 @@ def translation_preset(name: str) -> TranslationConfig:
         return replace(
             base,
             data=replace(base.data, domains=("bible", "cataclysm", "wesnoth", "tweets_bt", "dialogue", "wordnet_bt")),
+            # A Spanish vocabulary of 12,000 (the English stays at 8,000: the output projection's cost grows with it).
+            # Measured on a 2-core AMD EPYC against 8,000, same split, seeds 13 and 14: validation BLEU -0.5 / +1.4
+            # (the metric that chooses), test BLEU +0.4 / +0.7, everyday probe +1.3 / -1.0; fewer source tokens per
+            # sentence, so training is 1.09x faster (629 s against 694 s) and decoding 1.18x (README, "What moves
+            # everyday Spanish").
+            source_tokenizer=replace(base.source_tokenizer, vocab_size=12000),
             # No dropout: the run is about two passes over the pairs, a regime where the model underfits and dropout
             # only slows learning (README, "What moves everyday Spanish": dropout 0.3/0.2 -> 0.1 -> 0 moved the
             # everyday probe 23.5 -> 26.7 -> 29.1 BLEU and every test domain by 3 to 6 BLEU, same split and steps).
