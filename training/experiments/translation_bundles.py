@@ -42,7 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rows = probe_rows()
     texts = [row["es"] for row in rows]
-    scores = {name: multi_reference_scores(translate(p, texts, args.beam), rows) for name, p in predictors.items()}
+    try:
+        scores = {name: multi_reference_scores(translate(p, texts, args.beam), rows) for name, p in predictors.items()}
+    except ValueError as e:  # a beam a bundle does not allow; the message names the limit
+        print(f"error: --beam: {e}", file=sys.stderr)
+        return 2
     request = partial(translate, beam=args.beam)
     timing = list(latency_ratios(with_reference(predictors), texts, request=request, calls=CALLS).values())
     for (name, (bleu, chrf)), cost, path in zip(scores.items(), timing, args.bundles, strict=True):

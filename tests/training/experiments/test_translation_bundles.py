@@ -34,3 +34,10 @@ def test_a_bundle_of_another_task_is_refused_with_its_name(
 ) -> None:
     assert translation_bundles.main([str(BUNDLES / "sentiment")]) == 2
     assert "expected 'translation'" in capsys.readouterr().err
+
+
+def test_a_beam_the_bundle_does_not_allow_is_refused_with_the_limit(
+    unsigned_ok: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert translation_bundles.main([str(BUNDLES / "translation"), "--beam", "99"]) == 2
+    assert "--beam: beam_size must be between 1 and" in capsys.readouterr().err
