@@ -14,11 +14,12 @@ from serving.contract.bundle import load_bundle
 from serving.translation import TranslationPredictor
 from tests.conftest import FIXTURES
 from training.config import apply_overrides
+from training.data.translation import back_translation
 from training.data.translation.everyday_probe import probe_rows
 from training.data.translation.pairs import TranslationPair
 from training.experiments.everyday_probe import score_bundle
 from training.tasks import preset, task_named
-from training.train.recipes.translation import with_short_lines_repeated
+from training.train.recipes.translation import with_back_translation_tag, with_short_lines_repeated
 
 FIXTURE = FIXTURES / "seq2seq" / "pairs-es-en.tsv"
 
@@ -132,3 +133,33 @@ def test_short_lines_are_repeated_in_the_training_split_only_as_configured() -> 
     assert with_short_lines_repeated(pairs, max_words=6, repeat=1) == pairs
     assert [p.id for p in with_short_lines_repeated(pairs, max_words=6, repeat=3)] == ["a", "b", "c", "a", "a"]
     assert [p.id for p in with_short_lines_repeated(pairs, max_words=7, repeat=2)] == ["a", "b", "c", "a", "b"]
+
+
+def test_back_translated_sources_start_with_the_tag_and_people_s_do_not() -> None:
+    rows = [
+        TranslationPair(id="a", source="Mañana vamos.", target="Morning, we go.", domain="tweets_bt"),
+        TranslationPair(id="b", source="Mañana vamos.", target="Tomorrow we go.", domain="cataclysm"),
+        TranslationPair(id="c", source="uno dos tres", target="one two three", domain="wordnet_bt"),
+    ]
+    sources = [[7, 8], [7, 8], [9, 10, 11]]
+    assert with_back_translation_tag(sources, rows, tag=99, max_tokens=3) == [[99, 7, 8], [7, 8], [99, 9, 10]]
+    assert sources == [[7, 8], [7, 8], [9, 10, 11]], "the encoded ids are not changed in place"
+
+
+def test_a_tagged_run_adds_the_tag_to_the_source_tokenizer_and_publishes(ws, tmp_path: Path, one_thread) -> None:
+    """The tag is one more source token: the bundle's tokenizer holds it as a special token (never split), the
+    encoder's table has its row, and export parity holds; requests without it translate as before."""
+    from training.tasks import publish_run, train
+
+    result = train(tiny_translation("back_translation_tag=true", "optim.max_epochs=1"), ws, progress=False)
+    published = publish_run(ws, result.run_id)
+    assert published.promoted and published.parity_max_abs_diff <= 1e-4
+    run = mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    bundle_dir = Path(run.info.artifact_uri.removeprefix("file://")) / "bundles" / published.bundle_digest[:12]
+    bundle = load_bundle(bundle_dir, "translation")
+    predictor = TranslationPredictor(bundle)
+    tokenizer = predictor.source_tokenizer
+    tag = tokenizer.token_to_id(back_translation.TAG)
+    assert tag == tokenizer.get_vocab_size() - 1, "added after the fitted vocabulary"
+    assert tokenizer.encode(f"{back_translation.TAG} hola", add_special_tokens=False).ids[0] == tag
+    assert len(predictor.translate(["El perro come pan."])) == 1

@@ -42,6 +42,10 @@ from training.data.translation.pairs import RawCorpus, TranslationPair, dedupe_k
 log = logging.getLogger(__name__)
 
 SUFFIX = "_bt"
+# Tagged back-translation (Caswell, Chelba and Grangier, WMT 2019): with TranslationConfig.back_translation_tag, the
+# source of every back-translated training pair starts with this token, so the model can tell Apertium's Spanish
+# ("Mañana" for the English "morning", words left untranslated) from people's; serving never sends it.
+TAG = "[BT]"
 _RETWEET = re.compile(r"^RT @\w+:?\s*")
 _HANDLE = re.compile(r"@\w+")
 _LINK = re.compile(r"https?://\S+")

@@ -20,6 +20,7 @@ from serving.contract.text import BOS_ID, EOS_ID, decode_ids, encode_ids
 from serving.translation import TranslationPredictor
 from training.config import TranslationConfig, Workspace
 from training.data.batching import BucketBatchSampler, bucketed_loader, pad_tensor, padding_share
+from training.data.translation import back_translation
 from training.data.translation.corpus import SPLITS, prepare_translation
 from training.data.translation.everyday_probe import probe_metrics, probe_rows
 from training.data.translation.pairs import TranslationPair
@@ -78,6 +79,16 @@ def with_short_lines_repeated(pairs: Sequence[TranslationPair], max_words: int, 
     return [*pairs, *(short * (repeat - 1))]
 
 
+def with_back_translation_tag(
+    sources: Sequence[list[int]], rows: Sequence[TranslationPair], tag: int, max_tokens: int
+) -> list[list[int]]:
+    """The source ids with `tag` in front of each back-translated pair's (cut to `max_tokens`); people's as they are."""
+    return [
+        [tag, *ids][:max_tokens] if back_translation.is_back_translated(row.domain) else list(ids)
+        for ids, row in zip(sources, rows, strict=True)
+    ]
+
+
 class TranslationRecipe:
     monitor = "val/bleu"
 
@@ -104,6 +115,8 @@ class TranslationRecipe:
         else:
             self.source_tokenizer = fit_tokenizer((p.source for p in train), cfg.source_tokenizer, lowercase=False)
             self.target_tokenizer = fit_tokenizer((p.target for p in train), cfg.target_tokenizer, lowercase=False)
+        if cfg.back_translation_tag:  # a special token: one id, never split, never made by the normaliser
+            self.source_tokenizer.add_special_tokens([back_translation.TAG])
         save_tokenizer(self.source_tokenizer, workdir / SOURCE_TOKENIZER_FILE)
         save_tokenizer(self.target_tokenizer, workdir / TARGET_TOKENIZER_FILE)
         self.splits["train"] = with_short_lines_repeated(train, cfg.short_line_words, cfg.short_line_repeat)
@@ -163,6 +176,9 @@ class TranslationRecipe:
     def _encode(self, rows: Sequence[TranslationPair]) -> list[Example]:
         cfg = self.cfg
         sources = encode_ids(self.source_tokenizer, [p.source for p in rows], cfg.source_tokenizer.max_tokens)
+        if cfg.back_translation_tag:
+            tag = self.source_tokenizer.token_to_id(back_translation.TAG)
+            sources = with_back_translation_tag(sources, rows, tag, cfg.source_tokenizer.max_tokens)
         # One slot is kept for EOS, so no target is longer than what the decoder may generate.
         cap = min(cfg.target_tokenizer.max_tokens, cfg.decoding.max_output_tokens) - 1
         targets = encode_ids(self.target_tokenizer, [p.target for p in rows], cap)
