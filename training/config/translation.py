@@ -88,8 +88,9 @@ class TranslationConfig:
     # Tagged back-translation: the source of each back-translated training pair starts with one token of its own
     # (training/data/translation/back_translation.py TAG), added to the source tokenizer. Two fifths of `default`'s
     # pairs are Apertium's Spanish; untagged, the model learns its slips as Spanish (the tweets' "morning" comes back
-    # as "Mañana"). Requests never carry the tag. Off: on `default` it was a draw (validation BLEU +0.5, test split
-    # the same, probe -0.9 BLEU / +0.2 chrF; README, "Tagged back-translation").
+    # as "Mañana"). Requests do not carry the tag (a literal "[BT]" in one is read as the tag, as "[UNK]" is read as
+    # that token: the tokenizer's special tokens are matched in raw text). Off: on `default` it was a draw
+    # (validation BLEU +0.5, test split the same, probe -0.9 BLEU / +0.2 chrF; README, "Tagged back-translation").
     back_translation_tag: bool = False
 
     def __post_init__(self) -> None:
