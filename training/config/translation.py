@@ -26,6 +26,9 @@ class TranslationDataConfig:
     max_examples: int = 0  # keep this many pairs before splitting (0 = all)
     # back-translated domains (e.g. wordnet_bt) that keep only the sentences Apertium translated every word of
     bt_known_words_only: tuple[str, ...] = ()
+    # keep only the back-translated pairs whose Spanish, put back into English by Apertium, scores at least this chrF
+    # (0-100) against the English it came from: round-trip filtering of Apertium's garbled Spanish (0 = keep all)
+    bt_min_round_trip_chrf: float = 0.0
     seed: int = 13
 
 
@@ -97,6 +100,8 @@ class TranslationConfig:
         # the decoder writes target tokens back as text: a space after every "(" or "¿" would reach the user
         if self.target_tokenizer.opening_marks_apart:
             raise ValueError("target_tokenizer.opening_marks_apart is for inputs only: set it on source_tokenizer")
+        if not 0.0 <= self.data.bt_min_round_trip_chrf <= 100.0:
+            raise ValueError(f"data.bt_min_round_trip_chrf is a chrF (0-100), got {self.data.bt_min_round_trip_chrf}")
         if self.model.shared_vocabulary:
             if replace(self.source_tokenizer, max_tokens=0) != replace(self.target_tokenizer, max_tokens=0):
                 raise ValueError(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import TranslationDataConfig, Workspace
+from training.config import TranslationConfig, TranslationDataConfig, Workspace
 from training.data.translation import back_translation as bt
 from training.data.translation import corpus as tc
 from training.data.translation.apertium import installed_apertium
@@ -107,6 +107,34 @@ def test_known_words_only_keeps_the_sentences_apertium_translated_whole(
     assert known.dropped == {"apertium_unknown_word": 1}
     # ids stay those of the whole source
     assert [p.id for p in known.pairs] == ["wordnet_bt:0", "wordnet_bt:2", "wordnet_bt:3"]
+
+
+@needs_apertium
+def test_round_trip_filter_drops_the_spanish_apertium_garbled(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given English Apertium puts into Spanish and back word for word, and two lines it garbles
+    # ("Hará vale en su propio." comes back as "It will do voucher in his own.": chrF 24)
+    english = ["I am hungry today.", "She'll do okay on her own.", "The church was empty.", "Should I call about it?"]
+    monkeypatch.setattr(bt, "english_sentences", lambda name, ws: english)
+    # When the domain is read with a round-trip chrF of at least 50, twice
+    kept = bt.read_back_translated("wordnet_bt", ws, min_round_trip_chrf=50)
+    monkeypatch.setattr(bt, "apertium_translate", lambda *a, **k: pytest.fail("the round trip's cache was not used"))
+    again = bt.read_back_translated("wordnet_bt", ws, min_round_trip_chrf=50)
+    # Then the garbled pairs are left out and counted, ids stay the source's, and the second read came from the cache
+    assert [p.target for p in kept.pairs] == ["I am hungry today.", "The church was empty."]
+    assert [p.id for p in kept.pairs] == ["wordnet_bt:0", "wordnet_bt:2"]
+    assert kept.dropped == {"apertium_round_trip_below_chrf": 2}
+    assert kept.provenance["min_round_trip_chrf"] == 50
+    assert again.pairs == kept.pairs
+    # and the filter is off at 0: every pair
+    monkeypatch.undo()
+    monkeypatch.setattr(bt, "english_sentences", lambda name, ws: english)
+    assert len(bt.read_back_translated("wordnet_bt", ws).pairs) == 4
+
+
+def test_round_trip_chrf_is_checked_as_a_chrf() -> None:
+    assert bt.round_trip_chrf(["The church was empty."], ["The church was empty."]) == [100.0]
+    with pytest.raises(ValueError, match=r"data.bt_min_round_trip_chrf is a chrF \(0-100\), got 150"):
+        TranslationConfig(data=TranslationDataConfig(bt_min_round_trip_chrf=150))
 
 
 def test_known_words_only_must_name_a_back_translated_domain_of_the_run(ws: Workspace) -> None:

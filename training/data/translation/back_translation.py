@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import sacrebleu
+
 from training.config import SentimentDataConfig, Workspace
 from training.data.debian import PinnedDeb
 from training.data.files import write_jsonl_atomic
@@ -138,10 +140,21 @@ def input_identity(domain: str) -> dict[str, str]:
     }
 
 
-def read_back_translated(domain: str, ws: Workspace, known_words_only: bool = False) -> RawCorpus:
+def round_trip_chrf(english: Sequence[str], round_trip: Sequence[str]) -> list[float]:
+    """Each sentence's chrF (sacrebleu's, 0-100) between the English and Apertium's English of its own Spanish."""
+    metric = sacrebleu.metrics.CHRF()
+    return [metric.sentence_score(back, [orig]).score for orig, back in zip(english, round_trip, strict=True)]
+
+
+def read_back_translated(
+    domain: str, ws: Workspace, known_words_only: bool = False, min_round_trip_chrf: float = 0.0
+) -> RawCorpus:
     """Synthetic-Spanish -> real-English pairs of `domain`; an empty corpus (with the reason) without Apertium.
     `known_words_only`: only the sentences Apertium has a translation for every word of (the others keep English
-    words in the Spanish, which teaches copying)."""
+    words in the Spanish, which teaches copying). `min_round_trip_chrf`: only the sentences whose Spanish, put back
+    into English by Apertium (spa-eng), scores at least this chrF against the English it came from: round-trip
+    filtering of synthetic pairs, which drops the Spanish Apertium garbled ("Tener que llamo aproximadamente él hoy?"
+    for "Should I call about it today?" comes back as "To have to I call approximately he today?")."""
     name = english_source(domain)
     found = installed_apertium()
     if found is None:
@@ -162,6 +175,14 @@ def read_back_translated(domain: str, ws: Workspace, known_words_only: bool = Fa
         marked = _cached_translation(cache.with_suffix(".marked.jsonl"), english, binary, name, mark_unknown=True)
         keep = [fully_translated(m) for m in marked]
         dropped["apertium_unknown_word"] = keep.count(False)
+    if min_round_trip_chrf > 0:
+        back = _cached_translation(
+            cache.with_suffix(".round_trip.jsonl"), spanish, binary, name, mark_unknown=False, pair="spa-eng"
+        )
+        scores = round_trip_chrf(english, back)
+        below = [score < min_round_trip_chrf for score in scores]
+        dropped["apertium_round_trip_below_chrf"] = sum(k and b for k, b in zip(keep, below, strict=True))
+        keep = [k and not b for k, b in zip(keep, below, strict=True)]
     pairs = [
         TranslationPair(f"{domain}:{i}", es, en, domain=domain)
         for i, (es, en, kept) in enumerate(zip(spanish, english, keep, strict=True))
@@ -174,15 +195,23 @@ def read_back_translated(domain: str, ws: Workspace, known_words_only: bool = Fa
         "cache": str(Path(cache).name),
         "sentences": len(english),
         "known_words_only": known_words_only,
+        "min_round_trip_chrf": min_round_trip_chrf,
     }
     return RawCorpus(pairs, dropped, provenance)
 
 
-def _cached_translation(cache: Path, english: list[str], binary: str, name: str, mark_unknown: bool) -> list[str]:
-    """Apertium's Spanish for `english`, from `cache` when it was made before (the name holds the input's hash)."""
+def _cached_translation(
+    cache: Path, texts: list[str], binary: str, name: str, mark_unknown: bool, pair: str = "eng-spa"
+) -> list[str]:
+    """Apertium's translation of `texts` (English -> Spanish, or back with pair="spa-eng"), from `cache` when it was
+    made before (the name holds the English input's hash and Apertium's version, which fix the Spanish too)."""
+    source, target = ("english", "spanish") if pair == "eng-spa" else ("spanish", "round_trip")
     if cache.exists():
-        return [json.loads(line)["spanish"] for line in cache.read_text(encoding="utf-8").splitlines()]
-    log.info("back-translating %d English sentences (%s) with apertium eng-spa", len(english), name)
-    spanish = back_translate(english, binary, mark_unknown=mark_unknown)
-    write_jsonl_atomic(cache, ({"english": e, "spanish": s} for e, s in zip(english, spanish, strict=True)))
-    return spanish
+        return [json.loads(line)[target] for line in cache.read_text(encoding="utf-8").splitlines()]
+    log.info("translating %d sentences (%s) with apertium %s", len(texts), name, pair)
+    if pair == "eng-spa":
+        out = back_translate(texts, binary, mark_unknown=mark_unknown)
+    else:
+        out = apertium_translate(texts, binary, pair=pair, mark_unknown=mark_unknown)
+    write_jsonl_atomic(cache, ({source: t, target: o} for t, o in zip(texts, out, strict=True)))
+    return out

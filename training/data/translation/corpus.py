@@ -192,7 +192,12 @@ def _read_domain(name: str, cfg: TranslationDataConfig, ws: Workspace, progress:
     if name in game_catalogs.DOMAINS:
         return game_catalogs.read_catalog_domain(ws, name, progress)
     if back_translation.is_back_translated(name):
-        return back_translation.read_back_translated(name, ws, known_words_only=name in cfg.bt_known_words_only)
+        return back_translation.read_back_translated(
+            name,
+            ws,
+            known_words_only=name in cfg.bt_known_words_only,
+            min_round_trip_chrf=cfg.bt_min_round_trip_chrf,
+        )
     raise ValueError(
         f"unknown translation domain {name!r}; choose from bible, tatoeba, gettext, {', '.join(game_catalogs.DOMAINS)}"
     )
