@@ -55,7 +55,7 @@ def test_the_tweets_clean_tweet_leaves_out_give_their_plain_sentences() -> None:
 @needs_apertium
 def test_real_apertium_back_translates_one_line_per_sentence() -> None:
     binary, _ = installed_apertium()
-    spanish = bt.back_translate(ENGLISH, binary)
+    spanish = bt.apertium_translate(ENGLISH, binary, pair="eng-spa")
     assert len(spanish) == len(ENGLISH)
     assert "hambre" in spanish[0] and "golf" in spanish[1]
     assert all(s and s != e for s, e in zip(spanish, ENGLISH, strict=True))
@@ -67,7 +67,7 @@ def test_back_translated_domain_is_cached_and_synthetic(ws: Workspace, monkeypat
     monkeypatch.setattr(bt, "english_sentences", lambda name, ws: list(ENGLISH))
     # When the domain is read twice
     first = bt.read_back_translated("tweets_bt", ws)
-    monkeypatch.setattr(bt, "back_translate", lambda *a: pytest.fail("the cache was not used"))
+    monkeypatch.setattr(bt, "apertium_translate", lambda *a, **k: pytest.fail("the cache was not used"))
     again = bt.read_back_translated("tweets_bt", ws)
     # Then the pairs are real English with Apertium's Spanish, tagged, and the second read came from the cache
     assert [p.target for p in first.pairs] == ENGLISH
@@ -150,6 +150,28 @@ def test_round_trip_filter_drops_the_spanish_apertium_garbled(ws: Workspace, mon
     monkeypatch.undo()
     monkeypatch.setattr(bt, "english_sentences", lambda name, ws: english)
     assert len(bt.read_back_translated("wordnet_bt", ws).pairs) == 4
+
+
+@needs_apertium
+def test_round_trip_filter_is_set_from_the_data_config(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the setting users pass (`--set data.bt_min_round_trip_chrf=50`) reaches the domain and the data card
+    english = ["I am hungry today.", "She'll do okay on her own.", "The church was empty.", "Should I call about it?"]
+    monkeypatch.setattr(bt, "english_sentences", lambda name, ws: english)
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text("".join(f"Frase {w} para probar.\tSentence {w} to test.\n" for w in "abcdefghij"))
+    cfg = TranslationDataConfig(
+        source="mix",
+        domains=("tatoeba", "wordnet_bt"),
+        path=str(pairs_file),
+        validation_size=2,
+        test_size=2,
+        bt_min_round_trip_chrf=50,
+    )
+    card = tc.prepare_translation(cfg, ws, progress=False).card
+    assert card["input"]["wordnet_bt"]["dropped_while_reading"] == {"apertium_round_trip_below_chrf": 2}
+    assert card["splits_by_domain"]["train"]["wordnet_bt"] == 2
 
 
 def test_round_trip_chrf_is_checked_as_a_chrf() -> None:

@@ -105,18 +105,19 @@ def english_sentences(name: str, ws: Workspace) -> list[str]:
     return sentences
 
 
-def _tweet_sentences(ws: Workspace) -> list[str]:
+def _training_tweets(ws: Workspace) -> list[str]:
     from training.data.sentiment.corpus import prepare_sentiment
 
     prepared = prepare_sentiment(SentimentDataConfig(), ws, progress=False)
-    return [text for row in prepared.rows("train") if (text := clean_tweet(row["text"]))]
+    return [row["text"] for row in prepared.rows("train")]
+
+
+def _tweet_sentences(ws: Workspace) -> list[str]:
+    return [text for tweet in _training_tweets(ws) if (text := clean_tweet(tweet))]
 
 
 def _left_out_tweet_sentences(ws: Workspace) -> list[str]:
-    from training.data.sentiment.corpus import prepare_sentiment
-
-    prepared = prepare_sentiment(SentimentDataConfig(), ws, progress=False)
-    return [sentence for row in prepared.rows("train") for sentence in left_out_tweet_sentences(row["text"])]
+    return [sentence for tweet in _training_tweets(ws) for sentence in left_out_tweet_sentences(tweet)]
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,6 @@ ENGLISH_SOURCES = {
         endless_sky.endless_sky_sentences,
     ),
 }
-
-
-def back_translate(english: Sequence[str], binary: str, mark_unknown: bool = False) -> list[str]:
-    return apertium_translate(list(english), binary, pair="eng-spa", mark_unknown=mark_unknown)
 
 
 # Apertium's marks: "*word" it has no translation for, "#word" it could not inflect, "@word" its transfer lost
@@ -240,9 +237,6 @@ def _cached_translation(
     if cache.exists():
         return [json.loads(line)[target] for line in cache.read_text(encoding="utf-8").splitlines()]
     log.info("translating %d sentences (%s) with apertium %s", len(texts), name, pair)
-    if pair == "eng-spa":
-        out = back_translate(texts, binary, mark_unknown=mark_unknown)
-    else:
-        out = apertium_translate(texts, binary, pair=pair, mark_unknown=mark_unknown)
+    out = apertium_translate(texts, binary, pair=pair, mark_unknown=mark_unknown)
     write_jsonl_atomic(cache, ({source: t, target: o} for t, o in zip(texts, out, strict=True)))
     return out
