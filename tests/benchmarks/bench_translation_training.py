@@ -5,7 +5,8 @@ that is from what the machine's matrix multiply can do.
 A configuration is `STYLE:BATCH` with optional `:vN` (target vocabulary N instead of the preset's), `:tN` (N
 torch threads instead of all), `:bf16` (forward and loss under bfloat16 autocast, as Lightning's
 `precision="bf16-mixed"` on a CPU), `:sN` (a sampled softmax over N candidate tokens in training's loss,
-training/train/sampled_softmax.py) and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
+training/train/sampled_softmax.py), `:eN` (target embedding dimension N: the decoder's input table, its readout and
+the tied output layer) and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
 of training's fused one). The configurations alternate in rounds within one process, together with a plain
 fp32 matrix multiply (`matmul`, 1024 x 1024 x 1024, the machine's ceiling for this work on the same threads), so
 their ratios are measured under the same machine load. The floating-point work of a step is counted once per
@@ -123,6 +124,7 @@ def main(specs: list[str], preset_name: str = "default") -> None:
         targets = encode_ids(tgt_tok, [p.target for p in rows], cfg.decoding.max_output_tokens - 1)
         examples = sorted(zip(sources, [[*t, EOS_ID] for t in targets], strict=True), key=lambda e: len(e[1]))
         sampled = next((int(o[1:]) for o in options if o.startswith("s")), 0)
+        embedding = next((int(o[1:]) for o in options if o.startswith("e")), cfg.model.target_embedding_dim)
         run_cfg = apply_overrides(
             cfg,
             [
@@ -130,6 +132,7 @@ def main(specs: list[str], preset_name: str = "default") -> None:
                 f"optim.batch_size={batch}",
                 f"target_tokenizer.vocab_size={vocab}",
                 f"model.sampled_softmax={sampled}",
+                f"model.target_embedding_dim={embedding}",
             ],
         )
         torch.manual_seed(0)
