@@ -173,9 +173,10 @@ def translation_preset(name: str) -> TranslationConfig:
             # tied output layer, whose width bounds what the softmax over 8,000 English tokens can express. Measured
             # on a 2-core AMD EPYC, same split and seed, against 128 (README, "The target embedding's width"):
             # validation BLEU 26.76 against 22.56, test BLEU/chrF bible 25.2/46.3 (23.4/44.1), cataclysm 30.0/53.0
-            # (27.3/50.3), wesnoth 32.0/52.7 (29.9/50.9), everyday probe 36.9/55.3 (36.1/53.7); a step costs 1.19x,
-            # served 1.6x per request at batch 1. The encoder's table at 256 alone learned less (validation BLEU 16.7
-            # against 17.1 after the first epoch) and cost 1.12x.
+            # (27.3/50.3), wesnoth 32.0/52.7 (29.9/50.9), everyday probe 36.9/55.3 (36.1/53.7); on seed 14 test
+            # 28.2/49.7 (26.0/47.1), probe 36.1/55.0 (34.6/53.4). Training 0.84x-0.94x the target tokens per second
+            # (`make run` 1,438 s), served 1.61x / 1.28x per request at batch 1 / 32. The encoder's table at 256
+            # alone learned less (validation BLEU 16.7 against 17.1 after the first epoch).
             model=replace(
                 base.model,
                 encoder=replace(base.model.encoder, dropout=0.0, embedding_init="scaled"),
