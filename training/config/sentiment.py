@@ -104,6 +104,12 @@ class SentimentConfig:
     # training only: the positive tweets that negate a negative word ("no worries"), again, until they are as many as
     # the negative tweets that do (training/data/sentiment/negation_balance.py negated_negative_examples)
     negated_negative_balance: bool = False
+    # training only: tweets with a rated adjective again, that word replaced by a negator and its WordNet antonym,
+    # label kept ("the best" -> "not the worst"), so a negated word counts as its opposite
+    # (training/data/sentiment/negation_augment.py; reads WordNet 3.0 from Debian). "both": positive and negative
+    # tweets, as many of each, so a negator alone says nothing; "positive": the positive tweets alone (negated
+    # negative words), against the tweets' own skew (a negated negative word: 455 negative, 137 positive tweets)
+    negation_augment: Literal["off", "both", "positive"] = "off"
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False

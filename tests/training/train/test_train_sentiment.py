@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,12 +14,15 @@ from mlflow import MlflowClient
 from serving.contract.files import sha256_file
 from serving.contract.text import PAD_ID, UNK_ID
 from tests.conftest import tiny_sentiment
+from tests.training.data.test_everyday_data import deb_holding, tar_xz
 from tests.training.data.test_opinion_words import opinion_tarball
 from training.config import RecurrentConfig, Workspace
+from training.data import wordnet
 from training.data.batching import bucketed_loader, collate_classification
+from training.data.debian import PinnedDeb
 from training.data.npm import PinnedNpm
 from training.data.sentiment import opinion_words
-from training.tasks import preset, train
+from training.tasks import preset, task_named, train
 from training.train.modules.sentiment import SentimentModule, dropped_to_unk, unrated_tokens
 
 LABELS = ("negative", "neutral", "positive")
@@ -164,6 +168,36 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
     assert int(run.data.params["data.contrast_augmented"]) > 0
     assert run.data.params["data.negation_balanced"] == "0"  # the fixture's positive and neutral rows hold no negator
     assert run.data.params["data.negated_negative_balanced"] == "0"  # (so none negates a negative word either)
+
+
+# WordNet's adjectives as Debian's wordnet-base ships them, two antonym pairs the review fixture's words meet
+WORDNET_ADJ = b"""  1 This software and database is being provided to you, the LICENSEE, by
+00227507 00 a 01 best 0 001 ! 00229630 a 0101 | (superlative of `good') having the most positive qualities
+00229630 00 a 01 worst 0 001 ! 00227507 a 0101 | (superlative of `bad') most wanting in quality
+00417413 00 a 01 clean 0 001 ! 00419289 a 0101 | free from dirt or impurities
+00419289 00 a 01 dirty 0 001 ! 00417413 a 0101 | soiled or likely to soil
+"""
+
+
+def test_negation_augmentation_reads_wordnet_from_its_pinned_deb_and_trains_on_the_rewrites(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a WordNet package in the artifact cache (pinned by its own hash, as the real one is)
+    deb = deb_holding(tar_xz({"./usr/share/wordnet/data.adj": WORDNET_ADJ}))
+    pin = PinnedDeb("wordnet-base", "1:3.0-37", hashlib.sha256(deb).hexdigest(), "WordNet 3.0", source="wordnet")
+    ws.artifact_cache.mkdir(parents=True, exist_ok=True)
+    (ws.artifact_cache / pin.filename).write_bytes(deb)
+    monkeypatch.setattr(wordnet, "WORDNET", pin)
+    cfg = tiny_sentiment("data.max_examples=0", "optim.max_epochs=1", "lexicon=true", "negation_augment=both")
+    # when it trains
+    result = train(cfg, ws, progress=False)
+    # then "The best stay" and "Noisy, dirty, overpriced" (both in the training split) came back negated, one of each
+    # polarity, and the pin names what the run needs before it runs
+    run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data.negation_augmented"] == "2"
+    assert pin in task_named("sentiment").pinned_artifacts(cfg)
+    assert (wordnet.wordnet_dir(ws) / ".complete").exists()
 
 
 def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -> None:

@@ -42,6 +42,7 @@ from training.data.translation import endless_sky, wordnet_examples
 from training.data.translation.apertium import PACKAGE, apertium_translate, installed_apertium
 from training.data.translation.everyday_probe import probe_rows
 from training.data.translation.pairs import RawCorpus, TranslationPair, dedupe_key
+from training.data.wordnet import WORDNET
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,8 @@ ENGLISH_SOURCES = {
         _left_out_tweet_sentences,
     ),
     "wordnet": EnglishSource(
-        wordnet_examples.WORDNET,
-        f"WordNet's usage examples ({wordnet_examples.WORDNET.requirement}, {wordnet_examples.WORDNET.licence})",
+        WORDNET,
+        f"WordNet's usage examples ({WORDNET.requirement}, {WORDNET.licence})",
         wordnet_examples.wordnet_sentences,
     ),
     "endless_sky": EnglishSource(

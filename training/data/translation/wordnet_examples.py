@@ -14,20 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from pathlib import Path
 
 from training.config import Workspace
-from training.data.debian import PinnedDeb, extract_once
+from training.data.wordnet import ENCODING, synset_lines, wordnet_data_files
 
-WORDNET = PinnedDeb(
-    name="wordnet-base",
-    version="1:3.0-37",
-    sha256="61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752",
-    licence="WordNet 3.0 licence (Princeton; permissive, keep the notice: WordNet 3.0 Copyright 2006 by Princeton "
-    "University. All rights reserved.)",
-    source="wordnet",
-)
-DATA_FILES = "usr/share/wordnet/data.*"
 MIN_WORDS, MAX_WORDS = 3, 20
 
 _QUOTED = re.compile(r'"([^"]+)"')
@@ -40,9 +30,7 @@ def examples_in_data_file(lines: Iterable[str]) -> list[str]:
     A synset line is `offset lex_filenum ss_type words... pointers... | gloss; "example"; "example"`; the licence
     header lines start with two spaces."""
     found = []
-    for line in lines:
-        if line.startswith("  ") or " | " not in line:
-            continue
+    for line in synset_lines(lines):
         found.extend(q.strip() for q in _QUOTED.findall(line.split(" | ", 1)[1]))
     return found
 
@@ -57,15 +45,10 @@ def as_sentence(example: str) -> str | None:
     return text if text.endswith(_TERMINAL) else text + "."
 
 
-def wordnet_dir(ws: Workspace) -> Path:
-    return ws.data_dir / "translation" / "wordnet" / WORDNET.sha256[:12]
-
-
 def wordnet_sentences(ws: Workspace) -> list[str]:
     """WordNet's usage examples as sentences, in the order of the data files (adj, adv, noun, verb)."""
-    out = extract_once([WORDNET], DATA_FILES, wordnet_dir(ws), ws.artifact_cache)
     sentences = []
-    for path in sorted(out.rglob("data.*")):
-        with open(path, encoding="latin-1") as f:  # WordNet 3.0's files are Latin-1 (a few accented loanwords)
+    for path in wordnet_data_files(ws):
+        with open(path, encoding=ENCODING) as f:
             sentences.extend(s for s in map(as_sentence, examples_in_data_file(f)) if s)
     return sentences

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import mlflow
@@ -23,6 +24,7 @@ from training.data.sentiment.lexicon import (
     vader_lexicon,
     with_no_as_negator,
 )
+from training.data.sentiment.negation_augment import negation_examples
 from training.data.sentiment.negation_balance import negated_negative_examples, negation_balance_examples
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
 from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
@@ -79,7 +81,14 @@ class SentimentRecipe:
             if cfg.negated_negative_balance
             else []
         )
-        splits["train"] = [*splits["train"], *self.augmented, *self.negation_balanced, *self.negated_negative_balanced]
+        self.negation_augmented = self._negation_augmented(splits["train"], lexicon or vader_lexicon())
+        splits["train"] = [
+            *splits["train"],
+            *self.augmented,
+            *self.negation_balanced,
+            *self.negated_negative_balanced,
+            *self.negation_augmented,
+        ]
         label_id = {label: i for i, label in enumerate(LABELS)}
         self.encoded = {
             name: list(
@@ -108,6 +117,18 @@ class SentimentRecipe:
             self._distill(module)
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
 
+    def _negation_augmented(self, rows: list[dict[str, Any]], lexicon: Lexicon) -> list[dict[str, str]]:
+        """`negation_augment`'s rewrites of `rows`, with WordNet's adjective antonyms (fetched the first time)."""
+        if self.cfg.negation_augment == "off":
+            return []
+        from training.data.wordnet import ENCODING, antonyms, wordnet_data_files
+
+        adjectives = next(path for path in wordnet_data_files(self.ws) if path.name == "data.adj")
+        with open(adjectives, encoding=ENCODING) as f:
+            pairs = antonyms(f)
+        polarities = ("positive", "negative") if self.cfg.negation_augment == "both" else ("positive",)
+        return negation_examples(rows, pairs, lexicon.valence, lexicon.negators, self.cfg.optim.seed, polarities)
+
     def _lexicon(self) -> Lexicon | None:
         """The lexicon of the features and the score: VADER's, with Hu and Liu's opinion words where asked."""
         cfg = self.cfg
@@ -135,6 +156,7 @@ class SentimentRecipe:
         mlflow.log_param("data.contrast_augmented", len(self.augmented))
         mlflow.log_param("data.negation_balanced", len(self.negation_balanced))
         mlflow.log_param("data.negated_negative_balanced", len(self.negated_negative_balanced))
+        mlflow.log_param("data.negation_augmented", len(self.negation_augmented))
         mlflow.log_metrics(self.pretrain_metrics)
         if self.feedback is not None:
             log_feedback(self.feedback)
