@@ -110,6 +110,9 @@ class SentimentConfig:
     # tweets, as many of each, so a negator alone says nothing; "positive": the positive tweets alone (negated
     # negative words), against the tweets' own skew (a negated negative word: 455 negative, 137 positive tweets)
     negation_augment: Literal["off", "both", "positive"] = "off"
+    # with `negation_augment`: the negated word is any lexicon word of the opposite sign, not the antonym, so the model
+    # cannot learn word pairs ("not bad") and must learn the rule ("not boring", "no complaints")
+    negation_augment_any_word: bool = False
     # VADER's lexicon as fixed per-token features beside the embedding, its words in the tokenizer's training texts
     # (training/data/sentiment/lexicon.py): knowledge of words the tweets never had
     lexicon: bool = False

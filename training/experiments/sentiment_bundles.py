@@ -41,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE_DIR", help="a sentiment bundle folder")
+    parser.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        help="also print each bundle's probabilities for this text (repeatable): a phenomenon looked at closely",
+    )
     args = parser.parse_args(argv)
     predictors = load_predictors(args.bundles, "sentiment", SentimentPredictor)
     if predictors is None:
@@ -55,7 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"batch 32 {cost['ratio_batch_32']:.2f} ({cost['ms_batch_32']:.1f} ms)"
         )
         print("  " + ", ".join(f"{key} {value:.3f}" for key, value in report.items()))
+    for text in args.text:
+        print(
+            f"{text!r}: "
+            + "; ".join(f"#{i} {text_probabilities(p, text)}" for i, p in enumerate(predictors.values(), 1))
+        )
     return 0
+
+
+def text_probabilities(predictor: SentimentPredictor, text: str) -> str:
+    """ "P(negative) 0.75 neutral 0.12 positive 0.13" for one text."""
+    probs = predictor.probabilities([text])[0]
+    return " ".join(f"{label} {p:.2f}" for label, p in zip(LABELS, probs, strict=True))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import random
 
-from training.data.sentiment.negation_augment import negated_antonym, negation_examples, polar_antonyms
+from training.data.sentiment.negation_augment import (
+    any_opposite_word,
+    negated_antonym,
+    negation_examples,
+    polar_antonyms,
+)
 
 VALENCE = {"best": 3.2, "worst": -3.1, "good": 1.9, "bad": -2.5, "loved": 2.9, "unloved": -1.9, "right": 1.4}
 VALENCE |= {"wrong": -2.1, "happy": 2.7, "unhappy": -1.8, "active": 0.4, "inactive": -0.5}
@@ -84,3 +89,15 @@ def test_the_positive_rows_alone_can_be_rewritten_against_the_tweets_skew() -> N
     ]
     out = negation_examples(rows, ANTONYMS, VALENCE, NEGATORS, seed=13, polarities=("positive",))
     assert [r["label"] for r in out] == ["positive", "positive"]  # not cut to the negative side's one
+
+
+def test_with_any_word_the_negated_word_is_any_rated_word_of_the_opposite_sign() -> None:
+    pairs = any_opposite_word(polar_antonyms(ANTONYMS, VALENCE), VALENCE | {"boring": -1.3, ":)": 2.0})
+    # every word rated at least 1 with the other sign, alphabetic ones only (no emoticons)
+    assert set(pairs["best"]) == {"bad", "boring", "unhappy", "unloved", "worst", "wrong"}
+    assert set(pairs["bad"]) == {"best", "good", "happy", "loved", "right"}
+    rows = [{"text": "the crew was good", "label": "positive"}] * 20
+    out = negation_examples(
+        rows, ANTONYMS, VALENCE | {"boring": -1.3}, NEGATORS, seed=1, polarities=("positive",), any_word=True
+    )
+    assert len({r["text"].split()[-1] for r in out}) > 2  # many words, not one antonym

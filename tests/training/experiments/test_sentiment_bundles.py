@@ -25,10 +25,15 @@ def test_two_bundles_are_compared_on_every_probe_phenomenon_size_and_latency(tmp
     net.set_lexicon(torch.from_numpy(token_features(tokenizer)))
     save_model_dir(tmp_path / "model", net, tokenizer, cfg)
     bundle = export_model_folder(tmp_path / "model", tmp_path / "bundle", "r1", {}).bundle_dir
-    assert sentiment_bundles.main([str(bundle), str(bundle)]) == 0
+    assert sentiment_bundles.main([str(bundle), str(bundle), "--text", "I have no complaints."]) == 0
     out = capsys.readouterr().out
     assert out.count("served graphs") == 2 and "latency x the first bundle: batch 1" in out
     assert "review 0." in out and "contrast/negation 0." in out and "contrast/sarcasm 0." in out
+    # the text's line: both bundles' three probabilities, which sum to one
+    line = next(line for line in out.splitlines() if line.startswith("'I have no complaints.'"))
+    first, second = (part.split() for part in line.split(": ", 1)[1].split("; "))
+    assert first[0] == "#1" and second[0] == "#2" and first[1::2] == ["negative", "neutral", "positive"]
+    assert abs(sum(float(p) for p in first[2::2]) - 1) < 0.02 and first[1:] == second[1:]
 
 
 def test_a_folder_that_is_no_bundle_is_refused_with_its_name(tmp_path: Path, capsys) -> None:

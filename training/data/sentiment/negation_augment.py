@@ -54,6 +54,18 @@ def polar_antonyms(antonyms: Mapping[str, Iterable[str]], valence: Mapping[str, 
     return out
 
 
+def any_opposite_word(pairs: Mapping[str, Sequence[str]], valence: Mapping[str, float]) -> dict[str, tuple[str, ...]]:
+    """The same words to rewrite as `pairs`, each to be replaced by any alphabetic word the lexicon rates with the
+    opposite sign (at least MIN_VALENCE), not its antonym alone: "not the best" -> "not the boring", "not the
+    overpriced". Ungrammatical often, but the words change from one example to the next, so what repeats is the
+    rule (a negated rated word counts as its opposite, which the per-token features and `rule_valence` carry), not
+    a pair of words to remember ("not bad": positive, "not boring": still negative)."""
+    rated = {w: v for w, v in valence.items() if w.isalpha() and abs(v) >= MIN_VALENCE}
+    positive = tuple(sorted(w for w, v in rated.items() if v > 0))
+    negative = tuple(sorted(w for w, v in rated.items() if v < 0))
+    return {word: negative if valence[word] > 0 else positive for word in pairs}
+
+
 def _is_negator(word: str, negators: frozenset[str]) -> bool:
     return word.endswith("n't") or word in negators
 
@@ -95,12 +107,15 @@ def negation_examples(
     negators: Iterable[str],
     seed: int,
     polarities: Sequence[str] = ("positive", "negative"),
+    any_word: bool = False,
 ) -> list[dict[str, str]]:
     """One rewrite (`negated_antonym`) per row of `polarities` that has one; with both polarities the larger side is
     sampled down to the smaller, so both hold as many negated antonyms. A row's rewritten word has its
     label's sign ("best" in a positive tweet, "worst" in a negative one): the label then holds for the rewrite, where
     a word against the label ("good" in "not a good day") may not be what decided it."""
     pairs = polar_antonyms(antonyms, valence)
+    if any_word:
+        pairs = any_opposite_word(pairs, valence)
     by_sign = {
         "positive": {w: a for w, a in pairs.items() if valence[w] > 0},
         "negative": {w: a for w, a in pairs.items() if valence[w] < 0},

@@ -127,7 +127,15 @@ class SentimentRecipe:
         with open(adjectives, encoding=ENCODING) as f:
             pairs = antonyms(f)
         polarities = ("positive", "negative") if self.cfg.negation_augment == "both" else ("positive",)
-        return negation_examples(rows, pairs, lexicon.valence, lexicon.negators, self.cfg.optim.seed, polarities)
+        return negation_examples(
+            rows,
+            pairs,
+            lexicon.valence,
+            lexicon.negators,
+            self.cfg.optim.seed,
+            polarities,
+            any_word=self.cfg.negation_augment_any_word,
+        )
 
     def _lexicon(self) -> Lexicon | None:
         """The lexicon of the features and the score: VADER's, with Hu and Liu's opinion words where asked."""
