@@ -193,9 +193,11 @@ def test_work_past_its_deadline_or_without_a_client_is_not_computed(store: dict[
         answered, timed_out = statuses.count(200), statuses.count(504)
         assert answered + timed_out == 20 and timed_out >= 1, statuses
         computed = model_calls(srv) - before
-        # One call per request (64 texts = one batch); a request that timed out while its batch was running is
-        # the only one computed for nobody.
-        assert computed <= answered + 1, (computed, statuses)
+        # One call per request (64 texts = one batch). Computed for nobody: at most the batch running when the
+        # requests time out, and one taken by the model thread in the moment between the server's timeout firing
+        # and its cancellation reaching the queue (the event loop settles it asynchronously; while that batch runs,
+        # every other cancellation lands). Without the drop all 20 would be computed.
+        assert computed <= answered + 2, (computed, statuses)
         assert metric(srv, "memoria_shed_requests_total", task="translation", reason="gone") >= timed_out - 1
 
         # Disconnect: 10 requests sent on raw connections that close before their answers.
