@@ -27,6 +27,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from training.data.sentiment.negation_balance import negated_at
+
 # Words whose use in the tweets is mostly not the adjective WordNet rates against its antonym: "right now", "well,",
 # "sure!", "lost my bag" (a verb), "won" / "saved" (verbs), "hot"/"cold" (weather, food), "dead" (a phone battery),
 # "loose", "ill", "true" ("so true": agreement, not a quality)
@@ -42,7 +44,6 @@ _CONTRACTED = {"is": "isn't", "was": "wasn't", "are": "aren't", "were": "weren't
 _COPULAS = frozenset(_CONTRACTED) | {"be", "been", "am", "i'm", "it's", "you're", "they're", "we're"}
 # a whole word: not part of "10A", "Perfect4_Him", a #hashtag or an @mention
 _WORD = re.compile(r"(?<![\w@#'])[A-Za-z']+(?![\w])")
-SCOPE = 3  # words before a rated word in which a negator flips it, as VADER counts
 
 
 def polar_antonyms(antonyms: Mapping[str, Iterable[str]], valence: Mapping[str, float]) -> dict[str, tuple[str, ...]]:
@@ -71,10 +72,6 @@ def any_opposite_word(pairs: Mapping[str, Sequence[str]], valence: Mapping[str, 
     return {word: negative if valence[word] > 0 else positive for word in pairs}
 
 
-def _is_negator(word: str, negators: frozenset[str]) -> bool:
-    return word.endswith("n't") or word in negators
-
-
 def negated_antonym(
     text: str, antonyms: Mapping[str, Sequence[str]], negators: frozenset[str], rng: random.Random
 ) -> str | None:
@@ -84,7 +81,7 @@ def negated_antonym(
     matches = list(_WORD.finditer(text))
     lowered = [m.group().lower().replace("\u2019", "'") for m in matches]
     for i, word in enumerate(lowered):
-        if word not in antonyms or any(_is_negator(w, negators) for w in lowered[max(0, i - SCOPE) : i]):
+        if word not in antonyms or negated_at(lowered, i, negators):
             continue
         antonym = rng.choice(antonyms[word])
         if matches[i].group()[0].isupper():

@@ -20,21 +20,28 @@ _WORDS = re.compile(r"[a-z']+")
 # VADER rates "no" as a negative word (and handles it apart from its NEGATE list), but in "no complaints" it is a
 # negator like any other, and the tweets tie it to complaints as they tie "never"
 _ALSO_NEGATORS = frozenset({"no", "nobody"})
+SCOPE = 3  # words before a rated word in which a negator flips it, as VADER counts
 
 
 def holds_negator(text: str, negators: Iterable[str]) -> bool:
     """VADER's test (`negated`: a word of its NEGATE list, or any word ending in n't, "couldn't"), plus "no" and
     "nobody"."""
     negators = _ALSO_NEGATORS.union(negators)
-    return any(_is_negator(word, negators) for word in _words(text))
+    return any(is_negator(word, negators) for word in _words(text))
 
 
 def _words(text: str) -> list[str]:
     return _WORDS.findall(text.lower().replace("\u2019", "'"))
 
 
-def _is_negator(word: str, negators: frozenset[str]) -> bool:
+def is_negator(word: str, negators: frozenset[str]) -> bool:
+    """A lower-cased word of `negators`, or any word ending in n't, as VADER counts them."""
     return word.endswith("n't") or word in negators
+
+
+def negated_at(words: Sequence[str], i: int, negators: frozenset[str]) -> bool:
+    """Whether a negator stands one to SCOPE words before words[i] (lower-cased), where VADER's rules flip it."""
+    return any(is_negator(w, negators) for w in words[max(0, i - SCOPE) : i])
 
 
 def negation_balance_examples(
@@ -69,10 +76,7 @@ def negates_a_negative_word(text: str, negators: Iterable[str], valence: Mapping
     "no worries", "never steered me wrong", "didn't need to worry"."""
     negators = _ALSO_NEGATORS.union(negators)
     words = _words(text)
-    return any(
-        valence.get(word, 0.0) <= -1.0 and any(_is_negator(w, negators) for w in words[max(0, i - 3) : i])
-        for i, word in enumerate(words)
-    )
+    return any(valence.get(word, 0.0) <= -1.0 and negated_at(words, i, negators) for i, word in enumerate(words))
 
 
 def negated_negative_examples(
