@@ -22,6 +22,7 @@ from training.config.sentiment import (
     PretrainConfig,
     SentimentConfig,
     SentimentDataConfig,
+    WordVectorsConfig,
 )
 from training.config.translation import DecodingConfig, Seq2SeqConfig, TranslationConfig, TranslationDataConfig
 from training.config.workspace import Workspace
@@ -45,6 +46,7 @@ __all__ = [
     "TokenizerConfig",
     "TranslationConfig",
     "TranslationDataConfig",
+    "WordVectorsConfig",
     "Workspace",
     "apply_overrides",
     "dumps",

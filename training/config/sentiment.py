@@ -71,6 +71,18 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class WordVectorsConfig:
+    """GloVe's English word vectors as fixed per-token inputs beside the learned embedding
+    (training/data/sentiment/word_vectors.py)."""
+
+    use: bool = False
+    # GloVe's N most frequent alphabetic words become whole tokens (training/text.py whole_words), so review words the
+    # tweets never held ("plot", "refund") reach the model as one token with a vector rather than as bare pieces
+    whole_words: int = 0
+    max_rank: int = 50000  # a word-start token gets its word's vector if the word is among GloVe's first max_rank
+
+
+@dataclass(frozen=True)
 class SentimentConfig:
     task: Literal["sentiment"] = "sentiment"
     preset: str = "default"
@@ -126,6 +138,7 @@ class SentimentConfig:
     # a zero embedding instead of a random one and, getting no gradient, keep it: an unseen review word then reaches
     # the recurrent layer as its lexicon features alone, not as noise of the embedding's initial scale
     zero_unseen_embeddings: bool = False
+    word_vectors: WordVectorsConfig = field(default_factory=WordVectorsConfig)
     # VADER's rules (negation, boosters, "but") over those features, its sentence score fed to each member's head
     # (training/models/lexicon_score.py); needs `lexicon`
     lexicon_score: bool = False

@@ -20,6 +20,7 @@ from training.models.cells import RecurrentStack, init_embedding
 from training.models.lexicon_score import VALENCE_SCALE, LexiconScore, token_valence
 
 LEXICON_FEATURES = 4  # training/data/sentiment/lexicon.py FEATURES: valence, negator, intensity, contrast
+WORD_VECTOR_DIMENSIONS = 100  # training/data/sentiment/word_vectors.py DIMENSIONS (GloVe 6B, 100d)
 # Multipliers of the n-gram hash (distinct odd primes): ids < 2^17 times these stay far below 2^63.
 _HASH_PRIMES = (1, 1_000_003, 999_999_937, 2_147_483_647)
 
@@ -101,9 +102,18 @@ class RecurrentClassifier(nn.Module):
         lexicon_score: bool = False,
         score_alone: float = 0.0,
         rule_valence: bool = False,
+        word_vectors: torch.Tensor | None = None,
     ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
+        # Fixed word vectors per token (training/data/sentiment/word_vectors.py), [vocabulary, dimensions]: a buffer
+        # the ensemble's members share (one tensor, so one table in the checkpoint and in the graph)
+        self.word_vectors: torch.Tensor | None
+        if word_vectors is not None:
+            self.register_buffer("word_vectors", word_vectors)
+        else:
+            self.word_vectors = None
+        vector_dim = 0 if word_vectors is None else word_vectors.shape[1]
         # Fixed per-token lexicon features (training/data/sentiment/lexicon.py) beside the learned embedding: a
         # buffer, not a parameter (set once from the tokenizer, saved with the weights, a constant in the graph).
         self.lexicon: torch.Tensor | None
@@ -116,7 +126,7 @@ class RecurrentClassifier(nn.Module):
         self.rule_valence = rule_valence
         self.encoder = RecurrentStack(
             cfg.cell,
-            cfg.embedding_dim + lexicon_features + int(rule_valence),
+            cfg.embedding_dim + vector_dim + lexicon_features + int(rule_valence),
             cfg.hidden_size,
             cfg.num_layers,
             cfg.bidirectional,
@@ -145,11 +155,13 @@ class RecurrentClassifier(nn.Module):
     def with_lexicon(self, input_ids: torch.Tensor, embedded: torch.Tensor, neighbours: bool = True) -> torch.Tensor:
         """`embedded` [B, T, E] of `input_ids` with the fixed per-token inputs appended: the one place that builds the
         recurrent stack's input, for fine-tuning, serving and language-model pretraining (training/train/pretrain.py,
-        which brings its own dropout).
+        which brings its own dropout), with the token's word vector first where the model has them.
 
         The rule valence reads a token's neighbours (a negator up to three tokens before it, a "but" anywhere after
         it). A language model predicts those neighbours, so `neighbours=False` puts zeros in that input instead: the
         backward direction would otherwise learn that a flipped valence at t means a negator at t-1."""
+        if self.word_vectors is not None:
+            embedded = torch.cat([embedded, self.word_vectors[input_ids]], dim=2)
         if self.lexicon is None:
             return embedded
         features = self.lexicon[input_ids]
@@ -205,6 +217,8 @@ class SentimentNet(nn.Module):
     def __init__(self, vocab_size: int, num_labels: int, cfg: SentimentConfig) -> None:
         super().__init__()
         features = LEXICON_FEATURES if cfg.lexicon else 0
+        # one table for every member (set_word_vectors fills it in place)
+        vectors = torch.zeros(vocab_size, WORD_VECTOR_DIMENSIONS) if cfg.word_vectors.use else None
         self.members = nn.ModuleList(
             RecurrentClassifier(
                 vocab_size,
@@ -215,6 +229,7 @@ class SentimentNet(nn.Module):
                 cfg.lexicon_score,
                 cfg.score_alone,
                 cfg.rule_valence,
+                vectors,
             )
             for cell in member_cells(cfg)
         )
@@ -231,6 +246,10 @@ class SentimentNet(nn.Module):
         """Every member's lexicon features ([vocabulary, LEXICON_FEATURES]), from the run's tokenizer."""
         for member in self.members:
             member.lexicon.copy_(table)
+
+    def set_word_vectors(self, table: torch.Tensor) -> None:
+        """The members' one word-vector table ([vocabulary, WORD_VECTOR_DIMENSIONS]), from the run's tokenizer."""
+        self.members[0].word_vectors.copy_(table)
 
     def zero_embeddings(self, token_ids: torch.Tensor) -> None:
         """Every member's embedding rows of `token_ids` set to zero (tokens the training texts never hold)."""
@@ -294,4 +313,5 @@ def describe(net: SentimentNet) -> dict[str, Any]:
         "lexicon_features": 0 if first.lexicon is None else int(first.lexicon.shape[1]),
         "lexicon_score": first.score is not None,
         "rule_valence": first.rule_valence,
+        "word_vectors": 0 if first.word_vectors is None else int(first.word_vectors.shape[1]),
     }

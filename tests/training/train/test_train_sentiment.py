@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,12 +17,14 @@ from serving.contract.text import PAD_ID, UNK_ID
 from tests.conftest import tiny_sentiment
 from tests.training.data.test_everyday_data import deb_holding, tar_xz
 from tests.training.data.test_opinion_words import opinion_tarball
+from tests.training.data.test_word_vectors import pinned_wink_tarball
 from training.config import RecurrentConfig, Workspace
 from training.data import wordnet
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.debian import PinnedDeb
 from training.data.npm import PinnedNpm
-from training.data.sentiment import opinion_words
+from training.data.sentiment import opinion_words, word_vectors
+from training.models.classifier import WORD_VECTOR_DIMENSIONS, SentimentNet
 from training.tasks import preset, task_named, train
 from training.train.modules.sentiment import SentimentModule, dropped_to_unk, unrated_tokens
 
@@ -198,6 +201,55 @@ def test_negation_augmentation_reads_wordnet_from_its_pinned_deb_and_trains_on_t
     assert run.data.params["data.negation_augmented"] == "2"
     assert pin in task_named("sentiment").pinned_artifacts(cfg)
     assert (wordnet.wordnet_dir(ws) / ".complete").exists()
+
+
+def test_word_vectors_come_from_their_pinned_package_and_every_member_reads_one_table(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a small wink-embeddings package in the artifact cache (pinned by its own hash, as the real one is)
+    pin = pinned_wink_tarball(ws.artifact_cache)
+    monkeypatch.setattr(word_vectors, "WINK_EMBEDDINGS", pin)
+    cfg = tiny_sentiment(
+        "data.max_examples=0",
+        "optim.max_epochs=1",
+        "ensemble.members=2",
+        "lexicon=true",
+        "word_vectors.use=true",
+        "word_vectors.whole_words=4",
+    )
+    # when it trains (export's parity check included)
+    result = train(cfg, ws, progress=False)
+    # then "the" of the reviews and "good", "movie", "plot" (made whole tokens) carry vectors, both members read the
+    # one table, and the pin names what the run needs before it runs
+    run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["word_vectors/tokens_with_vector"] >= 4
+    assert run.data.metrics["word_vectors/whole_word_tokens_added"] > 0
+    assert pin in task_named("sentiment").pinned_artifacts(cfg)
+    assert pin not in task_named("sentiment").pinned_artifacts(tiny_sentiment())
+
+
+def test_the_members_share_one_word_vector_table_in_memory_and_in_the_checkpoint() -> None:
+    cfg = tiny_sentiment("ensemble.members=3", "word_vectors.use=true")
+    net = SentimentNet(50, 3, cfg)
+    net.set_word_vectors(torch.arange(50 * WORD_VECTOR_DIMENSIONS, dtype=torch.float32).view(50, -1))
+    assert all(m.word_vectors is net.members[0].word_vectors for m in net.members)
+    assert net.members[2].word_vectors[1, 0] == WORD_VECTOR_DIMENSIONS
+    plain = SentimentNet(50, 3, tiny_sentiment("ensemble.members=3"))
+    buffer, without = io.BytesIO(), io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    torch.save(plain.state_dict(), without)
+    wider_inputs = 4 * sum(p.numel() for p in net.parameters()) - 4 * sum(p.numel() for p in plain.parameters())
+    table_bytes = 50 * WORD_VECTOR_DIMENSIONS * 4
+    assert buffer.tell() - without.tell() - wider_inputs < 1.5 * table_bytes, "saved once, not once per member"
+    loaded = SentimentNet(50, 3, cfg)
+    loaded.load_state_dict(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+    assert torch.equal(loaded.members[1].word_vectors, net.members[0].word_vectors)
+
+
+def test_word_vector_words_need_the_vectors(ws: Workspace) -> None:
+    with pytest.raises(ValueError, match=r"word_vectors\.use=true"):
+        train(tiny_sentiment("word_vectors.whole_words=10"), ws, progress=False)
 
 
 def test_unrated_word_dropout_replaces_only_tokens_the_lexicon_does_not_rate() -> None:

@@ -27,6 +27,7 @@ from training.data.sentiment.lexicon import (
 from training.data.sentiment.negation_augment import negation_examples
 from training.data.sentiment.negation_balance import negated_negative_examples, negation_balance_examples
 from training.data.sentiment.review_probe import binary_accuracy, probe_sets
+from training.data.sentiment.word_vectors import WordVectors, glove_vectors, token_vectors
 from training.metrics.calibration import calibrate, expected_calibration_error, reliability_bins, softmax
 from training.metrics.decision import tune_offsets
 from training.model_folder import write_model_folder
@@ -70,6 +71,12 @@ class SentimentRecipe:
         self.whole_word_tokens = 0
         if lexicon is not None and cfg.lexicon_whole_words:
             self.tokenizer, self.whole_word_tokens = whole_words(self.tokenizer, lexicon.words())
+        vectors = self._word_vectors()
+        self.vector_whole_word_tokens = 0
+        if vectors is not None and cfg.word_vectors.whole_words > 0:
+            self.tokenizer, self.vector_whole_word_tokens = whole_words(
+                self.tokenizer, vectors.frequent_words(cfg.word_vectors.whole_words)
+            )
         self.tokenizer_path = save_tokenizer(self.tokenizer, workdir / TOKENIZER_FILE)
         # after the tokenizer: the synthetic sentences are made of the split's own words, and must not change its fit
         self.augmented = contrast_examples(splits["train"], cfg.contrast_augment, cfg.optim.seed)
@@ -104,6 +111,10 @@ class SentimentRecipe:
             table = token_features(self.tokenizer, lexicon)
             module.model.set_lexicon(torch.from_numpy(table))
             self.lexicon_tokens = int((table != 0).any(axis=1).sum())
+        if vectors is not None:
+            vector_table = token_vectors(self.tokenizer, vectors, cfg.word_vectors.max_rank)
+            module.model.set_word_vectors(torch.from_numpy(vector_table))
+            self.vector_tokens = int((vector_table != 0).any(axis=1).sum())
         seen = torch.zeros(self.tokenizer.get_vocab_size(), dtype=torch.bool)
         seen[[i for ids, _ in self.encoded["train"] for i in ids]] = True
         self.unseen_tokens = int((~seen).sum())
@@ -136,6 +147,16 @@ class SentimentRecipe:
             polarities,
             any_word=self.cfg.negation_augment_any_word,
         )
+
+    def _word_vectors(self) -> WordVectors | None:
+        """GloVe's vectors (fetched and converted the first time) where `word_vectors.use` asks for them."""
+        if not self.cfg.word_vectors.use:
+            if self.cfg.word_vectors.whole_words:
+                raise ValueError(
+                    "word_vectors.whole_words needs word_vectors.use=true: the words are there for vectors"
+                )
+            return None
+        return glove_vectors(self.ws.artifact_cache)
 
     def _lexicon(self) -> Lexicon | None:
         """The lexicon of the features and the score: VADER's, with Hu and Liu's opinion words where asked."""
@@ -171,6 +192,9 @@ class SentimentRecipe:
         if self.cfg.lexicon:
             mlflow.log_metric("lexicon/tokens_with_features", self.lexicon_tokens)
             mlflow.log_metric("lexicon/whole_word_tokens_added", self.whole_word_tokens)
+        if self.cfg.word_vectors.use:
+            mlflow.log_metric("word_vectors/tokens_with_vector", self.vector_tokens)
+            mlflow.log_metric("word_vectors/whole_word_tokens_added", self.vector_whole_word_tokens)
         mlflow.log_metric("tokens/unseen_in_training", self.unseen_tokens)
 
     def _merge_feedback(self, splits: dict[str, list[dict]]) -> list[dict]:

