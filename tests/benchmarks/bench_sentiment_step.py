@@ -1,6 +1,8 @@
 """Training step time of the sentiment `default` model (three members, forward, loss, backward, clipping, AdamW) with
 torch's reference AdamW (a Python loop over the parameters) and with the fused one training uses
-(training/train/optimizer.py), at the vocabulary BPE gives (12,000) and at the one every lexicon word whole gives.
+(training/train/optimizer.py), at the vocabulary BPE gives (12,000) and at the one every lexicon word whole gives;
+then, fused, with GloVe's 20,000 most frequent words whole as well (`word_vectors.whole_words`), without and with their
+vectors as inputs (`word_vectors.use`): what the vocabulary costs, and what the wider input costs.
 
 Real training tweets in batches of `default`'s size and of similar length (as training's loader makes them), the
 configurations alternating in rounds within one process so their ratios are measured under the same machine load.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import platform
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -23,6 +25,7 @@ from training.config import Workspace
 from training.data.sentiment.corpus import load_split, prepare_sentiment
 from training.data.sentiment.lexicon import lexicon_words, token_features, vader_lexicon
 from training.data.sentiment.opinion_words import opinion_lexicon
+from training.data.sentiment.word_vectors import glove_vectors, token_vectors
 from training.tasks import preset
 from training.text import fit_tokenizer, whole_words
 from training.train.modules.sentiment import SentimentModule
@@ -48,11 +51,20 @@ def main() -> None:
     lexicon = opinion_lexicon(vader_lexicon(), ws.artifact_cache)
     texts = [row["text"] for row in rows]
     fitted = fit_tokenizer(iter(texts + lexicon_words(lexicon)), cfg.tokenizer, lowercase=True, tweets=True)
-    tokenizers = {"BPE": fitted, "whole words": whole_words(fitted, lexicon.words())[0]}
+    whole = whole_words(fitted, lexicon.words())[0]
+    vectors = glove_vectors(ws.artifact_cache)
+    glove_words = whole_words(whole, vectors.frequent_words(20000))[0]
+    # (vocabulary, tokenizer, optimisers, word vectors as inputs)
+    configurations = [
+        ("BPE", fitted, ("loop", "fused"), False),
+        ("whole words", whole, ("loop", "fused"), False),
+        ("+ GloVe words", glove_words, ("fused",), False),
+        ("+ GloVe words and vectors", glove_words, ("fused",), True),
+    ]
     sample = random.Random(0).sample(range(len(rows)), STEPS * cfg.optim.batch_size)
     labels = torch.tensor([("negative", "neutral", "positive").index(rows[i]["label"]) for i in sample])
     setups = []
-    for vocabulary, tokenizer in tokenizers.items():
+    for vocabulary, tokenizer, kinds, with_vectors in configurations:
         ids = encode_ids(tokenizer, [texts[i] for i in sample], cfg.tokenizer.max_tokens)
         # batches of similar length, as training's bucketed loader makes them (training/data/batching.py)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -61,10 +73,14 @@ def main() -> None:
             chosen = order[start : start + cfg.optim.batch_size]
             padded, lengths = pad_batch([ids[i] for i in chosen])
             batches.append((torch.from_numpy(padded), torch.from_numpy(lengths), labels[chosen]))
-        for kind in ("loop", "fused"):
+        for kind in kinds:
             torch.manual_seed(0)
-            module = SentimentModule(cfg, tokenizer.get_vocab_size(), ("negative", "neutral", "positive"), None)
+            run_cfg = replace(cfg, word_vectors=replace(cfg.word_vectors, use=with_vectors))
+            module = SentimentModule(run_cfg, tokenizer.get_vocab_size(), ("negative", "neutral", "positive"), None)
             module.model.set_lexicon(torch.from_numpy(token_features(tokenizer, lexicon)))
+            if with_vectors:
+                table = token_vectors(tokenizer, vectors, cfg.word_vectors.max_rank)
+                module.model.set_word_vectors(torch.from_numpy(table))
             module.train()
             params = module.parameters()
             if kind == "loop":
@@ -86,10 +102,10 @@ def main() -> None:
     threads, batch = torch.get_num_threads(), cfg.optim.batch_size
     print(f"{platform.node()}: torch {torch.__version__}, {threads} threads, batch {batch}")
     base = min(setups[0].seconds[1:])
-    print(f"{'configuration':>34} | seconds per step (best round of {ROUNDS - 1}) | x the first")
+    print(f"{'configuration':>42} | seconds per step (best round of {ROUNDS - 1}) | x the first")
     for s in setups:
         best = min(s.seconds[1:])  # the first round warms caches up
-        print(f"{s.name:>34} | {best:.3f} | {base / best:.2f}")
+        print(f"{s.name:>42} | {best:.3f} | {base / best:.2f}")
 
 
 if __name__ == "__main__":

