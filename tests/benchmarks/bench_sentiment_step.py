@@ -2,7 +2,8 @@
 torch's reference AdamW (a Python loop over the parameters) and with the fused one training uses
 (training/train/optimizer.py), at the vocabulary BPE gives (12,000) and at the one every lexicon word whole gives;
 then, fused, with GloVe's 20,000 most frequent words whole as well (`word_vectors.whole_words`), without and with their
-vectors as inputs (`word_vectors.use`): what the vocabulary costs, and what the wider input costs.
+vectors as inputs (`word_vectors.use`), and with a learned embedding of 64 beside the vectors: what the vocabulary
+costs, and what the wider input costs.
 
 Real training tweets in batches of `default`'s size and of similar length (as training's loader makes them), the
 configurations alternating in rounds within one process so their ratios are measured under the same machine load.
@@ -60,6 +61,7 @@ def main() -> None:
         ("whole words", whole, ("loop", "fused"), False),
         ("+ GloVe words", glove_words, ("fused",), False),
         ("+ GloVe words and vectors", glove_words, ("fused",), True),
+        ("+ GloVe words and vectors, embedding 64", glove_words, ("fused",), True),
     ]
     sample = random.Random(0).sample(range(len(rows)), STEPS * cfg.optim.batch_size)
     labels = torch.tensor([("negative", "neutral", "positive").index(rows[i]["label"]) for i in sample])
@@ -76,6 +78,8 @@ def main() -> None:
         for kind in kinds:
             torch.manual_seed(0)
             run_cfg = replace(cfg, word_vectors=replace(cfg.word_vectors, use=with_vectors))
+            if vocabulary.endswith("embedding 64"):
+                run_cfg = replace(run_cfg, model=replace(run_cfg.model, embedding_dim=64))
             module = SentimentModule(run_cfg, tokenizer.get_vocab_size(), ("negative", "neutral", "positive"), None)
             module.model.set_lexicon(torch.from_numpy(token_features(tokenizer, lexicon)))
             if with_vectors:
@@ -102,10 +106,10 @@ def main() -> None:
     threads, batch = torch.get_num_threads(), cfg.optim.batch_size
     print(f"{platform.node()}: torch {torch.__version__}, {threads} threads, batch {batch}")
     base = min(setups[0].seconds[1:])
-    print(f"{'configuration':>42} | seconds per step (best round of {ROUNDS - 1}) | x the first")
+    print(f"{'configuration':>62} | seconds per step (best round of {ROUNDS - 1}) | x the first")
     for s in setups:
         best = min(s.seconds[1:])  # the first round warms caches up
-        print(f"{s.name:>42} | {best:.3f} | {base / best:.2f}")
+        print(f"{s.name:>62} | {best:.3f} | {base / best:.2f}")
 
 
 if __name__ == "__main__":
