@@ -55,18 +55,19 @@ def main() -> None:
     whole = whole_words(fitted, lexicon.words())[0]
     vectors = glove_vectors(ws.artifact_cache)
     glove_words = whole_words(whole, vectors.frequent_words(20000))[0]
-    # (vocabulary, tokenizer, optimisers, word vectors as inputs)
+    # (vocabulary, tokenizer, optimisers, word vectors as inputs, learned embedding width): `default` before the
+    # vectors had a learned embedding of 128, `default` now has the vectors beside one of 64
     configurations = [
-        ("BPE", fitted, ("loop", "fused"), False),
-        ("whole words", whole, ("loop", "fused"), False),
-        ("+ GloVe words", glove_words, ("fused",), False),
-        ("+ GloVe words and vectors", glove_words, ("fused",), True),
-        ("+ GloVe words and vectors, embedding 64", glove_words, ("fused",), True),
+        ("BPE", fitted, ("loop", "fused"), False, 128),
+        ("whole words", whole, ("loop", "fused"), False, 128),
+        ("+ GloVe words", glove_words, ("fused",), False, 128),
+        ("+ GloVe words and vectors", glove_words, ("fused",), True, 128),
+        ("+ GloVe words and vectors, embedding 64", glove_words, ("fused",), True, 64),
     ]
     sample = random.Random(0).sample(range(len(rows)), STEPS * cfg.optim.batch_size)
     labels = torch.tensor([("negative", "neutral", "positive").index(rows[i]["label"]) for i in sample])
     setups = []
-    for vocabulary, tokenizer, kinds, with_vectors in configurations:
+    for vocabulary, tokenizer, kinds, with_vectors, embedding in configurations:
         ids = encode_ids(tokenizer, [texts[i] for i in sample], cfg.tokenizer.max_tokens)
         # batches of similar length, as training's bucketed loader makes them (training/data/batching.py)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -77,9 +78,11 @@ def main() -> None:
             batches.append((torch.from_numpy(padded), torch.from_numpy(lengths), labels[chosen]))
         for kind in kinds:
             torch.manual_seed(0)
-            run_cfg = replace(cfg, word_vectors=replace(cfg.word_vectors, use=with_vectors))
-            if vocabulary.endswith("embedding 64"):
-                run_cfg = replace(run_cfg, model=replace(run_cfg.model, embedding_dim=64))
+            run_cfg = replace(
+                cfg,
+                word_vectors=replace(cfg.word_vectors, use=with_vectors),
+                model=replace(cfg.model, embedding_dim=embedding),
+            )
             module = SentimentModule(run_cfg, tokenizer.get_vocab_size(), ("negative", "neutral", "positive"), None)
             module.model.set_lexicon(torch.from_numpy(token_features(tokenizer, lexicon)))
             if with_vectors:
