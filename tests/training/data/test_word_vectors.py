@@ -90,3 +90,9 @@ def test_each_whole_word_token_gets_its_words_vector_and_pieces_get_none() -> No
     # a rank limit leaves the rarer words out
     limited = token_vectors(tokenizer, vectors, max_rank=3)
     assert limited[vocab["▁good"]].any() and not limited[vocab["▁plot"]].any()
+
+
+def test_the_model_reads_vectors_of_the_width_the_package_gives() -> None:
+    from training.models.classifier import WORD_VECTOR_DIMENSIONS
+
+    assert WORD_VECTOR_DIMENSIONS == DIMENSIONS, "the model's buffer is sized by its own constant (no data import)"
