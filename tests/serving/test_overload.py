@@ -198,7 +198,13 @@ def test_work_past_its_deadline_or_without_a_client_is_not_computed(store: dict[
         # and its cancellation reaching the queue (the event loop settles it asynchronously; while that batch runs,
         # every other cancellation lands). Without the drop all 20 would be computed.
         assert computed <= answered + 2, (computed, statuses)
-        assert metric(srv, "memoria_shed_requests_total", task="translation", reason="gone") >= timed_out - 1
+        # Every request that timed out was either computed late (counted above) or dropped unrun, and the drop is
+        # counted under one of two reasons: "gone" when the server's cancellation reached the queue first, "deadline"
+        # when the job's own deadline (taken a moment after the server's timer started) passed first, which a loaded
+        # machine makes common (CI once saw 8 "gone" of 13 timed out).
+        gone = metric(srv, "memoria_shed_requests_total", task="translation", reason="gone")
+        late = metric(srv, "memoria_shed_requests_total", task="translation", reason="deadline")
+        assert gone + late >= timed_out - (computed - answered), (gone, late, computed, statuses)
 
         # Disconnect: 10 requests sent on raw connections that close before their answers.
         before = model_calls(srv)
