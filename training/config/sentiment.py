@@ -220,15 +220,20 @@ def sentiment_preset(name: str) -> SentimentConfig:
                 patience=2,
             ),
         )
-    # Best quality with more time: `default`'s recipe (every lever that reads text beyond the tweets) with four LSTM
-    # members instead of three and 10 epochs instead of 6 (README, "Sentiment off the tweets"). All-LSTM members keep
-    # the served int8 graph within 2x of the old `default` per text. The language-model pretraining of the study's
-    # `full` is not in it: with every lexicon word a whole token the vocabulary is 23,652, and a pretraining step
-    # costs 0.85 s on 2 cores (0.42 s at 12,000), so its 4 x 1,500 steps would take 85 minutes.
+    # Best quality with more time: `default`'s whole recipe (every lever that reads text beyond the tweets, GloVe's
+    # vectors included) and its 6 epochs, with five members instead of three (LSTM, GRU, LSTM, GRU, LSTM, as `default`
+    # mixes them). Measured on a 2-core AMD EPYC (Zen 3), same split (test macro-F1 / review probe / contrast probe):
+    # seed 13 0.7850 / 0.858 / 0.707, seed 14 0.7792 / 0.858 / 0.693, both above the TF-IDF peer + 2 points (0.7735),
+    # in 1,040-1,050 s of training (README, "Sentiment off the tweets"). The `full` before it, four LSTM members for 10
+    # epochs (patience 3), peaked at epoch 4 with the vectors and scored 0.7666: the vectors learn the tweets in fewer
+    # epochs, so the longer schedule only overfit. Serving `full` costs more than `default` (five members), which the
+    # issue's 2x bound does not ask of it. The language-model pretraining of the study's `full` is not in it: with
+    # every lexicon word a whole token a pretraining step costs 0.85 s on 2 cores, so 5 x 1,500 steps would take hours.
     default = sentiment_preset("default")
     return replace(
         default,
         preset=name,
-        ensemble=EnsembleConfig(cells=("lstm", "lstm", "lstm", "lstm")),
-        optim=replace(default.optim, max_epochs=10, max_minutes=60.0, patience=3),
+        ensemble=EnsembleConfig(cells=("lstm", "gru", "lstm", "gru", "lstm")),
+        # a guard, not the budget: 17-18 minutes alone, twice that beside another training
+        optim=replace(default.optim, max_minutes=60.0),
     )

@@ -173,7 +173,11 @@ VARIANTS = (
         "`default`, each member first taught VADER's labels on the English of the translation pairs (1,500 steps)",
         overrides=("distill.steps=1500",),
     ),
-    Variant("full", "`PRESET=full`: `default`'s recipe with 4 LSTM-128 members and 10 epochs", preset="full"),
+    Variant(
+        "full",
+        "`PRESET=full`: `default`'s recipe with five members (LSTM, GRU, LSTM, GRU, LSTM), 6 epochs",
+        preset="full",
+    ),
 )
 
 
