@@ -3,7 +3,7 @@
     .venv/bin/python scripts/install_with_uv.py -e '.[train,dev]'
 
 Why: `make install` is the first thing `make run` does, and pip spent 162 s installing the 187 pinned packages into
-a fresh venv on a 2-core machine, where uv installed the identical set (`pip freeze` equal) in 16 s (README,
+a fresh venv on a 2-core machine, where uv installed the identical set (`pip freeze` equal) in 16 s (docs/measured.md,
 "Time"). uv is already pinned in requirements-dev.txt (`bentoml build` needs it).
 
 uv reads no pip.conf and no PIP_* variable, so this script asks pip for its effective settings (`pip config list`:

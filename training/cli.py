@@ -7,7 +7,7 @@ retrain          train again with the champion's own config (on the data as it i
 export           export the experiment's best run, register, promote if better
 ensure-champion  train with the preset only for tasks that have no champion yet (used by `make run`)
 baseline         peer model on the same test split, logged as its own MLflow run
-study            sentiment: the peer, each cell, each technique, default and full on one split (README table);
+study            sentiment: the peer, each cell, each technique, default and full on one split (docs/measured.md);
                  trains only variants without a finished run (--variant NAME to pick, --retrain to redo)
 sweep            a grid over config keys (--axes "model.cell=rnn,lstm model.init=xavier,orthogonal"), each point
                  a training run nested under one parent run that logs the comparison (nothing is registered)
@@ -205,8 +205,8 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
 def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace, progress: bool) -> None:
     """Train the preset for each task without a champion (`make run`). While the first of them trains, a background
     process downloads the pinned data artifacts of the others (`data --fetch-only`): the downloads wait on the
-    network, not on the cores, so they overlap training instead of following it (README, "Time"). Each later task
-    waits for its downloads, then prepares and trains as usual; if the download process failed, preparing fetches
+    network, not on the cores, so they overlap training instead of following it (docs/measured.md, "Time"). Each later
+    task waits for its downloads, then prepares and trains as usual; if the download process failed, preparing fetches
     again, so a failure shows where it can be read."""
     from training.registry.promotion import champion
     from training.tracking.store import use_store

@@ -24,7 +24,7 @@ class RecurrentConfig:
     # scale of the translation decoder's tied table). Adam moves each coordinate by about the learning rate per
     # update whatever its scale, so a row of N(0, 1) noise needs hundreds of updates of its token to move by its own
     # size; in a run of two passes most tokens get far fewer, and their rows stay mostly the noise they started
-    # as (README, "What moves everyday Spanish": +5 validation BLEU for translation `default`).
+    # as (docs/measured.md, "What moves everyday Spanish": +5 validation BLEU for translation `default`).
     embedding_init: Literal["unit", "scaled"] = "unit"
 
 
@@ -33,8 +33,8 @@ class OptimConfig:
     lr: float = 2e-3  # AdamW; recurrent nets tolerate less than transformers' usual 1e-3..5e-4 warm-up dance
     weight_decay: float = 1e-2
     # AdamW's fused kernel where the device has one (training/train/optimizer.py): the same algorithm, its own rounding.
-    # It made the sentiment step 4-9% faster on 2 cores and translation's no faster (README, "Sentiment off the
-    # tweets"), so translation keeps the reference loop and the models its measured numbers come from.
+    # It made the sentiment step 4-9% faster on 2 cores and translation's no faster (docs/measured.md, "Sentiment off
+    # the tweets"), so translation keeps the reference loop and the models its measured numbers come from.
     fused_adamw: bool = True
     batch_size: int = 64
     max_epochs: int = 10
@@ -48,8 +48,8 @@ class OptimConfig:
     # Exponential moving average of the weights (0 = off; Lightning's EMAWeightAveraging, updated after every step):
     # validation, the best-epoch checkpoint and the exported model use the average, which smooths the last steps'
     # noise. A decay d averages over about 1 / (1 - d) steps. Off: translation `default` with 0.998 lost 0.1-0.5 BLEU
-    # on every test domain and the probe (README, "Translation"; still learning fast at the end of its 3,600 steps).
-    # Sentiment `full` with 0.995: test macro-F1 0.7691 against 0.7689, the probes within one sentence.
+    # on every test domain and the probe (docs/measured.md, "Translation"; still learning fast at the end of its 3,600
+    # steps). Sentiment `full` with 0.995: test macro-F1 0.7691 against 0.7689, the probes within one sentence.
     ema_decay: float = 0.0
     # The learning-rate decay's progress also counts the share of max_minutes used (the cap as the budget: runs from
     # before presets were sized in work, the study's 5-minute rows). Presets sized in work set it false.
@@ -83,8 +83,8 @@ class TokenizerConfig:
     # "¿", "¡", "«", "“", "(" and "[" become words of their own, so the word after them keeps its word-start form:
     # without it "¿puedes" is "▁" + "¿" + "p" + "ue" + "des" where "puedes" alone is "▁puedes" (training/text.py).
     # For inputs only: a decoder's output would come back with a space after "(". Both options on translation's
-    # source, measured on `default` (README, "The source's tokenization"): validation perplexity 22.6 against 23.8,
-    # validation BLEU 17.5 against 18.0, test and everyday probe within one run's noise; off in the presets.
+    # source, measured on `default` (docs/measured.md, "The source's tokenization"): validation perplexity 22.6 against
+    # 23.8, validation BLEU 17.5 against 18.0, test and everyday probe within one run's noise; off in the presets.
     opening_marks_apart: bool = False
 
 

@@ -173,12 +173,13 @@ def sentiment_preset(name: str) -> SentimentConfig:
     if name == "default":
         # 6 epochs, fixed in epochs so a busy machine trains the same model, only later (15 minutes: a guard). Three
         # small members averaged, trained on the plain loss with per-class offsets tuned on validation, weight decay 0.1
-        # (README, sentiment study: the best validation score of the 5-minute rows), served at about 1.7x the int8 cost
-        # of the biLSTM-256 it replaces. VADER's lexicon per token and its sentence score in each head (README,
-        # "Sentiment off the tweets": +0.65 test macro-F1, +4 points on the review probe, +3 on the contrast probe, no
-        # extra training time), with Hu and Liu's opinion words from customer reviews and every lexicon word a whole
-        # token (there: +4 review and +20 contrast probe sentences at 5 epochs). The fused AdamW (4-9% per step) and a
-        # faster hour of the slower 2-core machine bought back the sixth epoch that `make run`'s 25 minutes had cut.
+        # (docs/measured.md, the sentiment study: the best validation score of the 5-minute rows), served at about 1.7x
+        # the int8 cost of the biLSTM-256 it replaces. VADER's lexicon per token and its sentence score in each head
+        # (docs/measured.md, "Sentiment off the tweets": +0.65 test macro-F1, +4 points on the review probe, +3 on the
+        # contrast probe, no extra training time), with Hu and Liu's opinion words from customer reviews and every
+        # lexicon word a whole token (there: +4 review and +20 contrast probe sentences at 5 epochs). The fused AdamW
+        # (4-9% per step) and a faster hour of the slower 2-core machine bought back the sixth epoch that `make run`'s
+        # 25 minutes had cut.
         return replace(
             base,
             model=replace(base.model, hidden_size=128, embedding_dim=64),
@@ -189,21 +190,21 @@ def sentiment_preset(name: str) -> SentimentConfig:
             lexicon_score=True,
             opinion_words=True,
             lexicon_whole_words=True,
-            # each token's valence after VADER's rules also reaches the recurrent layer (README, "Sentiment off the
-            # tweets": +0.17 test macro-F1, +4 review and +5 contrast probe sentences, one input more per step)
+            # each token's valence after VADER's rules also reaches the recurrent layer (docs/measured.md, "Sentiment
+            # off the tweets": +0.17 test macro-F1, +4 review and +5 contrast probe sentences, one input more per step)
             rule_valence=True,
-            # a tenth more training examples, synthetic "A, but B" sentences (README, "Sentiment off the tweets": +0.6
-            # test macro-F1, +3 review and +2 contrast probe sentences, about 4% more training time; a share of 0.3
-            # read reviews better still but cost a point on the tweets and 100 s of `make run`)
+            # a tenth more training examples, synthetic "A, but B" sentences (docs/measured.md, "Sentiment off the
+            # tweets": +0.6 test macro-F1, +3 review and +2 contrast probe sentences, about 4% more training time; a
+            # share of 0.3 read reviews better still but cost a point on the tweets and 100 s of `make run`)
             contrast_augment=0.1,
             # GloVe's word vectors as fixed inputs, its 20,000 most frequent words whole tokens, and the learned rows of
             # tokens no training tweet holds at zero (so a review word the tweets never had reaches the model as its
             # vector, not as a random row). Measured on a 2-core AMD EPYC (Zen 3), same split, against `default`
             # without them (test macro-F1 / review probe / contrast probe): seed 13 0.7774 / 0.858 / 0.707 against
-            # 0.7623 / 0.817 / 0.670, seed 14 0.7711 / 0.833 / 0.690 against 0.7614 / 0.808 / 0.677 (README, "GloVe's
-            # word vectors"). Beside the vectors the learned embedding is 64 wide (model.embedding_dim, 128 before):
-            # with 128 the same two seeds scored 0.7684 / 0.850 / 0.687 and 0.7784 / 0.850 / 0.700 (a draw; lower on
-            # validation, 0.7703 and 0.7672 against 0.7719 and 0.7708) for steps 1.12x longer
+            # 0.7623 / 0.817 / 0.670, seed 14 0.7711 / 0.833 / 0.690 against 0.7614 / 0.808 / 0.677 (docs/measured.md,
+            # "GloVe's word vectors"). Beside the vectors the learned embedding is 64 wide (model.embedding_dim, 128
+            # before): with 128 the same two seeds scored 0.7684 / 0.850 / 0.687 and 0.7784 / 0.850 / 0.700 (a draw;
+            # lower on validation, 0.7703 and 0.7672 against 0.7719 and 0.7708) for steps 1.12x longer
             # (tests/benchmarks/bench_sentiment_step.py: a step costs 1.03x one without the vectors, 1.15x at 128).
             word_vectors=WordVectorsConfig(use=True, whole_words=20000),
             zero_unseen_embeddings=True,
@@ -224,12 +225,12 @@ def sentiment_preset(name: str) -> SentimentConfig:
     # vectors included) and its 6 epochs, with five members instead of three (LSTM, GRU, LSTM, GRU, LSTM, as `default`
     # mixes them). Measured on a 2-core AMD EPYC (Zen 3), same split (test macro-F1 / review probe / contrast probe):
     # seed 13 0.7850 / 0.858 / 0.707, seed 14 0.7792 / 0.858 / 0.693, both above the TF-IDF peer + 2 points (0.7735),
-    # in 1,040-1,050 s of training (README, "Sentiment off the tweets"). The `full` before it, four LSTM members for 10
-    # epochs (patience 3), peaked at epoch 4 with the vectors and scored 0.7666: the vectors learn the tweets in fewer
-    # epochs, so the longer schedule only overfit. Serving `full` costs more than `default` (five members), which the
-    # issue's 2x bound does not ask of it. The language-model pretraining of the study's `full` is not in it: a
-    # pretraining step cost 0.85 s on 2 cores at a vocabulary of 23,652 (41,233 now), so 5 x 1,500 steps would take
-    # over 100 minutes.
+    # in 1,040-1,050 s of training (docs/measured.md, "Sentiment off the tweets"). The `full` before it, four LSTM
+    # members for 10 epochs (patience 3), peaked at epoch 4 with the vectors and scored 0.7666: the vectors learn the
+    # tweets in fewer epochs, so the longer schedule only overfit. Serving `full` costs more than `default` (five
+    # members), which the issue's 2x bound does not ask of it. The language-model pretraining of the study's `full` is
+    # not in it: a pretraining step cost 0.85 s on 2 cores at a vocabulary of 23,652 (41,233 now), so 5 x 1,500 steps
+    # would take over 100 minutes.
     default = sentiment_preset("default")
     return replace(
         default,

@@ -29,7 +29,7 @@ class TranslationDataConfig:
     # keep only the back-translated pairs whose Spanish, put back into English by Apertium, scores at least this chrF
     # (0-100) against the English it came from: round-trip filtering of Apertium's garbled Spanish (0 = keep all).
     # Off: at 50 on `default` (6,842 of 60,215 synthetic pairs out), seeds 13 and 14, the test pairs both splits hold
-    # out +0.3 and +0.4 BLEU, the everyday probe -0.3 and +0.3 BLEU, -0.6 and -0.7 chrF (README, "Round-trip
+    # out +0.3 and +0.4 BLEU, the everyday probe -0.3 and +0.3 BLEU, -0.6 and -0.7 chrF (docs/measured.md, "Round-trip
     # filtering").
     bt_min_round_trip_chrf: float = 0.0
     seed: int = 13
@@ -42,7 +42,8 @@ class DecodingConfig:
     max_beam_size: int = 8  # requests asking for more are refused (cost grows linearly with the beam)
     # no n-gram of this many target tokens twice in one output (0: off; serving/decoding.py), against a model that
     # loops ("the tent of the tent of the tent"). Off: on `default`'s own bundle 3 gave +0.2 BLEU on validation and
-    # -0.2 on test, the probe unchanged (README, "Translation"): the loops it breaks turn into other wrong words.
+    # -0.2 on test, the probe unchanged (docs/measured.md, "Translation"): the loops it breaks turn into other wrong
+    # words.
     no_repeat_ngram: int = 0
 
 
@@ -96,7 +97,8 @@ class TranslationConfig:
     # pairs are Apertium's Spanish; untagged, the model learns its slips as Spanish (the tweets' "morning" comes back
     # as "Mañana"). Requests do not carry the tag (a literal "[BT]" in one is read as the tag, as "[UNK]" is read as
     # that token: the tokenizer's special tokens are matched in raw text). Off: on `default` it was a draw
-    # (validation BLEU +0.5, test split the same, probe -0.9 BLEU / +0.2 chrF; README, "Tagged back-translation").
+    # (validation BLEU +0.5, test split the same, probe -0.9 BLEU / +0.2 chrF; docs/measured.md, "Tagged
+    # back-translation").
     back_translation_tag: bool = False
 
     def __post_init__(self) -> None:
@@ -139,12 +141,12 @@ def translation_preset(name: str) -> TranslationConfig:
             decoding=replace(base.decoding, max_output_tokens=32, beam_size=2),
         )
     if name == "default":
-        # Inside `make run`'s budget (about 15 of its 25 minutes for translation on a slow 2-core machine). README,
-        # "what moves everyday Spanish", each measured with and without on the everyday probe: the back-translated
-        # tweets (+2.2 BLEU, +2.1 chrF; Apertium takes about 25 s for them), three role-playing games' dialogue (+2.4
-        # BLEU, +1.5 chrF) and WordNet's usage examples back-translated (+1.7 BLEU, +4.5 chrF: the everyday nouns and
-        # verbs) are plain everyday English; Cataclysm's second (es_AR) translation is left to `full` (-1.2 BLEU on the
-        # probe, -2 on the test domains in the same steps).
+        # Inside `make run`'s budget (about 15 of its 25 minutes for translation on a slow 2-core machine).
+        # docs/measured.md, "what moves everyday Spanish", each measured with and without on the everyday probe: the
+        # back-translated tweets (+2.2 BLEU, +2.1 chrF; Apertium takes about 25 s for them), three role-playing games'
+        # dialogue (+2.4 BLEU, +1.5 chrF) and WordNet's usage examples back-translated (+1.7 BLEU, +4.5 chrF: the
+        # everyday nouns and verbs) are plain everyday English; Cataclysm's second (es_AR) translation is left to `full`
+        # (-1.2 BLEU on the probe, -2 on the test domains in the same steps).
         return replace(
             base,
             data=replace(base.data, domains=("bible", "cataclysm", "wesnoth", "tweets_bt", "dialogue", "wordnet_bt")),
@@ -152,26 +154,26 @@ def translation_preset(name: str) -> TranslationConfig:
             # Measured on a 2-core AMD EPYC against 8,000, same split, seeds 13 and 14: validation BLEU of the kept
             # checkpoint -0.1 / +0.6 (the metric that chooses), test BLEU +0.4 / +0.7, everyday probe +1.3 / -1.0;
             # fewer source tokens per sentence, so training took 629 s against 694 s; served, the same cost per
-            # request (README, "What moves everyday Spanish").
+            # request (docs/measured.md, "What moves everyday Spanish").
             source_tokenizer=replace(base.source_tokenizer, vocab_size=12000),
             # No dropout: the run is about two passes over the pairs, a regime where the model underfits and dropout
-            # only slows learning (README, "What moves everyday Spanish": dropout 0.3/0.2 -> 0.1 -> 0 moved the
-            # everyday probe 23.5 -> 26.7 -> 29.1 BLEU and every test domain by 3 to 6 BLEU, same split and steps).
+            # only slows learning (docs/measured.md, "What moves everyday Spanish": dropout 0.3/0.2 -> 0.1 -> 0 moved
+            # the everyday probe 23.5 -> 26.7 -> 29.1 BLEU and every test domain by 3 to 6 BLEU, same split and steps).
             # Label smoothing and weight decay stay as regularisers.
             # Sampled softmax over 1,024 candidates (training/train/sampled_softmax.py): the vocabulary projection was
             # most of a step, and without it a step is about 1.45x faster, so 5,200 steps train in the time 3,600 did
             # (733 s against 748 s on one 2-core machine). Measured there, same split and seed, against 3,600 full-
             # softmax steps: test BLEU/chrF bible 18.3/38.9 (17.1/37.3), cataclysm 22.6/44.1 (19.3/40.7), wesnoth
-            # 23.7/44.3 (22.3/42.4), everyday probe 31.1/49.5 (29.0/47.6) (README, "Learning per minute").
+            # 23.7/44.3 (22.3/42.4), everyday probe 31.1/49.5 (29.0/47.6) (docs/measured.md, "Learning per minute").
             # The encoder's table at N(0, 1/E) rather than torch's N(0, 1) (RecurrentConfig.embedding_init): measured
             # on a 2-core AMD EPYC, same split and seed, every other weight the same draw: validation BLEU 23.1
             # against 18.0, test BLEU/chrF bible 22.2/44.0 (18.3/38.9), cataclysm 27.9/50.1 (22.6/44.1), wesnoth
             # 29.6/50.4 (23.7/44.3), everyday probe 34.8/52.9 (31.1/49.5). One vocabulary and one table for both
             # languages (model.shared_vocabulary, which also starts the table there) added 0.3 validation BLEU,
-            # lost 1.7 on the probe and decodes 1.2x slower (README, "What moves everyday Spanish"): off.
+            # lost 1.7 on the probe and decodes 1.2x slower (docs/measured.md, "What moves everyday Spanish"): off.
             # Target embeddings of 256 (was 128, as `full` has 256): the decoder's input table, its readout and the
             # tied output layer, whose width bounds what the softmax over 8,000 English tokens can express. Measured
-            # on a 2-core AMD EPYC, same split and seed, against 128 (README, "The target embedding's width"):
+            # on a 2-core AMD EPYC, same split and seed, against 128 (docs/measured.md, "The target embedding's width"):
             # validation BLEU 26.76 against 22.56, test BLEU/chrF bible 25.2/46.3 (23.4/44.1), cataclysm 30.0/53.0
             # (27.3/50.3), wesnoth 32.0/52.7 (29.9/50.9), everyday probe 36.9/55.3 (36.1/53.7); on seed 14 test
             # 28.2/49.7 (26.0/47.1), probe 36.1/55.0 (34.6/53.4). Training 0.84x-0.94x the target tokens per second
@@ -187,19 +189,19 @@ def translation_preset(name: str) -> TranslationConfig:
             # 5,200 steps of 64 pairs (3,600 before the sampled softmax), fixed in work so a busy machine trains the
             # same model (40 minutes: a guard, reported if it cuts). Before the sampled softmax it was 4,400 steps,
             # which the 25 minutes of a fresh-clone `make run` held on the reference machine (1,401 s) but not on a
-            # 2-core Xeon 1.3x to 1.45x slower per epoch (1,862 s), then 3,600 (README, "Time"). Learning rate 4e-3
-            # (the base 2e-3 was set for longer runs): in about two passes the model learns what it can. Measured on
-            # that Xeon at 3,600 full-softmax steps, BLEU/chrF on the everyday probe: 3e-3 28.7/46.8, 4e-3 30.4/48.1,
+            # 2-core Xeon 1.3x to 1.45x slower per epoch (1,862 s), then 3,600 (docs/measured.md, "Time"). Learning rate
+            # 4e-3 (the base 2e-3 was set for longer runs): in about two passes the model learns what it can. Measured
+            # on that Xeon at 3,600 full-softmax steps, BLEU/chrF on the everyday probe: 3e-3 28.7/46.8, 4e-3 30.4/48.1,
             # 5e-3 28.9/46.9. At 5,200 sampled-softmax steps 3e-3 scored lower on validation (BLEU 17.0 against 18.0,
             # the metric that chooses) and on the whole test split, higher on the probe (32.0/50.0 against 31.1/49.5).
-            # A target vocabulary of 4,000 (1.19x the sentences per second) scored lower for the steps it buys (README,
-            # "learning per minute"), so it stays at 8,000.
+            # A target vocabulary of 4,000 (1.19x the sentences per second) scored lower for the steps it buys
+            # (docs/measured.md, "learning per minute"), so it stays at 8,000.
             # The fused AdamW kernel (training/train/optimizer.py: the same algorithm in one kernel, another rounding):
             # epochs 4-5% faster, which `make run`'s 25 minutes needed (1,438 s with 62 s to spare). Measured on a
-            # 2-core AMD EPYC, same split, against the reference loop (README, "The target embedding's width"): seed 13
-            # validation BLEU 25.45 (26.76), test 28.4/49.6 (28.2/49.5), everyday probe 38.2/56.5 (36.9/55.3); seed 14
-            # validation 24.61 (23.47), test 27.8/49.8 (28.2/49.7), probe 37.4/55.9 (36.1/55.0): another draw of the
-            # same recipe on validation and test, above it on the probe on both seeds.
+            # 2-core AMD EPYC, same split, against the reference loop (docs/measured.md, "The target embedding's
+            # width"): seed 13 validation BLEU 25.45 (26.76), test 28.4/49.6 (28.2/49.5), everyday probe 38.2/56.5
+            # (36.9/55.3); seed 14 validation 24.61 (23.47), test 27.8/49.8 (28.2/49.7), probe 37.4/55.9 (36.1/55.0):
+            # another draw of the same recipe on validation and test, above it on the probe on both seeds.
             optim=replace(
                 base.optim,
                 fused_adamw=True,
@@ -225,13 +227,13 @@ def translation_preset(name: str) -> TranslationConfig:
         ),
         source_tokenizer=TokenizerConfig(vocab_size=10000, max_tokens=96),
         target_tokenizer=TokenizerConfig(vocab_size=10000, max_tokens=96),
-        # Dropout 0.1 (was 0.3, inherited from longer runs): measured at 0.1 on 2 cores (README, "Translation"), test
-        # BLEU/chrF 33.7/54.6 cataclysm, 28.3/50.3 wesnoth, 24.7/46.2 bible, everyday probe 38.3/57.3 (Apertium on
-        # the same sentences: 29.9/54.6); 0.3 was not re-run on today's data. At 4.9 epochs the model still gained
-        # 0.5 validation BLEU in its last epoch, and `default` gained 5.6 BLEU on the probe from dropping dropout.
-        # The encoder's table at N(0, 1/E), as in `default`: validation BLEU 29.8 against 26.8, test BLEU/chrF
-        # cataclysm 37.6/58.8, wesnoth 32.2/53.8, bible 28.4/49.9, everyday probe 39.3/58.6 (the numbers above, at
-        # N(0, 1), are from another 2-core machine: README, "Translation").
+        # Dropout 0.1 (was 0.3, inherited from longer runs): measured at 0.1 on 2 cores (docs/measured.md,
+        # "Translation"), test BLEU/chrF 33.7/54.6 cataclysm, 28.3/50.3 wesnoth, 24.7/46.2 bible, everyday probe
+        # 38.3/57.3 (Apertium on the same sentences: 29.9/54.6); 0.3 was not re-run on today's data. At 4.9 epochs the
+        # model still gained 0.5 validation BLEU in its last epoch, and `default` gained 5.6 BLEU on the probe from
+        # dropping dropout. The encoder's table at N(0, 1/E), as in `default`: validation BLEU 29.8 against 26.8, test
+        # BLEU/chrF cataclysm 37.6/58.8, wesnoth 32.2/53.8, bible 28.4/49.9, everyday probe 39.3/58.6 (the numbers
+        # above, at N(0, 1), are from another 2-core machine: docs/measured.md, "Translation").
         model=replace(
             base.model,
             encoder=RecurrentConfig(
@@ -245,7 +247,7 @@ def translation_preset(name: str) -> TranslationConfig:
             # than 15,000 full-softmax steps (4.9 epochs) took. Measured on a 2-core AMD EPYC, same split: validation
             # BLEU 30.3 against 29.8 (perplexity 7.98 against 8.29), test BLEU/chrF cataclysm 38.1/59.4 (37.6/58.8),
             # wesnoth 32.5/53.5 (32.2/53.8), bible 28.4/50.0 (28.4/49.9), everyday probe 41.2/59.9 (39.3/58.6)
-            # (README, "Translation").
+            # (docs/measured.md, "Translation").
             sampled_softmax=1024,
         ),
         # 21,000 steps (15,000 before the sampled softmax: the 6.6 epochs of 144,876 pairs that 100 minutes held on the

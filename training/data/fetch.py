@@ -2,7 +2,7 @@
 
 Fetching is network-bound and preparing is CPU-bound. Done apart, the downloads can run beside a training at normal
 priority (they barely use a core) and the preparation after them at the lowest, instead of each domain's download
-waiting on the previous domain's extraction at the lowest priority (README, "Time").
+waiting on the previous domain's extraction at the lowest priority (docs/measured.md, "Time").
 """
 
 from __future__ import annotations

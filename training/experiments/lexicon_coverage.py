@@ -1,6 +1,6 @@
 """How much of the lexicon the model can read, and how well the lexicon alone reads the probes, for each way of
-building the tokenizer and the lexicon (README, "Sentiment off the tweets": `opinion_words`, `lexicon_whole_words`,
-`negate_after_no`).
+building the tokenizer and the lexicon (docs/measured.md, "Sentiment off the tweets": `opinion_words`,
+`lexicon_whole_words`, `negate_after_no`).
 
 For VADER's lexicon alone and with Hu and Liu's opinion words, with BPE as fitted (the lexicon's words added to the
 tweets twice) and with every lexicon word made whole: how many of the lexicon's words are one token, the vocabulary

@@ -3,7 +3,7 @@ both were trained on: validation and test macro-F1 and both probes' accuracy, fo
 
 The peer (training/peers/tfidf.py) is fitted here on the split's training texts, its C chosen on validation, as
 `make baseline` does. The question it answers: do the peer and the recurrent ensemble err on different tweets, and
-would validation choose to mix them? (README, "Sentiment off the tweets": the test split gains far more than
+would validation choose to mix them? (docs/measured.md, "Sentiment off the tweets": the test split gains far more than
 validation, the weight validation picks leaves `full` under its goal, and the peer's character n-grams are not
 computable in a graph that reads token ids.)
 

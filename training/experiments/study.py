@@ -1,5 +1,6 @@
-"""The sentiment study behind the README's table: the peer, each cell, each technique, `default` and `full`, all on
-the same split, each an MLflow run you can open and compare (tag `memoria.study`).
+"""The sentiment study behind the table of docs/measured.md, "Sentiment: the study": the peer, each cell, each
+technique, `default` and `full`, all on the same split, each an MLflow run you can open and compare (tag
+`memoria.study`).
 
 `python -m training study` trains every variant that has no finished run of the same config yet (so an interrupted
 study resumes, and a re-run only re-measures), runs the TF-IDF peer, then exports each run's model the way
@@ -165,7 +166,7 @@ VARIANTS = (
         "`PRESET=default`: the ensemble row's training, 6 epochs, 15-minute guard; VADER's lexicon and score",
         preset="default",
     ),
-    # what each source of knowledge beyond the tweets adds to `default` (README, "Sentiment off the tweets")
+    # what each source of knowledge beyond the tweets adds to `default` (docs/measured.md, "Sentiment off the tweets")
     Variant("default, no lexicon", "`default` without VADER's lexicon and score", overrides=LEXICON_OFF),
     Variant("default, lexicon only", "`default` without the score in the heads", overrides=("lexicon_score=false",)),
     Variant(

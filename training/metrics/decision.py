@@ -2,7 +2,8 @@
 
 The alternative to a class-weighted loss for a rare class (positive is 18% of the tweets): train on the plain
 loss, whose probabilities estimate the real class frequencies, then move the decision boundary instead of the
-training signal (logit adjustment; Menon et al., 2021). Both are measured side by side (README, sentiment table).
+training signal (logit adjustment; Menon et al., 2021). Both are measured side by side (docs/measured.md, the sentiment
+study).
 """
 
 from __future__ import annotations

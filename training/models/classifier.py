@@ -70,8 +70,9 @@ class NgramBagClassifier(nn.Module):
 
     The TF-IDF peer's kind of model inside the graph, computed from `input_ids`, so serving's inputs do not change.
     Tried because averaging `full`'s probabilities with the peer's lifts test macro-F1 (training/experiments/
-    peer_fusion.py); it did not carry over (README, "Sentiment off the tweets": trained beside the recurrent members
-    its validation curve fell behind from epoch 3 and it cost `full` 0.75 point on test), so no preset has it."""
+    peer_fusion.py); it did not carry over (docs/measured.md, "Sentiment off the tweets": trained beside the recurrent
+    members its validation curve fell behind from epoch 3 and it cost `full` 0.75 point on test), so no preset has
+    it."""
 
     def __init__(self, vocab_size: int, num_labels: int, cfg: NgramConfig, dropout: float) -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 """Sampled softmax for translation training: the loss over a few candidate tokens instead of the whole vocabulary.
 
-The vocabulary projection and its log-softmax are the largest part of a translation training step on a CPU (README,
-"Learning per minute"). Here each batch scores only:
+The vocabulary projection and its log-softmax are the largest part of a translation training step on a CPU
+(docs/measured.md, "Learning per minute"). Here each batch scores only:
 - every token that is a target somewhere in the batch (the targets need their own logit), and
 - `candidates - u` other tokens drawn uniformly without replacement from the `V - u` that are not (negatives that
   push the rest of the vocabulary down).

@@ -3,9 +3,9 @@ carries the weight.
 
 In "The opening is slow, but the film is gripping" the second clause decides; in "The film is gripping, even though
 the opening is slow" the first does. Airline tweets rarely say a thing and then its opposite, so a model trained on
-them reads such sentences by their louder half (README, "Sentiment off the tweets": the contrast probe's misses).
-Joining one negative and one positive training tweet with a connective gives examples of exactly that rule, with a
-label known for certain, from the training split only (validation and test stay as the humans labelled them).
+them reads such sentences by their louder half (docs/measured.md, "Sentiment off the tweets": the contrast probe's
+misses). Joining one negative and one positive training tweet with a connective gives examples of exactly that rule,
+with a label known for certain, from the training split only (validation and test stay as the humans labelled them).
 """
 
 from __future__ import annotations

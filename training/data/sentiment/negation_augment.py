@@ -3,16 +3,16 @@ kept ("you guys are the best" -> "you guys aren't the worst", positive; "the ser
 not good", negative).
 
 The airline tweets teach that a negator means a complaint: a negator before a negative word stands in 455 negative
-and 137 positive training tweets (README, "Sentiment off the tweets"), so `default` answers "negative" for nearly
-every negated negative statement of the contrast probe ("We have never had a bad meal"), while VADER's rules, which
-the model reads per token (`rule_valence`), say positive. Repeating the 137 (`negated_negative_balance`) moved that
-by one sentence. These examples show the rule itself, many times and over many words: a negated word counts as its
+and 137 positive training tweets (docs/measured.md, "Sentiment off the tweets"), so `default` answers "negative" for
+nearly every negated negative statement of the contrast probe ("We have never had a bad meal"), while VADER's rules,
+which the model reads per token (`rule_valence`), say positive. Repeating the 137 (`negated_negative_balance`) moved
+that by one sentence. These examples show the rule itself, many times and over many words: a negated word counts as its
 opposite, with a label known from the human-labelled tweet around it. Both polarities are rewritten, as many of
 each, so a negator alone says nothing about the label and what it scopes over must (or the positive tweets alone,
 against the tweets' skew).
 
-Measured (README, "Negated antonyms"): the model learned the pairs it was shown ("not bad", "never unhelpful" read
-positive) and not the rule ("not boring", "no complaints" still read negative), and no variant read more probe
+Measured (docs/measured.md, "Negated antonyms"): the model learned the pairs it was shown ("not bad", "never unhelpful"
+read positive) and not the rule ("not boring", "no complaints" still read negative), and no variant read more probe
 sentences than `default`, so no preset uses it.
 
 The antonyms are WordNet 3.0's direct adjective antonyms (`!` pointers of data.adj: good/bad, helpful/unhelpful,

@@ -3,10 +3,10 @@ class holds negators as often as the negative class does.
 
 In the airline tweets' training split 37% of negative tweets hold a negator ("never", "no", "didn't") against 15% of
 neutral and 18% of positive ones (`holds_negator` below), so a model learns "a negator means a complaint". In reviews
-that is wrong as often as it is right ("I have no complaints", "You can't go wrong with this one": README, "Sentiment
-off the tweets", the contrast probe's negation misses). Repeating the human-labelled tweets that break the rule takes
-the label information out of the negator alone, so what decides must be what the negator scopes over. The labels are
-the people's own; only the training split is touched.
+that is wrong as often as it is right ("I have no complaints", "You can't go wrong with this one": docs/measured.md,
+"Sentiment off the tweets", the contrast probe's negation misses). Repeating the human-labelled tweets that break the
+rule takes the label information out of the negator alone, so what decides must be what the negator scopes over. The
+labels are the people's own; only the training split is touched.
 """
 
 from __future__ import annotations

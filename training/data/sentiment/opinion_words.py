@@ -6,7 +6,7 @@ VADER was rated on social-media text; a review of a kettle says "flimsy", "leaks
 "defective", which VADER does not rate and 28k airline tweets never taught. Of Hu and Liu's words, 4,575 are not in
 VADER's lexicon; they join it with VADER's mean absolute valence (1.54, rounded to 1.5) and their list's sign, and
 VADER's own rating wins wherever it has one. Measured with VADER's own analyser on the project's probes before any
-training: 0.817 -> 0.867 on the review probe, 0.653 -> 0.673 on the contrast probe (README, "Sentiment off the
+training: 0.817 -> 0.867 on the review probe, 0.653 -> 0.673 on the contrast probe (docs/measured.md, "Sentiment off the
 tweets"). AFINN (also on npm) adds nothing beyond VADER there: VADER's lexicon already holds all but 52 of its words.
 """
 

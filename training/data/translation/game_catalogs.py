@@ -16,7 +16,7 @@ Debian packages (gettext catalogs; see README "Data").
 - `fillets`: Fish Fillets NG (fillets-ng-data 1.0.1-1.1, GPL-2+), two fish talking to each other and to the player
   in short modern lines ("Who woke me up?"); its texts are Lua scripts, not gettext (lua_dialogs.py). 1,770
   training pairs, training only for the same reason; in no preset: beside `default`'s data it cost 0.4 BLEU on the
-  everyday probe and 0.7 on shared test pairs (README, "What moves everyday Spanish").
+  everyday probe and 0.7 on shared test pairs (docs/measured.md, "What moves everyday Spanish").
 
 Each package is fetched once with `apt-get download` (sha256-pinned), and only its Spanish catalogs are extracted
 into the data folder (a few MB); the .debs stay in the artifact cache.
