@@ -88,11 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fetch-only", action="store_true", help="data: only download the pinned artifacts, prepare nothing"
     )
-    parser.add_argument(
-        "--low-priority",
-        action="store_true",
-        help="data: download at normal priority, then prepare at the lowest CPU priority (make run, beside a training)",
-    )
     args = parser.parse_args(argv)
     _quiet_logs()
 
@@ -104,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--feedback is for retrain (make retrain TASK=... FEEDBACK=1)")
     if args.fetch_only and args.command != "data":
         parser.error("--fetch-only is for data (make data TASK=... ARGS=--fetch-only)")
-    if args.low_priority and (args.command != "data" or args.fetch_only):
-        parser.error("--low-priority is for data without --fetch-only (it lowers the priority of preparing)")
     ws = Workspace.from_env()
     if args.command == "ui-links":
         from training.tracking.store import runs_page_links, use_store
@@ -155,11 +148,6 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
         fetched = fetch_data(cfg, ws)
         print(f"{task}: {len(fetched)} pinned download(s) in place in {ws.artifact_cache}")
     elif args.command == "data":
-        if args.low_priority:
-            from training.tasks import fetch_data
-
-            fetch_data(cfg, ws)  # downloads wait on the network: at a low priority they would wait on the cores too
-            print(f"{task}: downloads in place; preparing at CPU priority nice {os.nice(19)}")  # Apertium inherits it
         _prepare_data(cfg, ws, progress)
     elif args.command == "train":
         _train_and_publish(cfg, ws, progress)
@@ -216,11 +204,10 @@ def _run(args: argparse.Namespace, task: str, ws: Workspace, progress: bool) -> 
 
 def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace, progress: bool) -> None:
     """Train the preset for each task without a champion (`make run`). While the first of them trains, a background
-    process downloads the pinned data artifacts of the others and then prepares their splits at the lowest CPU
-    priority (`data --low-priority`): the downloads wait on the network, and preparing uses the core time the
-    training leaves idle, so both overlap training instead of following it (docs/measured.md, "Time"). Each later
-    task waits for its process, then trains as usual (its prepared data is reused); if the process failed, training
-    prepares again, so a failure shows where it can be read."""
+    process downloads the pinned data artifacts of the others (`data --fetch-only`): the downloads wait on the
+    network, not on the cores, so they overlap training instead of following it (docs/measured.md, "Time"). Each later
+    task waits for its downloads, then prepares and trains as usual; if the download process failed, preparing fetches
+    again, so a failure shows where it can be read."""
     from training.registry.promotion import champion
     from training.tracking.store import use_store
 
@@ -239,11 +226,11 @@ def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace,
             if position == 0:
                 _prepare_data(cfg, ws, progress)  # its own downloads first: no two processes fetch the same file
                 for later in missing[1:]:
-                    background[later] = _prepare_in_background(later, args, ws)
+                    background[later] = _fetch_in_background(later, args, ws)
             elif task in background:
                 process, log = background.pop(task)
                 if process.wait() != 0:
-                    print(f"{task}: preparing its data in the background failed (log: {log}); preparing it here")
+                    print(f"{task}: fetching its data in the background failed (log: {log}); fetching it here")
             print(f"{task}: no champion yet, training preset {cfg.preset}")
             _train_and_publish(cfg, ws, progress)
     finally:
@@ -251,17 +238,19 @@ def _ensure_champions(args: argparse.Namespace, tasks: list[str], ws: Workspace,
             process.terminate()
 
 
-def _prepare_in_background(task: str, args: argparse.Namespace, ws: Workspace) -> tuple[subprocess.Popen, Path]:
-    """`python -m training data --low-priority` for `task` in a child process (the same workspace: same environment
-    and folder), its output in a log file. Downloads first at normal priority, then preparing at nice 19: preparing
-    beside a training at the same priority made sentiment's first epoch end 249 s into its run instead of 90 s, and
-    the whole command at the lowest priority made each domain's download wait for the previous domain's extraction,
-    so most downloads came after the training (docs/measured.md, "Time")."""
-    log = ws.data_dir / f"prepare-{task}.log"
+def _fetch_in_background(task: str, args: argparse.Namespace, ws: Workspace) -> tuple[subprocess.Popen, Path]:
+    """`python -m training data --fetch-only` for `task` in a child process (the same workspace: same environment
+    and folder), its output in a log file. Only the downloads: preparing beside a training at the same CPU
+    priority made sentiment's first epoch end 249 s into its run instead of 90 s, at the lowest priority each
+    domain's download waited for the previous domain's extraction, so most downloads came after the training, and
+    preparing at the lowest priority after the downloads got 2% of a core: torch's OpenMP threads spin between
+    operations, so the training leaves no idle core time, and it still lost 45 s to the preparation while saving 22
+    (docs/measured.md, "Preparing translation's data beside sentiment's training")."""
+    log = ws.data_dir / f"fetch-{task}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "training", "data", "--task", task, "--preset", args.preset, "--low-priority"]
-    command += ["--no-progress", *(f"--set={override}" for override in args.overrides)]
-    print(f"{task}: fetching and preparing its data in the background while the first model trains (log: {log})")
+    command = [sys.executable, "-m", "training", "data", "--task", task, "--preset", args.preset, "--fetch-only"]
+    command += [f"--set={override}" for override in args.overrides]
+    print(f"{task}: fetching its data in the background while the first model trains (log: {log})")
     with log.open("w") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), log
 

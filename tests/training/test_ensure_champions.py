@@ -1,5 +1,5 @@
-"""`make run`'s `ensure-champion --task all`: the second task's pinned downloads are fetched, and its splits prepared
-at the lowest CPU priority, by a background process while the first task trains; the second task waits for it."""
+"""`make run`'s `ensure-champion --task all`: the second task's pinned downloads are fetched by a background process
+while the first task trains, and the second task waits for them."""
 
 from __future__ import annotations
 
@@ -19,23 +19,17 @@ from training.tasks import preset
 OVERRIDES = TRANSLATION_ARGS[1::2]  # "--set", "k=v", ... -> "k=v", ...: the translation fixture
 
 
-def test_background_preparation_is_the_data_command_at_the_lowest_priority(tmp_path: Path, monkeypatch) -> None:
+def test_background_fetch_is_the_data_command_in_a_child_process(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MEMORIA_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     monkeypatch.chdir(tmp_path)
     ws = Workspace.from_env()
     args = argparse.Namespace(preset="smoke", overrides=OVERRIDES)
-    process, log = cli._prepare_in_background("translation", args, ws)
+    process, log = cli._fetch_in_background("translation", args, ws)
     assert process.wait(timeout=300) == 0, log.read_text()
-    # nice 19 is the ceiling: a test run already at a lower priority stays there
-    assert "translation: downloads in place; preparing at CPU priority nice 19" in log.read_text()
-    assert ws.prepared("translation", "tatoeba").exists()  # training reuses it instead of preparing again
-
-
-def test_low_priority_is_refused_where_it_means_nothing() -> None:
-    for argv in (["train", "--low-priority"], ["data", "--fetch-only", "--low-priority"]):
-        with pytest.raises(SystemExit):
-            cli.main(argv)
+    # the fixture is a local file: nothing to download, and nothing is prepared by a fetch
+    assert f"translation: 0 pinned download(s) in place in {ws.artifact_cache}" in log.read_text()
+    assert not ws.prepared("translation", "tatoeba").exists()
 
 
 def run_ensure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child_code: str) -> list[tuple[str, bool]]:
@@ -48,7 +42,7 @@ def run_ensure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child_code: str)
     monkeypatch.setattr(cli, "preset", lambda task, name: configs[task])  # each task on its own fixture
     monkeypatch.setattr(
         cli,
-        "_prepare_in_background",
+        "_fetch_in_background",
         lambda task, args, ws: (subprocess.Popen([sys.executable, "-c", child_code, str(flag)]), tmp_path / "log"),
     )
     monkeypatch.setattr(
@@ -60,17 +54,17 @@ def run_ensure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child_code: str)
     return trained
 
 
-def test_the_second_task_trains_after_its_background_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_second_task_trains_after_its_background_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     slow_child = "import pathlib, sys, time; time.sleep(2); pathlib.Path(sys.argv[1]).touch()"
     trained = run_ensure(tmp_path, monkeypatch, slow_child)
     # sentiment trained while the child still ran (overlap); translation only once the child had finished
     assert trained == [("sentiment", False), ("translation", True)]
 
 
-def test_a_failed_background_preparation_is_said_and_done_again(tmp_path, monkeypatch, capsys) -> None:
+def test_a_failed_background_fetch_is_said_and_done_again(tmp_path, monkeypatch, capsys) -> None:
     trained = run_ensure(tmp_path, monkeypatch, "import sys; sys.exit(3)")
     assert [task for task, _ in trained] == ["sentiment", "translation"]
-    assert "translation: preparing its data in the background failed" in capsys.readouterr().out
+    assert "translation: fetching its data in the background failed" in capsys.readouterr().out
 
 
 def test_the_default_translation_data_pins_every_download_it_reads() -> None:
