@@ -20,7 +20,7 @@ from training.text import fit_tokenizer, whole_words
 WORDS = ["the", ",", "good", "movie", "!", "2010", "well-made", "plot", "flimsy", "refund"]
 
 
-def wink_json(words: list[str] = WORDS) -> str:
+def wink_json(words: list[str] = WORDS, separators: tuple[str, str] = (", ", ": ")) -> str:
     vectors = {w: [float(i + 1)] * DIMENSIONS + [float(i + 1) * 10.0, i] for i, w in enumerate(words)}
     return json.dumps(
         {
@@ -31,8 +31,9 @@ def wink_json(words: list[str] = WORDS) -> str:
             "dimensions": DIMENSIONS,
             "words": words,
             "vectors": vectors,
-            "unkVector": [0] * 102,
-        }
+            "unkVector": [0] * 101 + [-1],  # as in the package: zeros, and no word's index
+        },
+        separators=separators,
     )
 
 
@@ -53,6 +54,43 @@ def test_the_package_json_gives_words_in_frequency_order_and_their_100_values() 
     # no numbers, punctuation or compounds among the words to make whole tokens of
     assert parsed.frequent_words(3) == ["the", "good", "movie"]
     assert parsed.frequent_words(100) == ["the", "good", "movie", "plot", "flimsy", "refund"]
+
+
+def json_module_read(text: str) -> tuple[list[str], np.ndarray]:
+    """What parse_wink_json gave before its fast read: the json module, each word's list by its key."""
+    data = json.loads(text)
+    words = list(data["words"])
+    return words, np.asarray([data["vectors"][w][:DIMENSIONS] for w in words], dtype=np.float32)
+
+
+def test_the_fast_read_gives_the_json_modules_arrays_in_the_packages_layout() -> None:
+    rng = np.random.default_rng(0)
+    words = [*WORDS, "[1]", "x]", "\\", "é", '"quoted"']
+    data = json.loads(wink_json(words))
+    for word in words:  # GloVe's values: 5 or 6 decimals, signs, a few exponents
+        data["vectors"][word][:DIMENSIONS] = [float(f"{v:.6g}") for v in rng.normal(0, 1e-3, DIMENSIONS)]
+    # the lists in another order than the words: each row is placed by the index stored after its values
+    data["vectors"] = dict(reversed(list(data["vectors"].items())))
+    for separators in ((",", ":"), (", ", ": ")):  # the package's compact layout and json.dumps' default
+        text = json.dumps(data, separators=separators)
+        fast = word_vectors._parse_number_lists(text)
+        assert fast is not None, "the package's layout is read the fast way"
+        words_read, vectors = json_module_read(text)
+        assert fast.words == words_read and np.array_equal(fast.vectors, vectors)
+
+
+def test_a_file_the_fast_read_cannot_place_is_read_with_the_json_module() -> None:
+    # a word whose key holds a number list of its own (`":[1]`) adds a ragged list; a vector missing its index
+    # leaves a row unplaced: either way the json module reads the file, and the arrays are the same
+    tricky = wink_json([*WORDS, ":[1]"])
+    data = json.loads(wink_json())
+    data["vectors"]["plot"] = [*data["vectors"]["plot"][:-1], 0]  # "plot" claims "the"'s row
+    clashing = json.dumps(data)
+    for text in (tricky, clashing):
+        assert word_vectors._parse_number_lists(text) is None
+        parsed = parse_wink_json(text)
+        words_read, vectors = json_module_read(text)
+        assert parsed.words == words_read and np.array_equal(parsed.vectors, vectors)
 
 
 def test_vectors_of_another_width_are_refused() -> None:
