@@ -64,15 +64,19 @@ def provider_name(provider: Provider) -> str:
 
 
 def create_session(
-    path: Path, providers: list[Provider] | None = None, device: str | None = None, sha256: str | None = None
+    path: Path,
+    providers: list[Provider] | None = None,
+    device: str | None = None,
+    sha256: str | None = None,
+    threads: int | None = None,
 ) -> ort.InferenceSession:
     """A session for one graph, checked to run on the provider asked for first.
 
-    Threads: MEMORIA_ORT_THREADS (0 = onnxruntime's default, one per core). `device` (default: MEMORIA_DEVICE)
-    decides whether a silent fallback from CUDA to the CPU is an error (`cuda`) or a warning (`auto`). With
-    `sha256`, the graph is read once, checked and loaded from those bytes (`verified_bytes`)."""
+    Threads: `threads`, else MEMORIA_ORT_THREADS (0 = onnxruntime's default, one per core). `device` (default:
+    MEMORIA_DEVICE) decides whether a silent fallback from CUDA to the CPU is an error (`cuda`) or a warning (`auto`).
+    With `sha256`, the graph is read once, checked and loaded from those bytes (`verified_bytes`)."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(os.environ.get("MEMORIA_ORT_THREADS", "0"))
+    options.intra_op_num_threads = threads if threads is not None else int(os.environ.get("MEMORIA_ORT_THREADS", "0"))
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = providers or [CPU]
     model = verified_bytes(path, sha256) if sha256 else str(path)

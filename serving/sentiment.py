@@ -27,8 +27,17 @@ def activations_quantized(manifest: dict) -> bool:
 
 
 class SentimentPredictor:
-    def __init__(self, bundle: Bundle, providers: list[Provider] | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        providers: list[Provider] | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        """`threads`: onnxruntime's threads per session (None: MEMORIA_ORT_THREADS; export's scoring runs one-thread
+        predictors side by side)."""
         self.bundle = bundle
+        self._threads = threads
         self.labels: list[str] = list(bundle.manifest["labels"])
         self.max_tokens = int(bundle.manifest["max_input_tokens"])
         text_tokenizer = bundle.tokenizer("text")
@@ -61,7 +70,7 @@ class SentimentPredictor:
 
     def _open(self, graph: str, providers: list[Provider] | None, device: str | None) -> Any:
         path = self.bundle.graph(graph)
-        return create_session(path, providers, device, sha256=listed_sha256(self.bundle, path))
+        return create_session(path, providers, device, sha256=listed_sha256(self.bundle, path), threads=self._threads)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), n_labels] class probabilities, in input order."""

@@ -87,3 +87,10 @@ def test_a_silent_fallback_is_logged_under_auto(
     messages = [r.getMessage() for r in caplog.records]
     assert any("runs on CPUExecutionProvider; serving on CPUExecutionProvider" in m for m in messages), messages
     assert any(m == "loaded double.onnx on CPUExecutionProvider" for m in messages)
+
+
+def test_threads_given_to_a_session_win_over_the_environment(graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORIA_ORT_THREADS", "2")
+    assert runtime.create_session(graph).get_session_options().intra_op_num_threads == 2
+    # export's scoring runs one-thread sessions side by side (training/export/quantize.py, score_graphs)
+    assert runtime.create_session(graph, threads=1).get_session_options().intra_op_num_threads == 1
