@@ -231,8 +231,8 @@ def score_graphs(
 
     The four predictions run side by side, one per core, each session on one onnxruntime thread, as a serving worker
     runs them: the int8 graph is called once per text, and such calls gain nothing from a second thread of their own
-    (`python -m tests.benchmarks.bench_export_scoring`: 7.7-8.6 s against 10.5-16.2 s in turn on default threads, for
-    `default`'s splits on 2 cores, the same scores; default threads side by side were no faster than in turn)."""
+    (`python -m tests.benchmarks.bench_export_scoring`: 7.9 and 7.7 s against 13.3 and 10.5 s in turn on default
+    threads, for `default`'s splits on 2 cores, the same scores; default threads side by side were no faster)."""
     predictors = {
         name: classifier_predictor(g, tokenizer, labels, max_tokens, int8=name == "int8", threads=1)
         for name, g in graphs.items()
