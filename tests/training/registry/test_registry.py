@@ -201,6 +201,39 @@ def test_concurrent_promotions_leave_the_best_candidate_champion(ws: Workspace, 
     assert moves and all(m.reason == "promoted" for m in moves)
 
 
+def test_the_last_of_six_gates_meets_five_promotions_and_still_wins(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worst interleaving of the race above, every time: each of the five other candidates lands a promotion
+    while the best one scores, so the best one gates six times (a bound of five once refused it there)."""
+    import training.registry.promotion as promotion
+
+    client = use_store(ws)
+    exp = experiment_id(client, ws, "sentiment")
+    versions = []
+    for i, score in enumerate([0.31, 0.45, 0.52, 0.58, 0.64, 0.77]):
+        tags = {"memoria.task": "sentiment", "memoria.data_fingerprint": SAME_DATA}
+        with mlflow.start_run(experiment_id=exp, tags=tags) as run:
+            mlflow.log_metric(SELECTION_SCORE, score)
+        versions.append(register(client, "sentiment", run.info.run_id, f"{tmp_path}/bundle-{i}", f"{i:064d}"))
+    *others, best = versions
+    landing = iter(others)
+    real_decide = promotion.decide
+
+    def decide(client, task, challenger, current, ws=None):
+        decision = real_decide(client, task, challenger, current, ws)
+        other = next(landing, None)
+        if other is not None:  # another gate's promotion lands while this one scored
+            promote(client, "sentiment", str(other.version), reason="promoted")
+        return decision
+
+    monkeypatch.setattr(promotion, "decide", decide)
+    decision = promotion.gate_and_promote(client, task_named("sentiment"), best)
+    assert decision.promote, decision.reason
+    assert str(champion(client, "sentiment").version) == str(best.version)
+    assert decision.concurrency.count("while it scored") == len(others)
+
+
 def test_a_copied_store_keeps_its_runs_and_serves_its_champion(tmp_path: Path, monkeypatch) -> None:
     """Copy mlruns/ elsewhere, take the original away: runs' artifacts download and the champion serves."""
     import shutil
