@@ -56,13 +56,6 @@ def test_the_package_json_gives_words_in_frequency_order_and_their_100_values() 
     assert parsed.frequent_words(100) == ["the", "good", "movie", "plot", "flimsy", "refund"]
 
 
-def json_module_read(text: str) -> tuple[list[str], np.ndarray]:
-    """What parse_wink_json gave before its fast read: the json module, each word's list by its key."""
-    data = json.loads(text)
-    words = list(data["words"])
-    return words, np.asarray([data["vectors"][w][:DIMENSIONS] for w in words], dtype=np.float32)
-
-
 def test_the_fast_read_gives_the_json_modules_arrays_in_the_packages_layout() -> None:
     rng = np.random.default_rng(0)
     words = [*WORDS, "[1]", "x]", "\\", "é", '"quoted"']
@@ -75,8 +68,8 @@ def test_the_fast_read_gives_the_json_modules_arrays_in_the_packages_layout() ->
         text = json.dumps(data, separators=separators)
         fast = word_vectors._parse_number_lists(text)
         assert fast is not None, "the package's layout is read the fast way"
-        words_read, vectors = json_module_read(text)
-        assert fast.words == words_read and np.array_equal(fast.vectors, vectors)
+        reference = word_vectors.read_with_json_module(text)
+        assert fast.words == reference.words and np.array_equal(fast.vectors, reference.vectors)
 
 
 def test_a_file_the_fast_read_cannot_place_is_read_with_the_json_module() -> None:
@@ -89,8 +82,8 @@ def test_a_file_the_fast_read_cannot_place_is_read_with_the_json_module() -> Non
     for text in (tricky, clashing):
         assert word_vectors._parse_number_lists(text) is None
         parsed = parse_wink_json(text)
-        words_read, vectors = json_module_read(text)
-        assert parsed.words == words_read and np.array_equal(parsed.vectors, vectors)
+        reference = word_vectors.read_with_json_module(text)
+        assert parsed.words == reference.words and np.array_equal(parsed.vectors, reference.vectors)
 
 
 def test_vectors_of_another_width_are_refused() -> None:

