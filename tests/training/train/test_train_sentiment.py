@@ -157,6 +157,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
         "contrast_augment=0.2",
         "negation_balance=true",
         "negated_negative_balance=true",
+        "negation_debias=1",
     )
     # when it trains
     result = train(cfg, ws, progress=False)
@@ -171,6 +172,7 @@ def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
     assert int(run.data.params["data.contrast_augmented"]) > 0
     assert run.data.params["data.negation_balanced"] == "0"  # the fixture's positive and neutral rows hold no negator
     assert run.data.params["data.negated_negative_balanced"] == "0"  # (so none negates a negative word either)
+    assert run.data.metrics["negation_prior/texts_with_cue"] > 0  # the negation-only expert was counted and logged
 
 
 # WordNet's adjectives as Debian's wordnet-base ships them, two antonym pairs the review fixture's words meet

@@ -12,6 +12,7 @@ from serving.contract.text import PAD_ID, UNK_ID
 from training.config import SentimentConfig
 from training.models.classifier import SentimentNet
 from training.train.modules.base import RecurrentLightningModule
+from training.train.negation_prior import GROUPS, cue_groups
 
 
 def classification_metrics(num_labels: int) -> MetricCollection:
@@ -47,12 +48,24 @@ class SentimentModule(RecurrentLightningModule):
         if self.unrated_word_dropout > 0 and not cfg.lexicon:
             raise ValueError("unrated_word_dropout needs lexicon=true: the lexicon says which tokens are rated")
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
+        self.negation_debias = cfg.negation_debias
+        if self.negation_debias > 0 and not cfg.lexicon:
+            raise ValueError("negation_debias needs lexicon=true: the lexicon says which tokens are negators")
+        # the bias-only expert of `negation_debias` (set_negation_prior); not part of the model, nor of its checkpoint
+        self.register_buffer("negation_cues", torch.zeros(vocab_size, dtype=torch.bool), persistent=False)
+        self.register_buffer("negation_log_odds", torch.zeros(GROUPS, len(labels)), persistent=False)
         self.metrics = nn.ModuleDict({stage: classification_metrics(len(labels)) for stage in ("val", "test")})
         self.confusion = nn.ModuleDict({stage: MulticlassConfusionMatrix(len(labels)) for stage in ("val", "test")})
         self.last_confusion: dict[str, torch.Tensor] = {}
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids, lengths)
+
+    def set_negation_prior(self, cues: torch.Tensor, log_odds: torch.Tensor) -> None:
+        """The bias-only expert (training/train/negation_prior.py): which tokens are negation cues, and the log-odds
+        per label of a text without and with one."""
+        self.negation_cues.copy_(cues)
+        self.negation_log_odds.copy_(log_odds)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         ids, lengths, labels = batch
@@ -63,8 +76,11 @@ class SentimentModule(RecurrentLightningModule):
             lexicon = self.model.members[0].lexicon  # the same table in every member
             assert lexicon is not None
             ids = dropped_to_unk(ids, self.unrated_word_dropout, unrated_tokens(ids, lexicon))
+        bias = 0.0
+        if self.negation_debias > 0:  # product of experts: the negation-only expert's log-odds join every member's
+            bias = self.negation_debias * self.negation_log_odds[cue_groups(ids, self.negation_cues)]
         # Each ensemble member learns from its own loss, as if trained alone; the sum only shares the batches.
-        loss = sum(self.loss(logits, labels) for logits in self.model.member_logits(ids, lengths))
+        loss = sum(self.loss(logits + bias, labels) for logits in self.model.member_logits(ids, lengths))
         # sync_dist: the mean over every process's batches in a multi-process run (a no-op in one process)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(labels), sync_dist=True)
         return loss

@@ -39,6 +39,7 @@ from training.tracking.provenance import log_data_inputs
 from training.train.distributed import is_rank_zero
 from training.train.gradient_flow import log_gradient_flow, sentiment_gradient_flow
 from training.train.modules.sentiment import SentimentModule
+from training.train.negation_prior import label_log_odds, negation_cues
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -52,6 +53,7 @@ class SentimentRecipe:
         self.ws = ws
         self.progress = progress
         self.pretrain_metrics: dict[str, float] = {}
+        self.negation_prior: dict[str, float] = {}
 
     def prepare(self) -> None:
         self.prepared = prepare_sentiment(self.cfg.data, self.ws, progress=self.progress)
@@ -111,6 +113,8 @@ class SentimentRecipe:
             table = token_features(self.tokenizer, lexicon)
             module.model.set_lexicon(torch.from_numpy(table))
             self.lexicon_tokens = int((table != 0).any(axis=1).sum())
+            if cfg.negation_debias > 0:
+                self._set_negation_prior(module, table)
         if vectors is not None:
             vector_table = token_vectors(self.tokenizer, vectors, cfg.word_vectors.max_rank)
             module.model.set_word_vectors(torch.from_numpy(vector_table))
@@ -127,6 +131,18 @@ class SentimentRecipe:
         if cfg.distill.steps > 0 and is_rank_zero():
             self._distill(module)
         return module, self.loader("train", shuffle=True), self.loader("validation", shuffle=False)
+
+    def _set_negation_prior(self, module: SentimentModule, table: np.ndarray) -> None:
+        """`negation_debias`'s bias-only expert, counted over the training split as it will be read (augmented rows
+        included, before word dropout)."""
+        cues = negation_cues(table, self.tokenizer)
+        groups = [int(cues[ids].any()) for ids, _ in self.encoded["train"]]
+        log_odds = label_log_odds(groups, [label for _, label in self.encoded["train"]], len(LABELS))
+        module.set_negation_prior(torch.from_numpy(cues), torch.from_numpy(log_odds).float())
+        self.negation_prior = {
+            "negation_prior/texts_with_cue": float(sum(groups)),
+            **{f"negation_prior/log_odds_{label}_with_cue": float(log_odds[1, i]) for i, label in enumerate(LABELS)},
+        }
 
     def _negation_augmented(self, rows: list[dict[str, Any]], lexicon: Lexicon) -> list[dict[str, str]]:
         """`negation_augment`'s rewrites of `rows`, with WordNet's adjective antonyms (fetched the first time)."""
@@ -187,6 +203,7 @@ class SentimentRecipe:
         mlflow.log_param("data.negated_negative_balanced", len(self.negated_negative_balanced))
         mlflow.log_param("data.negation_augmented", len(self.negation_augmented))
         mlflow.log_metrics(self.pretrain_metrics)
+        mlflow.log_metrics(self.negation_prior)
         if self.feedback is not None:
             log_feedback(self.feedback)
         if self.cfg.lexicon:
