@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 
@@ -382,6 +383,12 @@ def test_duplicate_sources_are_merged_with_their_other_translations(workspace: W
 def test_dedupe_key_ignores_case_punctuation_and_spacing_but_not_accents() -> None:
     assert pair_steps.dedupe_key("¿Buenos  días?") == pair_steps.dedupe_key("buenos días")
     assert pair_steps.dedupe_key("él") != pair_steps.dedupe_key("el")
+    # every kind of Unicode punctuation is a space (connector, dash, brackets, quotes, other), symbols and letters stay
+    assert pair_steps.dedupe_key("a_b—c(d)«e»“f”¡g!‽h…i") == "a b c d e f g h i"
+    assert pair_steps.dedupe_key("5 € + 3 $ = ∑ ½ 🙂 ñ") == "5 € + 3 $ = ∑ ½ 🙂 ñ"
+    # one character of each Unicode punctuation category, as the per-character definition reads it
+    punctuation = [chr(c) for c in range(0x3000) if unicodedata.category(chr(c)).startswith("P")]
+    assert pair_steps.dedupe_key("x".join(punctuation)) == " ".join("x" * (len(punctuation) - 1))
 
 
 # --- gettext ---------------------------------------------------------------------------------------------------

