@@ -7,7 +7,7 @@ The signatures and the bands are datasketch's (MinHash with its default affine32
 the threshold and weights), computed for all items at once: each distinct shingle is hashed once, the permutations
 run in numpy, and the items that share a band are found by sorting rather than by querying an index one item at a
 time. Same candidates, same groups (tests/training/data/test_grouping.py checks both against datasketch's own
-objects); 189k translation pairs take seconds instead of half a minute
+objects). The candidate pairs of the 153,903 prepared translation pairs take 4 s instead of 26-29 s
 (`python -m tests.benchmarks.bench_grouping`).
 """
 
