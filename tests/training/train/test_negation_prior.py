@@ -45,6 +45,7 @@ def test_negators_their_contraction_pieces_and_no_are_cues_and_other_words_are_n
     assert cue_groups(batch, torch.from_numpy(cues)).tolist() == [1, 1, 1, 1, 1, 0]
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step called without a Trainer
 def test_the_expert_joins_each_members_loss_in_training_only() -> None:
     # given a module with the bias-only expert set: token 7 is a cue, and a cue adds these log-odds
     cfg = replace(tiny_sentiment("lexicon=true"), negation_debias=0.5)
