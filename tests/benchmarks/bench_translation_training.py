@@ -6,7 +6,8 @@ A configuration is `STYLE:BATCH` with optional `:vN` (target vocabulary N instea
 torch threads instead of all), `:bf16` (forward and loss under bfloat16 autocast, as Lightning's
 `precision="bf16-mixed"` on a CPU), `:sN` (a sampled softmax over N candidate tokens in training's loss,
 training/train/sampled_softmax.py), `:eN` (target embedding dimension N: the decoder's input table, its readout and
-the tied output layer) and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
+the tied output layer), `:dot` (dot-product attention scores, `model.attention_score=dot`, instead of additive ones)
+and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
 of training's fused one). The configurations alternate in rounds within one process, together with a plain
 fp32 matrix multiply (`matmul`, 1024 x 1024 x 1024, the machine's ceiling for this work on the same threads), so
 their ratios are measured under the same machine load. The floating-point work of a step is counted once per
@@ -133,6 +134,7 @@ def main(specs: list[str], preset_name: str = "default") -> None:
                 f"target_tokenizer.vocab_size={vocab}",
                 f"model.sampled_softmax={sampled}",
                 f"model.target_embedding_dim={embedding}",
+                f"model.attention_score={'dot' if 'dot' in options else 'additive'}",
             ],
         )
         torch.manual_seed(0)

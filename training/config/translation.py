@@ -58,6 +58,11 @@ class Seq2SeqConfig:
     # luong: attention after the cell, the whole target in one fused recurrent call when training (several times
     # faster on a CPU); bahdanau: attention before the cell with input feeding (a Python loop over target steps)
     attention: Literal["bahdanau", "luong"] = "luong"
+    # How a query scores each source position. additive (Bahdanau et al., 2015): v . tanh(W_q q + W_k m_s), a
+    # [B, T, S, attention_dim] tensor through tanh in training, which is memory traffic more than arithmetic on a
+    # CPU. dot (Luong et al., 2015, "general", scaled as in Vaswani et al., 2017): q . (W_k m_s) / sqrt(H), one
+    # batched product; the keys are decoder_hidden_size wide and attention_dim is not used.
+    attention_score: Literal["additive", "dot"] = "additive"
     dropout: float = 0.2
     init: Literal["xavier", "kaiming", "orthogonal"] = "orthogonal"
     teacher_forcing: float = 1.0  # probability of feeding the reference token (1.0 = always)

@@ -3,7 +3,8 @@
 Every stack has the same interface, `RecurrentStack(x, lengths) -> (outputs, state)`, so the classifier and the
 seq2seq model never care which cell they hold:
 
-- RNN/LSTM/GRU wrap torch's fused modules and feed them packed sequences, so padded steps are never seen.
+- RNN/LSTM/GRU wrap torch's fused modules and feed them packed sequences, so padded steps are never seen (an
+  encoder in training, `run_from_zero`, gets the same numbers from the padded batch, faster).
 - Peephole LSTM has no torch module: `PeepholeLSTM` implements it step by step with the same masking, and for
   ONNX export emits ONNX's own `LSTM` operator with its peephole input `P` (torch.onnx's TorchScript exporter
   calls `symbolic`), so the exported graph runs the fused kernel with `sequence_lens` as well.
@@ -304,11 +305,57 @@ class RecurrentStack(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out, new_state
 
+    def run_from_zero(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What an encoder reads: outputs [B, T, D*H] (zeros at padding) and every layer's final hidden state
+        [L*D, B, H] (an LSTM's cell state left out), from a zero state.
+
+        In training, a one-layer RNN, LSTM or GRU runs on the padded batch instead of a packed one, with the same
+        numbers (tested): torch's packed CPU kernel cuts each step's input out with `narrow`, whose backward writes
+        a zero tensor of the whole input and adds it up once per step, work that grows with the square of the
+        length (`python -m tests.benchmarks.bench_recurrent_layer`). The forward direction reads each text from its
+        start, so its outputs up to the text's length are already right; the backward direction reads each text
+        reversed within its own length, so the padding comes after the text for it too; outputs past a text's
+        length are zeroed, and each direction's final hidden state is its output at the text's last step."""
+        if not (self.training and self.num_layers == 1 and self.cell != "peephole"):
+            outputs, state = self(x, lengths)
+            return outputs, state[..., : self.hidden_size]
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"the recurrent stack reads {self.input_size} inputs per step, got {x.shape[-1]}")
+        steps = torch.arange(x.shape[1], device=x.device)
+        lengths = lengths.to(x.device)
+        valid = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
+        # position t of the reversed text is position length - 1 - t; padding stays where it is (its own inverse)
+        reverse = torch.where(valid, lengths.unsqueeze(1) - 1 - steps.unsqueeze(0), steps.unsqueeze(0))
+        forward = self._one_direction(x, "")
+        outputs, finals = [forward], [forward.gather(1, _at(lengths - 1, forward)).squeeze(1)]
+        if self.num_directions == 2:
+            backward = self._one_direction(x.gather(1, _at(reverse, x)), "_reverse")
+            backward = backward.gather(1, _at(reverse, backward))
+            outputs.append(backward)
+            finals.append(backward[:, 0])
+        return torch.cat(outputs, dim=2) * valid.unsqueeze(2), torch.stack(finals)
+
+    def _one_direction(self, x: torch.Tensor, suffix: str) -> torch.Tensor:
+        """One direction of the one-layer torch module over x [B, T, in] from a zero state, through the fused kernel
+        nn.RNN / nn.LSTM / nn.GRU call (torch._VF, what their forward runs), with that direction's weights."""
+        weights = [getattr(self.rnn, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        zero = x.new_zeros(1, x.shape[0], self.hidden_size)
+        if self.cell == "lstm":
+            return torch._VF.lstm(x, (zero, zero), weights, True, 1, 0.0, True, False, True)[0]
+        kernel = torch._VF.gru if self.cell == "gru" else torch._VF.rnn_tanh
+        return kernel(x, zero, weights, True, 1, 0.0, True, False, True)[0]
+
     def last_hidden(self, state: torch.Tensor) -> torch.Tensor:
         """Top layer's final hidden state, directions concatenated: [B, D*H]."""
         h = state[..., : self.hidden_size]
         top = h[-self.num_directions :]  # [D, B, H]
         return top.transpose(0, 1).reshape(h.shape[1], self.output_size)
+
+
+def _at(positions: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`positions` [B] or [B, T] as a gather index along the time axis of `like` [B, T, F]."""
+    index = positions.view(positions.shape[0], -1, 1)
+    return index.expand(-1, -1, like.shape[2])
 
 
 def recurrent_weight_blocks(stack: RecurrentStack) -> list[tuple[str, torch.Tensor, int]]:

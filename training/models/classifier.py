@@ -174,7 +174,7 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """input_ids [B, T] int64, lengths [B] int64 -> logits [B, num_labels]."""
-        outputs, state = self.encoder(self.inputs(input_ids), lengths)
+        outputs, state = self.encoder.run_from_zero(self.inputs(input_ids), lengths)
         steps = torch.arange(outputs.shape[1], device=outputs.device).unsqueeze(0)
         pad = (steps >= lengths.unsqueeze(1)).unsqueeze(2)
         pooled = outputs.masked_fill(pad, -1e4).max(dim=1).values

@@ -1,4 +1,4 @@
-"""Encoder-decoder with additive (Bahdanau) attention: Spanish token ids -> English token log-probabilities.
+"""Encoder-decoder with attention: Spanish token ids -> English token log-probabilities.
 
 Two halves that export as two graphs, so the decoding loop (greedy or beam search, early stop at EOS) lives in
 the runtime:
@@ -13,10 +13,13 @@ have the same inputs and outputs for every cell type.
 Two attention styles (`model.attention`):
 - `bahdanau` (additive attention with input feeding): each step attends with the PREVIOUS hidden state and feeds the
   context into the recurrent cell. Training must step through the target in Python, one token at a time.
-- `luong` (attention after the cell, additive scores): each step runs the cell on the token alone, then attends with
-  the NEW hidden state. Training runs the recurrent stack over the whole target in one fused call and scores every
-  step's attention in one batched product, which is several times faster on a CPU; serving's step graph has the
-  same inputs and outputs either way.
+- `luong` (attention after the cell): each step runs the cell on the token alone, then attends with the NEW hidden
+  state. Training runs the recurrent stack over the whole target in one fused call and scores every step's
+  attention at once, which is several times faster on a CPU; serving's step graph has the same inputs and outputs
+  either way.
+
+Two scores (`model.attention_score`): `additive` (v . tanh(W_q q + k_s)) and `dot` (q . k_s / sqrt(H)); both read
+keys the encoder computed once per sentence.
 
 Training projects all steps to the vocabulary at once: the output layer is the biggest matrix product, and one
 [B*T, .] product is far cheaper than T small ones.
@@ -42,7 +45,7 @@ class Seq2SeqEncoder(nn.Module):
     """Embedding -> recurrent stack -> memory, attention keys, and the decoder's initial state (a learned bridge)."""
 
     def __init__(
-        self, vocab_size: int, cfg: RecurrentConfig, attention_dim: int, decoder_layers: int, decoder_state_size: int
+        self, vocab_size: int, cfg: RecurrentConfig, key_size: int, decoder_layers: int, decoder_state_size: int
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
@@ -50,7 +53,7 @@ class Seq2SeqEncoder(nn.Module):
         self.rnn = RecurrentStack(
             cfg.cell, cfg.embedding_dim, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout, cfg.init
         )
-        self.keys = nn.Linear(self.rnn.output_size, attention_dim, bias=False)
+        self.keys = nn.Linear(self.rnn.output_size, key_size, bias=False)
         # The bridge reads the final hidden state of every layer and direction: a backward direction's final state
         # summarises the sentence from its first word, which a forward-only summary lacks.
         self.bridge = nn.Linear(
@@ -67,8 +70,8 @@ class Seq2SeqEncoder(nn.Module):
         self, input_ids: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.dropout(self.embedding(input_ids))
-        memory, state = self.rnn(x, lengths)  # memory is 0 at padded positions
-        final_h = state[..., : self.rnn.hidden_size].transpose(0, 1).flatten(1)  # [B, L*D*H]
+        memory, final_h = self.rnn.run_from_zero(x, lengths)  # memory is 0 at padded positions
+        final_h = final_h.transpose(0, 1).flatten(1)  # [B, L*D*H]
         init = torch.tanh(self.bridge(final_h))  # tanh: the range of an RNN state (and a sane LSTM cell start)
         init = init.reshape(-1, self.decoder_layers, self.decoder_state_size).transpose(0, 1).contiguous()
         return memory, self.keys(memory), init
@@ -101,6 +104,36 @@ class AdditiveAttention(nn.Module):
         return torch.bmm(weights, memory), weights
 
 
+class DotAttention(nn.Module):
+    """score(q, k_s) = q . k_s / sqrt(Q), with k_s = W_k m_s precomputed by the encoder (Luong et al., 2015,
+    "general"; scaled as in Vaswani et al., 2017, so the first softmax is not saturated); padded positions get
+    exactly 0 weight. No parameters of its own: the keys' projection is the encoder's."""
+
+    def __init__(self, query_size: int) -> None:
+        super().__init__()
+        self.scale = query_size**-0.5
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """query [B, Q], keys [B, S, Q], memory [B, S, M], mask [B, S] -> context [B, M], weights [B, S]."""
+        contexts, weights = self.all_steps(query.unsqueeze(1), keys, memory, mask)
+        return contexts.squeeze(1), weights.squeeze(1)
+
+    def all_steps(
+        self, queries: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same for every step at once: queries [B, T, Q] -> contexts [B, T, M], weights [B, T, S]."""
+        scores = torch.bmm(queries, keys.transpose(1, 2)) * self.scale
+        weights = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=2)
+        return torch.bmm(weights, memory), weights
+
+
+def key_size(cfg: Seq2SeqConfig) -> int:
+    """Width of the encoder's attention keys: the additive score's own space, or the decoder's query for dot."""
+    return cfg.decoder_hidden_size if cfg.attention_score == "dot" else cfg.attention_dim
+
+
 class AttentionDecoder(nn.Module):
     """One step: attend with the previous top-layer hidden state, run the stack on [embedding; context], read out
     from [h; context; embedding] through a tanh bottleneck whose output matrix is tied to the target embedding.
@@ -118,7 +151,9 @@ class AttentionDecoder(nn.Module):
         # Tied weights serve as output vectors too: N(0, 1/E) keeps the first logits near 0 (uniform start).
         init_embedding(self.embedding, "scaled")
         self.dropout = nn.Dropout(cfg.dropout)
-        self.attention = AdditiveAttention(hidden, cfg.attention_dim)
+        self.attention: AdditiveAttention | DotAttention = (
+            DotAttention(hidden) if cfg.attention_score == "dot" else AdditiveAttention(hidden, cfg.attention_dim)
+        )
         self.input_feeding = cfg.attention == "bahdanau"
         rnn_input = emb + memory_size if self.input_feeding else emb
         self.rnn = RecurrentStack(cfg.decoder_cell, rnn_input, hidden, cfg.decoder_layers, False, cfg.dropout, cfg.init)
@@ -215,9 +250,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.cfg = cfg
         decoder_state = cfg.decoder_hidden_size * (2 if is_lstm(cfg.decoder_cell) else 1)
-        self.encoder = Seq2SeqEncoder(
-            source_vocab_size, cfg.encoder, cfg.attention_dim, cfg.decoder_layers, decoder_state
-        )
+        self.encoder = Seq2SeqEncoder(source_vocab_size, cfg.encoder, key_size(cfg), cfg.decoder_layers, decoder_state)
         self.decoder = AttentionDecoder(target_vocab_size, self.encoder.memory_size, cfg)
         if cfg.shared_vocabulary:
             if source_vocab_size != target_vocab_size:

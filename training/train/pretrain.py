@@ -60,7 +60,8 @@ class BidirectionalLM(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over every predicted token of the batch (both directions)."""
-        out, _ = self.encoder(self.with_lexicon(ids, self.dropout(self.embedding(ids)), neighbours=False), lengths)
+        inputs = self.with_lexicon(ids, self.dropout(self.embedding(ids)), neighbours=False)
+        out, _ = self.encoder.run_from_zero(inputs, lengths)
         hidden = self.encoder.hidden_size
         steps = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
         inside = steps < lengths.unsqueeze(1)

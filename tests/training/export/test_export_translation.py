@@ -49,10 +49,17 @@ def one_thread():
 
 
 def write_model_dir(
-    path: Path, encoder: str, decoder: str, bidirectional: bool, layers: int, seed: int = 0, shared: bool = False
+    path: Path,
+    encoder: str,
+    decoder: str,
+    bidirectional: bool,
+    layers: int,
+    seed: int = 0,
+    shared: bool = False,
+    attention_score: str = "additive",
 ) -> tuple[Seq2Seq, dict, Path]:
     """What a training run logs as its `model/` artifact, with random weights (`shared`: one vocabulary and one
-    embedding table for both languages, `model.shared_vocabulary`)."""
+    embedding table for both languages, `model.shared_vocabulary`; `attention_score`: `model.attention_score`)."""
     torch.manual_seed(seed)
     cfg = preset("translation", "smoke")
     cfg = replace(
@@ -73,6 +80,7 @@ def write_model_dir(
             target_embedding_dim=8,
             attention_dim=8,
             shared_vocabulary=shared,
+            attention_score=attention_score,
         ),
         decoding=replace(cfg.decoding, max_output_tokens=12, beam_size=3, no_repeat_ngram=3),
     )
@@ -116,6 +124,13 @@ def test_shared_vocabulary_exports_and_serves(tmp_path: Path) -> None:
     assert spec["source_vocab_size"] == spec["target_vocab_size"]
     bundle_dir = assert_exports_and_serves_pytorch_greedy(model, model_dir, tmp_path)
     assert (bundle_dir / "source_tokenizer.json").read_bytes() == (bundle_dir / "target_tokenizer.json").read_bytes()
+
+
+def test_dot_attention_exports_and_serves(tmp_path: Path) -> None:
+    """The dot score's keys are the decoder's width: the graphs carry them through and match PyTorch."""
+    model, spec, model_dir = write_model_dir(tmp_path / "model", "gru", "gru", True, 1, attention_score="dot")
+    assert spec["config"]["model"]["attention_score"] == "dot"
+    assert_exports_and_serves_pytorch_greedy(model, model_dir, tmp_path)
 
 
 def test_shared_vocabulary_needs_one_size() -> None:

@@ -166,3 +166,53 @@ def test_the_sentiment_classifier_takes_its_embedding_start_from_the_config() ->
     assert scaled.embedding.weight[0].abs().sum() == 0  # the padding row
     # the stack's weights are the same draw: only the table differs
     torch.testing.assert_close(unit.encoder.state_dict(), scaled.encoder.state_dict(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_training_on_the_padded_batch_gives_the_packed_numbers(cell: str, bidirectional: bool) -> None:
+    # Given a one-layer stack in training and a batch of texts of different lengths (1 to 9), padding at the end
+    torch.manual_seed(0)
+    stack = RecurrentStack(cell, 6, 5, bidirectional=bidirectional).train()
+    lengths = torch.tensor([9, 4, 1, 7, 9])
+    x = torch.randn(5, 9, 6)
+    x[torch.arange(9).unsqueeze(0) >= lengths.unsqueeze(1)] = 0.0
+    # When the padded path (run_from_zero in training) and the packed one (forward) read it
+    fast_x, packed_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    fast_out, fast_h = stack.run_from_zero(fast_x, lengths)
+    packed_out, state = stack(packed_x, lengths)
+    packed_h = state[..., : stack.hidden_size]
+    # Then outputs (zero at padding) and final hidden states are the same numbers
+    torch.testing.assert_close(fast_out, packed_out, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fast_h, packed_h, atol=1e-6, rtol=0)
+    assert torch.all(fast_out[torch.arange(9).unsqueeze(0).expand(5, -1) >= lengths.unsqueeze(1)] == 0.0)
+    # and so are the gradients of any loss of them, for the inputs and every weight
+    weights = torch.randn_like(fast_out)
+    fast_grads = torch.autograd.grad((fast_out * weights).sum() + fast_h.pow(2).sum(), [fast_x, *stack.parameters()])
+    packed_grads = torch.autograd.grad(
+        (packed_out * weights).sum() + packed_h.pow(2).sum(), [packed_x, *stack.parameters()]
+    )
+    for fast_grad, packed_grad in zip(fast_grads, packed_grads, strict=True):
+        torch.testing.assert_close(fast_grad, packed_grad, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("cell", "layers", "training"), [("lstm", 1, False), ("gru", 2, True), ("peephole", 1, True)])
+def test_run_from_zero_is_forward_where_it_has_no_padded_path(cell: str, layers: int, training: bool) -> None:
+    # Given a stack in evaluation (what export traces), of two layers, or of peephole cells
+    torch.manual_seed(0)
+    stack = RecurrentStack(cell, 6, 5, num_layers=layers, bidirectional=True).train(training)
+    lengths = torch.tensor([3, 5])
+    x = torch.randn(2, 5, 6)
+    # When it runs from a zero state
+    out, h = stack.run_from_zero(x, lengths)
+    # Then it is forward's outputs and the hidden part of forward's state, every layer's
+    expected_out, state = stack(x, lengths)
+    torch.testing.assert_close(out, expected_out)
+    torch.testing.assert_close(h, state[..., : stack.hidden_size])
+    assert h.shape == (layers * 2, 2, 5)
+
+
+def test_the_padded_path_refuses_an_input_of_the_wrong_width() -> None:
+    stack = RecurrentStack("gru", 6, 5).train()
+    with pytest.raises(ValueError, match="reads 6 inputs per step, got 5"):
+        stack.run_from_zero(torch.randn(2, 3, 5), torch.tensor([3, 2]))

@@ -57,9 +57,10 @@ def source_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return ids, lengths
 
 
+@pytest.mark.parametrize("score", ["additive", "dot"])
 @torch.no_grad()
-def test_attention_sums_to_one_and_is_zero_on_padding() -> None:
-    model = tiny_model()
+def test_attention_sums_to_one_and_is_zero_on_padding(score: str) -> None:
+    model = tiny_model(attention_score=score, attention_dim=5)
     ids, lengths = source_batch()
     memory, keys, state = model.encode(ids, lengths)
     tokens = torch.tensor([2, 2, 2, 2])
@@ -115,12 +116,13 @@ def test_teacher_forced_training_step_for_every_decoder_cell(cell: str) -> None:
         assert any(float(g.abs().sum()) > 0 for n, g in grads.items() if n.startswith("decoder.rnn"))
 
 
+@pytest.mark.parametrize("score", ["additive", "dot"])
 @pytest.mark.parametrize("attention", ["bahdanau", "luong"])
 @pytest.mark.parametrize("cell", CELL_TYPES)
 @torch.no_grad()
-def test_training_pass_equals_the_serving_step_loop(cell: str, attention: str) -> None:
+def test_training_pass_equals_the_serving_step_loop(cell: str, attention: str, score: str) -> None:
     # Given a model whose training pass may run the whole target at once (luong) or step by step (bahdanau)
-    model = tiny_model("gru", cell, layers=2, attention=attention)
+    model = tiny_model("gru", cell, layers=2, attention=attention, attention_score=score)
     ids, lengths = source_batch()
     decoder_inputs = torch.randint(4, TARGET_VOCAB, (4, 5))
     decoder_inputs[:, 0] = 2
@@ -196,3 +198,21 @@ def test_greedy_decode_stops_every_sentence_at_eos() -> None:
     tokens, out_len, attention = greedy_decode(model, ids, lengths, max_output_tokens=10)
     assert tokens.shape == (4, 1) and tokens[:, 0].tolist() == [EOS_ID] * 4
     assert out_len.tolist() == [1, 1, 1, 1] and attention.shape == (4, 1, 7)
+
+
+@torch.no_grad()
+def test_dot_attention_scores_the_query_against_the_encoders_keys() -> None:
+    # Given a model with dot scores: keys as wide as the decoder's query, whatever attention_dim says
+    model = tiny_model(attention_score="dot", attention_dim=5)
+    ids, lengths = source_batch()
+    memory, keys, _ = model.encode(ids, lengths)
+    assert keys.shape == (4, 7, 8)
+    # When the decoder attends with a query
+    query = torch.randn(4, 8)
+    context, weights = model.decoder.attention(query, keys, memory, source_mask(lengths, 7))
+    # Then the weights are the masked softmax of q . k / sqrt(8), and the context their mix of the memory
+    scores = torch.einsum("bh,bsh->bs", query, keys) / 8**0.5
+    expected = torch.softmax(scores.masked_fill(~source_mask(lengths, 7), float("-inf")), dim=1)
+    torch.testing.assert_close(weights, expected)
+    torch.testing.assert_close(context, torch.einsum("bs,bsm->bm", expected, memory))
+    assert not list(model.decoder.attention.parameters())
