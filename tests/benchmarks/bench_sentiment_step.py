@@ -3,7 +3,8 @@ torch's reference AdamW (a Python loop over the parameters) and with the fused o
 (training/train/optimizer.py), at the vocabulary BPE gives (12,000) and at the one every lexicon word whole gives;
 then, fused, with GloVe's 20,000 most frequent words whole as well (`word_vectors.whole_words`), without and with their
 vectors as inputs (`word_vectors.use`), and with a learned embedding of 64 beside the vectors: what the vocabulary
-costs, and what the wider input costs.
+costs, and what the wider input costs; last, that model with its members on torch's packed recurrent path, as training
+ran them before `RecurrentStack.run_from_zero` (training/models/cells.py) took the padded one.
 
 Real training tweets in batches of `default`'s size and of similar length (as training's loader makes them), the
 configurations alternating in rounds within one process so their ratios are measured under the same machine load.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from serving.contract.text import encode_ids, pad_batch
+from tests.benchmarks.bench_recurrent_layer import use_packed_path
 from training.config import Workspace
 from training.data.sentiment.corpus import load_split, prepare_sentiment
 from training.data.sentiment.lexicon import lexicon_words, token_features, vader_lexicon
@@ -62,7 +64,7 @@ def main() -> None:
         ("whole words", whole, ("loop", "fused"), False, 128),
         ("+ GloVe words", glove_words, ("fused",), False, 128),
         ("+ GloVe words and vectors", glove_words, ("fused",), True, 128),
-        ("+ GloVe words and vectors, embedding 64", glove_words, ("fused",), True, 64),
+        ("+ GloVe words and vectors, embedding 64", glove_words, ("fused", "packed"), True, 64),
     ]
     sample = random.Random(0).sample(range(len(rows)), STEPS * cfg.optim.batch_size)
     labels = torch.tensor([("negative", "neutral", "positive").index(rows[i]["label"]) for i in sample])
@@ -89,12 +91,16 @@ def main() -> None:
                 table = token_vectors(tokenizer, vectors, cfg.word_vectors.max_rank)
                 module.model.set_word_vectors(torch.from_numpy(table))
             module.train()
+            if kind == "packed":  # the recurrent members on torch's packed path, as training ran them before
+                use_packed_path(module)
             params = module.parameters()
             if kind == "loop":
                 optimizer = torch.optim.AdamW(params, cfg.optim.lr, weight_decay=cfg.optim.weight_decay, foreach=False)
             else:
                 optimizer = adamw(params, cfg.optim.lr, cfg.optim.weight_decay)
             name = f"{vocabulary} ({tokenizer.get_vocab_size()}), {kind} AdamW"
+            if kind == "packed":
+                name = f"{vocabulary} ({tokenizer.get_vocab_size()}), fused AdamW, packed encoders"
             setups.append(Setup(name, module, optimizer, batches))
     for _ in range(ROUNDS):
         for setup in setups:

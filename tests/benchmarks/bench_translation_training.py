@@ -7,6 +7,7 @@ torch threads instead of all), `:bf16` (forward and loss under bfloat16 autocast
 `precision="bf16-mixed"` on a CPU), `:sN` (a sampled softmax over N candidate tokens in training's loss,
 training/train/sampled_softmax.py), `:eN` (target embedding dimension N: the decoder's input table, its readout and
 the tied output layer), `:dot` (dot-product attention scores, `model.attention_score=dot`, instead of additive ones)
+`:packed` (the encoder on torch's packed recurrent path, as training ran it before `RecurrentStack.run_from_zero`)
 and `:loop` (torch's reference AdamW, a Python loop over the parameters, instead
 of training's fused one). The configurations alternate in rounds within one process, together with a plain
 fp32 matrix multiply (`matmul`, 1024 x 1024 x 1024, the machine's ceiling for this work on the same threads), so
@@ -34,6 +35,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from serving.contract.text import EOS_ID, encode_ids
+from tests.benchmarks.bench_recurrent_layer import use_packed_path
 from training.config import Workspace, apply_overrides
 from training.data.translation.corpus import prepare_translation
 from training.tasks import preset
@@ -139,6 +141,8 @@ def main(specs: list[str], preset_name: str = "default") -> None:
         )
         torch.manual_seed(0)
         module = TranslationModule(run_cfg, src_tok.get_vocab_size(), tgt_tok.get_vocab_size()).train()
+        if "packed" in options:
+            use_packed_path(module)
         # ":loop": torch's reference AdamW, a Python loop over parameters (what training used before the fused kernel)
         if "loop" in options:
             optimizer = torch.optim.AdamW(module.parameters(), 1e-3, weight_decay=0.01, foreach=False)
