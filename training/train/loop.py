@@ -8,6 +8,7 @@ stopping and a wall-clock cap, restoring the best epoch, and saving what export 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -187,7 +188,15 @@ def cut_short(trainer: L.Trainer, cfg: TaskConfig) -> str:
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if timer is None or optim.max_minutes <= 0 or (timer.time_remaining("train") or 0.0) > 0:
         return ""
-    epochs_done = trainer.current_epoch >= optim.max_epochs
+    # Lightning counts an epoch the guard stopped halfway as done (current_epoch moves on), so a cut in the last
+    # epoch would read as a finished run: count the steps the epochs hold instead.
+    batches = trainer.num_training_batches
+    if math.isfinite(batches):
+        epochs_done = trainer.global_step >= optim.max_epochs * int(batches)
+        epoch = trainer.global_step // max(int(batches), 1) + 1
+    else:
+        epochs_done = trainer.current_epoch >= optim.max_epochs
+        epoch = trainer.current_epoch + 1
     steps_done = optim.max_steps > 0 and trainer.global_step >= optim.max_steps
     early_stopped = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
     if epochs_done or steps_done or early_stopped:
@@ -195,7 +204,7 @@ def cut_short(trainer: L.Trainer, cfg: TaskConfig) -> str:
     planned = f"{optim.max_steps} steps" if optim.max_steps > 0 else f"{optim.max_epochs} epochs"
     return (
         f"the optim.max_minutes guard ({optim.max_minutes:g} min) stopped training after {trainer.global_step} steps "
-        f"(epoch {trainer.current_epoch + 1}) of the {planned} the preset asks for: this model depends on how busy "
+        f"(epoch {epoch}) of the {planned} the preset asks for: this model depends on how busy "
         "the machine was; raise the guard or train on a quieter machine to get the preset's model"
     )
 

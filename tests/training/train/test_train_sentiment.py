@@ -132,6 +132,19 @@ def test_the_wall_clock_guard_says_loudly_when_it_cut_a_run_short(ws: Workspace,
     assert "run cut short" in capsys.readouterr().out
 
 
+def test_the_guard_says_so_when_it_cuts_the_last_epoch(ws: Workspace, capsys) -> None:
+    # given one epoch of two batches and a guard that runs out after the first batch (Lightning counts an epoch
+    # stopped halfway as done, so the last epoch's cut is the one a count of epochs misses)
+    cfg = tiny_sentiment("data.max_examples=0", "optim.max_epochs=1", "optim.max_minutes=1e-6", "optim.patience=5")
+    # when it trains
+    result = train(cfg, ws, progress=False)
+    # then it stopped after one step of two, and the run is marked cut short
+    run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    assert run.data.metrics["train/steps"] == 1
+    assert run.data.tags["memoria.cut_short"] == "true"
+    assert "after 1 steps (epoch 1) of the 1 epochs" in capsys.readouterr().out
+
+
 def test_a_run_with_the_lexicon_and_its_score_trains_measures_and_publishes(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
