@@ -188,7 +188,8 @@ def translation_preset(name: str) -> TranslationConfig:
             # ran tanh over a [B, T, S, 128] tensor, a cheaper step (tests.benchmarks.bench_translation_training
             # :dot) and a cheaper served decoder step. Measured on the 2-core Zen 3 machine (docs/measured.md,
             # "Cheaper training steps"): seed 13 test BLEU/chrF 28.2/49.4 against 27.7/48.9, everyday probe
-            # 36.2/55.3 against 36.1/54.6, validation BLEU 25.1 against 25.5; seed 14 test 28.5/49.5, probe 37.9/56.5.
+            # 36.2/55.3 against 36.1/54.6, validation BLEU 25.1 against 25.8; seed 14 test 28.5/49.5 against 27.7/49.6,
+            # probe 37.9/56.5 against 36.6/55.2, validation 23.8 against 23.9. Served: the same cost per request.
             model=replace(
                 base.model,
                 encoder=replace(base.model.encoder, dropout=0.0, embedding_init="scaled"),
