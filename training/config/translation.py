@@ -185,8 +185,8 @@ def translation_preset(name: str) -> TranslationConfig:
             # (`make run` 1,438 s), served 1.61x / 1.28x per request at batch 1 / 32. The encoder's table at 256
             # alone learned less (validation BLEU 16.7 against 17.1 after the first epoch).
             # Dot-product attention scores (Luong's "general", scaled): one batched product where the additive score
-            # ran tanh over a [B, T, S, 128] tensor, a cheaper step (tests.benchmarks.bench_translation_training
-            # :dot) and a cheaper served decoder step. Measured on the 2-core Zen 3 machine (docs/measured.md,
+            # ran tanh over a [B, T, S, 128] tensor: a cheaper training step (1.15x target tokens per second,
+            # tests.benchmarks.bench_translation_training :dot). Measured on the 2-core Zen 3 machine (docs/measured.md,
             # "Cheaper training steps"): seed 13 test BLEU/chrF 28.2/49.4 against 27.7/48.9, everyday probe
             # 36.2/55.3 against 36.1/54.6, validation BLEU 25.1 against 25.8; seed 14 test 28.5/49.5 against 27.7/49.6,
             # probe 37.9/56.5 against 36.6/55.2, validation 23.8 against 23.9. Served: the same cost per request.

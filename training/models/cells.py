@@ -285,10 +285,7 @@ class RecurrentStack(nn.Module):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.shape[-1] != self.input_size:
-            # torch checks the width of a padded input but not of a packed one (torch 2.13: an LSTM built for 21
-            # inputs runs on 20 and returns numbers), so a caller that builds the wrong input would train silently
-            raise ValueError(f"the recurrent stack reads {self.input_size} inputs per step, got {x.shape[-1]}")
+        self._check_width(x)
         if state is None:
             state = self.initial_state(x.shape[0], x)
         if self.cell == "peephole":
@@ -309,18 +306,19 @@ class RecurrentStack(nn.Module):
         """What an encoder reads: outputs [B, T, D*H] (zeros at padding) and every layer's final hidden state
         [L*D, B, H] (an LSTM's cell state left out), from a zero state.
 
-        In training, a one-layer RNN, LSTM or GRU runs on the padded batch instead of a packed one, with the same
-        numbers (tested): torch's packed CPU kernel cuts each step's input out with `narrow`, whose backward writes
+        In training on a CPU, a one-layer RNN, LSTM or GRU runs on the padded batch instead of a packed one, with the
+        same numbers (tested): torch's packed CPU kernel cuts each step's input out with `narrow`, whose backward writes
         a zero tensor of the whole input and adds it up once per step, work that grows with the square of the
         length (`python -m tests.benchmarks.bench_recurrent_layer`). The forward direction reads each text from its
         start, so its outputs up to the text's length are already right; the backward direction reads each text
         reversed within its own length, so the padding comes after the text for it too; outputs past a text's
         length are zeroed, and each direction's final hidden state is its output at the text's last step."""
-        if not (self.training and self.num_layers == 1 and self.cell != "peephole"):
+        # cuDNN runs packed sequences without that cost, and takes its weights as one flat buffer: CUDA keeps the
+        # packed path
+        if not (self.training and self.num_layers == 1 and self.cell != "peephole" and x.device.type == "cpu"):
             outputs, state = self(x, lengths)
             return outputs, state[..., : self.hidden_size]
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"the recurrent stack reads {self.input_size} inputs per step, got {x.shape[-1]}")
+        self._check_width(x)
         steps = torch.arange(x.shape[1], device=x.device)
         lengths = lengths.to(x.device)
         valid = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
@@ -334,6 +332,13 @@ class RecurrentStack(nn.Module):
             outputs.append(backward)
             finals.append(backward[:, 0])
         return torch.cat(outputs, dim=2) * valid.unsqueeze(2), torch.stack(finals)
+
+    def _check_width(self, x: torch.Tensor) -> None:
+        # torch checks the width of a padded input but not of a packed one (torch 2.13: an LSTM built for 21 inputs
+        # runs on 20 and returns numbers), nor does its kernel called directly, so a caller that builds the wrong
+        # input would train silently
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"the recurrent stack reads {self.input_size} inputs per step, got {x.shape[-1]}")
 
     def _one_direction(self, x: torch.Tensor, suffix: str) -> torch.Tensor:
         """One direction of the one-layer torch module over x [B, T, in] from a zero state, through the fused kernel
