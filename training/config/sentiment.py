@@ -62,12 +62,14 @@ class PretrainConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Weak supervision before the tweets: English sentences labelled by VADER (training/train/distill.py)."""
+    """Weak supervision before the tweets (training/train/distill.py): English sentences labelled by VADER, or IMDb
+    reviews' first and last sentences labelled by their review (training/data/sentiment/imdb_reviews.py)."""
 
     steps: int = 0  # optimiser steps per member on the teacher's labels (0 = off)
+    source: Literal["vader", "imdb"] = "vader"
     lr: float = 2e-3
     batch_size: int = 64
-    max_texts: int = 60000  # English sentences of the translation pairs, at most (a seeded sample)
+    max_texts: int = 60000  # sentences, at most (a seeded sample)
 
 
 @dataclass(frozen=True)

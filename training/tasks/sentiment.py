@@ -63,9 +63,10 @@ def _score(bundle: Any, rows: Any) -> float:
 
 
 def _other_data(cfg: SentimentConfig) -> tuple[str, ...]:
-    """Distillation and English pretraining read the English side of the prepared translation pairs."""
+    """VADER's distillation and English pretraining read the English side of the prepared translation pairs."""
     pretrains = cfg.pretrain.steps > 0 or cfg.pretrain.minutes > 0
-    return ("translation",) if cfg.distill.steps > 0 or (pretrains and "english" in cfg.pretrain.sources) else ()
+    distills_vader = cfg.distill.steps > 0 and cfg.distill.source == "vader"
+    return ("translation",) if distills_vader or (pretrains and "english" in cfg.pretrain.sources) else ()
 
 
 def _peers(cfg: SentimentConfig, ws: Workspace) -> dict[str, dict[str, Any]]:

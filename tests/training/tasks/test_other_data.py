@@ -19,6 +19,8 @@ def test_sentiment_asks_for_the_translation_data_only_when_it_reads_the_english_
     english = apply_overrides(preset("sentiment", "full"), ["pretrain.steps=10", "pretrain.sources=tweets,english"])
     assert spec.other_data(english) == ("translation",)  # pretrains on the English pairs
     assert spec.other_data(apply_overrides(preset("sentiment", "smoke"), ["distill.steps=10"])) == ("translation",)
+    imdb = apply_overrides(preset("sentiment", "smoke"), ["distill.steps=10", "distill.source=imdb"])
+    assert spec.other_data(imdb) == ()  # IMDb's reviews come from their own pinned package
     no_english = apply_overrides(preset("sentiment", "full"), ["pretrain.steps=10", "pretrain.sources=tweets"])
     assert spec.other_data(no_english) == ()
     assert task_named("translation").other_data(preset("translation", "smoke")) == ()

@@ -242,11 +242,26 @@ class SentimentRecipe:
         )
 
     def _distill(self, module: SentimentModule) -> None:
-        """Weak supervision from VADER on the English of the translation pairs (training/train/distill.py)."""
+        """Weak supervision before the tweets (training/train/distill.py): VADER's labels on the English of the
+        translation pairs, or IMDb reviews' verdict sentences labelled by their review."""
+        from training.train.distill import distill_members
+
+        texts, labels = self._distill_texts()
+        ids = encode_ids(self.tokenizer, texts, self.cfg.tokenizer.max_tokens)
+        metrics = distill_members(
+            module.model.members, ids, labels, self.cfg.distill, self.cfg.optim.seed, self.progress
+        )
+        self.pretrain_metrics.update(metrics)
+
+    def _distill_texts(self) -> tuple[list[str], np.ndarray]:
         import random
 
+        cfg = self.cfg.distill
+        if cfg.source == "imdb":
+            from training.data.sentiment.imdb_reviews import imdb_sentences
+
+            return imdb_sentences(self.ws.artifact_cache, cfg.max_texts, self.cfg.optim.seed)
         from training.data.sentiment.lexicon import three_classes, vader_scores
-        from training.train.distill import distill_members
         from training.train.pretrain import english_texts
 
         texts = english_texts(self.ws)
@@ -254,13 +269,8 @@ class SentimentRecipe:
             raise ValueError(
                 "distill.steps > 0 but no English sentences are prepared: run `make data TASK=translation`"
             )
-        texts = random.Random(self.cfg.optim.seed).sample(texts, min(len(texts), self.cfg.distill.max_texts))
-        labels = three_classes(vader_scores(texts))
-        ids = encode_ids(self.tokenizer, texts, self.cfg.tokenizer.max_tokens)
-        metrics = distill_members(
-            module.model.members, ids, labels, self.cfg.distill, self.cfg.optim.seed, self.progress
-        )
-        self.pretrain_metrics.update(metrics)
+        texts = random.Random(self.cfg.optim.seed).sample(texts, min(len(texts), cfg.max_texts))
+        return texts, three_classes(vader_scores(texts))
 
     def loader(self, split: str, shuffle: bool):
         items = self.encoded[split]
