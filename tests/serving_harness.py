@@ -54,6 +54,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening_sockets(port: int) -> set[int]:
+    """Inodes of the TCP sockets listening on `port` (any address, IPv4 or IPv6), from /proc/net."""
+    found: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    found.add(int(fields[9]))
+    return found
+
+
+def socket_inodes(pids: list[int]) -> set[int]:
+    """Inodes of the sockets the processes `pids` hold open."""
+    found: set[int] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a process may exit meanwhile
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if (target := os.readlink(fd)).startswith("socket:["):
+                        found.add(int(target[8:-1]))
+    return found
+
+
 def http(
     method: str, url: str, body: object | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, str, dict[str, str]]:
@@ -206,11 +230,24 @@ class Server:
             code, _, _ = http("GET", self.base + "/readyz")
             seen.append(code)
             if code == 200:
+                self.assert_port_is_ours()
                 return seen
             assert self.proc.poll() is None, f"server exited: {self.log.read_text()[-3000:]}"
             time.sleep(0.25)
         raise AssertionError(
             f"not ready in {timeout}s; statuses {sorted(set(seen))}; log:\n{self.log.read_text()[-3000:]}"
+        )
+
+    def assert_port_is_ours(self) -> None:
+        """BentoML binds with SO_REUSEPORT, so a server started on a port another process (an e2e check, a second
+        test run) already listens on shares its connections without an error, and a test reads the other server's
+        answers. Every listener on the port must belong to this server's processes."""
+        if not Path("/proc/net/tcp").exists():  # not Linux: nothing to read it from
+            return
+        foreign = listening_sockets(self.port) - socket_inodes(self.pids())
+        assert not foreign, (
+            f"port {self.port} has {len(foreign)} listening socket(s) of another process beside this server's: "
+            "its answers would be mixed with theirs (SO_REUSEPORT)"
         )
 
     def wait_every_worker_ready(self, models: int = 2, timeout: float = 60) -> None:
