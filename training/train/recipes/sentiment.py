@@ -91,12 +91,14 @@ class SentimentRecipe:
             else []
         )
         self.negation_augmented = self._negation_augmented(splits["train"], lexicon or vader_lexicon())
+        self.review_mixed = self._review_mixed()
         splits["train"] = [
             *splits["train"],
             *self.augmented,
             *self.negation_balanced,
             *self.negated_negative_balanced,
             *self.negation_augmented,
+            *self.review_mixed,
         ]
         label_id = {label: i for i, label in enumerate(LABELS)}
         self.encoded = {
@@ -164,6 +166,15 @@ class SentimentRecipe:
             any_word=self.cfg.negation_augment_any_word,
         )
 
+    def _review_mixed(self) -> list[dict[str, str]]:
+        """`review_mix` IMDb verdict sentences as training rows (a seeded sample), or none."""
+        if self.cfg.review_mix <= 0:
+            return []
+        from training.data.sentiment.imdb_reviews import imdb_sentences
+
+        texts, labels = imdb_sentences(self.ws.artifact_cache, self.cfg.review_mix, self.cfg.optim.seed)
+        return [{"text": text, "label": LABELS[label]} for text, label in zip(texts, labels, strict=True)]
+
     def _word_vectors(self) -> WordVectors | None:
         """GloVe's vectors (fetched and converted the first time) where `word_vectors.use` asks for them."""
         if not self.cfg.word_vectors.use:
@@ -202,6 +213,7 @@ class SentimentRecipe:
         mlflow.log_param("data.negation_balanced", len(self.negation_balanced))
         mlflow.log_param("data.negated_negative_balanced", len(self.negated_negative_balanced))
         mlflow.log_param("data.negation_augmented", len(self.negation_augmented))
+        mlflow.log_param("data.review_mixed", len(self.review_mixed))
         mlflow.log_metrics(self.pretrain_metrics)
         mlflow.log_metrics(self.negation_prior)
         if self.feedback is not None:
