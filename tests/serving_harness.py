@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import FIXTURES, REPO
+from tests.ports import foreign_listeners, free_port, shared_port_message
 
 TINY = ["--set", "optim.max_epochs=1"]
 SENTIMENT_ARGS = [
@@ -46,36 +46,6 @@ TRANSLATION_ARGS = [
     "data.test_size=2",
     *TINY,
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening_sockets(port: int) -> set[int]:
-    """Inodes of the TCP sockets listening on `port` (any address, IPv4 or IPv6), from /proc/net."""
-    found: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                    found.add(int(fields[9]))
-    return found
-
-
-def socket_inodes(pids: list[int]) -> set[int]:
-    """Inodes of the sockets the processes `pids` hold open."""
-    found: set[int] = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):  # a process may exit meanwhile
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if (target := os.readlink(fd)).startswith("socket:["):
-                        found.add(int(target[8:-1]))
-    return found
 
 
 def http(
@@ -239,16 +209,9 @@ class Server:
         )
 
     def assert_port_is_ours(self) -> None:
-        """BentoML binds with SO_REUSEPORT, so a server started on a port another process (an e2e check, a second
-        test run) already listens on shares its connections without an error, and a test reads the other server's
-        answers. Every listener on the port must belong to this server's processes."""
-        if not Path("/proc/net/tcp").exists():  # not Linux: nothing to read it from
-            return
-        foreign = listening_sockets(self.port) - socket_inodes(self.pids())
-        assert not foreign, (
-            f"port {self.port} has {len(foreign)} listening socket(s) of another process beside this server's: "
-            "its answers would be mixed with theirs (SO_REUSEPORT)"
-        )
+        """Every listener on the port belongs to this server's processes (tests/ports.py says why it may not)."""
+        foreign = foreign_listeners(self.port, self.proc.pid)
+        assert not foreign, shared_port_message(self.port, foreign)
 
     def wait_every_worker_ready(self, models: int = 2, timeout: float = 60) -> None:
         """/readyz is 200 and every worker has loaded `models` models: what a test that probes /readyz again, or

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from tests.ports import foreign_listeners, free_port, shared_port_message
 
 REPO = Path(__file__).resolve().parents[2]
 STOP_GRACE_S = 20.0
@@ -48,12 +49,6 @@ def bentoml_serve(target: str) -> tuple[str, ...]:
 def uvicorn_factory(target: str) -> tuple[str, ...]:
     """uvicorn with its defaults (one process, access log on): what a user writing a FastAPI app would run."""
     return (sys.executable, "-m", "uvicorn", "--factory", target, "--host", "127.0.0.1", "--port", "{port}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(method: str, url: str, body: object | None = None, timeout: float = 60) -> tuple[int, object, dict]:
@@ -119,6 +114,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise ServerError(f"{self.spec.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
             if http_json("GET", self.base + "/readyz", timeout=5)[0] == 200:
+                if foreign := foreign_listeners(self.port, self.proc.pid):
+                    raise ServerError(f"{self.spec.name}: {shared_port_message(self.port, foreign)}")
                 self.ready_s = time.perf_counter() - started
                 return
             time.sleep(0.25)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import tests.serving_harness as harness
-from tests.serving_harness import Server, free_port, http, listening_sockets, socket_inodes
+from tests.ports import free_port, listening_sockets, process_group, socket_inodes
+from tests.serving_harness import Server, http
 
 # A stand-in for another process's server: listens with SO_REUSEPORT, answers 200 to every GET.
 OTHER_SERVER = """
@@ -49,6 +50,7 @@ def test_the_listeners_on_a_port_are_told_apart_by_process(other_server: tuple[i
     port, proc = other_server
     theirs = listening_sockets(port)
     assert len(theirs) == 1 and theirs <= socket_inodes([proc.pid])
+    assert proc.pid in process_group(os.getpgid(0))  # started without a session of its own: in this test's group
     with socket.socket() as ours:
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         ours.bind(("127.0.0.1", port))  # accepted: the port is shared, as BentoML's bind shares it
