@@ -8,7 +8,7 @@ review and contrast probes (positive vs negative, the contrast probe by phenomen
   trained on the reviews' first and last sentences (`verdict`, what `distill.source=imdb` reads) or on every sentence
   of 4-40 words (`all`), each labelled with its review: what a recurrent layer learns from the reviews when nothing
   else speaks.
-Not memoria's model (no lexicon features, no tweets): a bound on what the data carries, so seconds of training, not
+Not memoria's model (no lexicon features, no tweets): a bound on what the data carries, minutes of training, not
 a recipe. Seeded; 2 CPU threads.
 
 Usage: `python -m training.experiments.review_data_probes [--epochs 3] [--all-epochs 1]` after `make data` (uses the

@@ -7,9 +7,10 @@ of stunning", "I wanted to like it, but"). The Large Movie Review Dataset (Maas 
 
 A review is 230 words on average, most of them plot; its verdict sits mostly in its first and last sentences ("One of
 the worst films I have seen.", "Highly recommended."). Each review gives those two sentences (when 4 to 40 words
-long), both labelled with the review's polarity: about 90,000 sentences, a noisy label where a first sentence is
-plot, which the tweets' human labels correct after. They are a distillation source (`distill.source=imdb`,
-training/train/distill.py), never a split of the tweets, and no sentence of them is ever scored.
+long), both labelled with the review's polarity: 84,097 sentences, a noisy label where a first sentence is plot.
+They are read before the tweets (`distill.source=imdb`, training/train/distill.py) or beside them (`review_mix`),
+never a split of the tweets, and no sentence of them is ever scored (docs/measured.md, "Film reviews": neither
+lever is in a preset).
 """
 
 from __future__ import annotations
