@@ -96,6 +96,55 @@ class BucketBatchSampler(Sampler[list[int]]):
         return 1, 0
 
 
+class FinishingBatchSampler(Sampler[list[int]]):
+    """`main`'s batches, except that the run's last `finish_steps` batches come from `finish`, a sampler over a
+    subset of the same items (`subset[i]` is the item index of its i-th item): a run that ends on its best data,
+    e.g. translation's human-translated pairs after a mix with back-translated ones.
+
+    Batch k of epoch e is the run's step e * len(main) + k (one optimiser step per batch, as memoria trains), so the
+    switch falls at step `total_steps - finish_steps` wherever the epochs divide it. An epoch keeps `main`'s length;
+    `finish` is drawn epoch after epoch for as long as the finish lasts. Each process of a multi-process run counts
+    its own batches, which are the run's steps, so all switch at once."""
+
+    def __init__(
+        self,
+        main: BucketBatchSampler,
+        finish: BucketBatchSampler,
+        subset: Sequence[int],
+        total_steps: int,
+        finish_steps: int,
+    ) -> None:
+        if not 0 < finish_steps <= total_steps:
+            raise ValueError(f"finish_steps must be in 1..total_steps ({total_steps}), got {finish_steps}")
+        if len(finish.lengths) != len(subset) or not subset:
+            raise ValueError("finish must be a sampler over the items of a non-empty subset")
+        self.main = main
+        self.finish = finish
+        self.subset = list(subset)
+        self.switch_step = total_steps - finish_steps
+        self.epoch = 0
+        self._finishing: Iterator[list[int]] | None = None
+
+    def _finish_batches(self) -> Iterator[list[int]]:
+        while True:
+            for batch in self.finish:
+                yield [self.subset[i] for i in batch]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        first_step = self.epoch * len(self.main)
+        self.epoch += 1
+        for k, batch in enumerate(self.main):
+            if first_step + k < self.switch_step:
+                yield batch
+                continue
+            if self._finishing is None:
+                self._finishing = self._finish_batches()
+            yield next(self._finishing)
+
+    def __len__(self) -> int:
+        return len(self.main)
+
+
 def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
     """Share of the padded [batch, longest] grid that is padding, over `batches` of indices into `lengths`: what
     length bucketing saves (a step still computes padded positions)."""

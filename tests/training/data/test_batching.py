@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from training.data.batching import BucketBatchSampler, padding_share
+import pytest
+
+from training.data.batching import BucketBatchSampler, FinishingBatchSampler, padding_share
 from training.train.modules.base import lr_factor
 
 
@@ -29,3 +31,32 @@ def test_learning_rate_schedule_ends_low_when_the_time_cap_comes_first() -> None
     # a run planned for 1000 steps whose time cap is 90% used after 300 steps is near the floor already
     assert lr_factor(300, 1000, 10, elapsed_fraction=0.9) < 0.15 < lr_factor(300, 1000, 10)
     assert lr_factor(300, 1000, 10, elapsed_fraction=1.5) == lr_factor(1000, 1000, 10)
+
+
+def test_the_last_steps_of_a_run_come_from_the_subset_only() -> None:
+    lengths = [i % 7 + 1 for i in range(100)]
+    subset = [i for i in range(100) if i % 3 == 0]  # 34 items: 4 batches of up to 10
+    sampler = FinishingBatchSampler(
+        BucketBatchSampler(lengths, 10, shuffle=True, seed=1),
+        BucketBatchSampler([lengths[i] for i in subset], 10, shuffle=True, seed=2),
+        subset,
+        total_steps=25,
+        finish_steps=12,
+    )
+    epochs = [list(sampler) for _ in range(3)]
+    steps = [batch for epoch in epochs for batch in epoch]
+    assert [len(epoch) for epoch in epochs] == [10, 10, 10], "an epoch keeps the main sampler's length"
+    in_subset = [all(i % 3 == 0 for i in batch) for batch in steps]
+    assert not any(in_subset[:13]) and all(in_subset[13:]), "steps 13.. (the last 12 of 25) read the subset"
+    # the subset's batches are its own epochs, one after the other, mapped back to item indices
+    first_pass = sorted(i for batch in steps[13:17] for i in batch)
+    assert first_pass == subset
+    assert sorted(i for batch in epochs[0] for i in batch) == list(range(100)), "before the switch: main as is"
+
+
+def test_a_finish_longer_than_the_run_or_over_no_items_is_refused() -> None:
+    main = BucketBatchSampler([1, 2, 3], 2, shuffle=True)
+    with pytest.raises(ValueError, match=r"finish_steps must be in 1\.\.total_steps"):
+        FinishingBatchSampler(main, BucketBatchSampler([1], 2, shuffle=True), [0], total_steps=5, finish_steps=6)
+    with pytest.raises(ValueError, match="non-empty subset"):
+        FinishingBatchSampler(main, BucketBatchSampler([], 2, shuffle=True), [], total_steps=5, finish_steps=2)

@@ -19,7 +19,11 @@ from training.data.translation.everyday_probe import probe_rows
 from training.data.translation.pairs import TranslationPair
 from training.experiments.everyday_probe import score_bundle
 from training.tasks import preset, task_named
-from training.train.recipes.translation import with_back_translation_tag, with_short_lines_repeated
+from training.train.recipes.translation import (
+    TranslationRecipe,
+    with_back_translation_tag,
+    with_short_lines_repeated,
+)
 
 FIXTURE = FIXTURES / "seq2seq" / "pairs-es-en.tsv"
 
@@ -163,3 +167,24 @@ def test_a_tagged_run_adds_the_tag_to_the_source_tokenizer_and_publishes(ws, tmp
     assert tag == tokenizer.get_vocab_size() - 1, "added after the fitted vocabulary"
     assert tokenizer.encode(f"{back_translation.TAG} hola", add_special_tokens=False).ids[0] == tag
     assert len(predictor.translate(["El perro come pan."])) == 1
+
+
+def test_a_human_finish_ends_the_run_on_people_s_translations(ws, tmp_path: Path, one_thread) -> None:
+    """`human_finish_steps=N`: the training loader's batches from step max_steps - N on hold no back-translated
+    pair, the batches before it draw from every pair, and a run with it trains, exports and publishes."""
+    from training.tasks import publish_run, train
+
+    cfg = apply_overrides(preset("translation", "default"), ["optim.max_steps=30", "human_finish_steps=12"])
+    domains = ["cataclysm", "tweets_bt", "wesnoth", "wordnet_bt", "dialogue"]
+    pairs = [TranslationPair(id=str(i), source="s", target="t", domain=domains[i % 5]) for i in range(100)]
+    recipe = TranslationRecipe(task_named("translation"), cfg, ws, progress=False)
+    recipe.splits = {"train": pairs}
+    recipe.encoded = {"train": [([1] * (1 + i % 4), [2] * (1 + i % 3)) for i in range(100)]}
+    sampler = recipe.loader("train", shuffle=True).batch_sampler
+    steps = [batch for _ in range(16) for batch in sampler][:30]  # 2 batches of 64 an epoch
+    people = [all(not pairs[i].domain.endswith("_bt") for i in batch) for batch in steps]
+    assert people[18:] == [True] * 12 and not any(people[:18])
+
+    result = train(tiny_translation("optim.max_steps=6", "human_finish_steps=3"), ws, progress=False)
+    assert mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id).data.params["human_finish_steps"] == "3"
+    assert publish_run(ws, result.run_id).promoted

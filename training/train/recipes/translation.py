@@ -19,7 +19,14 @@ from serving.contract.bundle import load_bundle
 from serving.contract.text import BOS_ID, EOS_ID, decode_ids, encode_ids
 from serving.translation import TranslationPredictor
 from training.config import TranslationConfig, Workspace
-from training.data.batching import BucketBatchSampler, bucketed_loader, pad_tensor, padding_share
+from training.data.batching import (
+    BucketBatchSampler,
+    FinishingBatchSampler,
+    ListDataset,
+    bucketed_loader,
+    pad_tensor,
+    padding_share,
+)
 from training.data.translation import back_translation
 from training.data.translation.corpus import SPLITS, prepare_translation
 from training.data.translation.everyday_probe import probe_metrics, probe_rows
@@ -208,14 +215,33 @@ class TranslationRecipe:
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         items = self.encoded[split]
+        optim = self.cfg.optim
+        if split == "train" and self.cfg.human_finish_steps:
+            return DataLoader(
+                ListDataset(items),
+                batch_sampler=self._human_finish_sampler(),
+                collate_fn=collate_translation,
+                num_workers=optim.num_workers,
+            )
         return bucketed_loader(
-            items,
-            self._keys(items),
-            self.cfg.optim.batch_size,
-            shuffle,
-            self.cfg.optim.seed,
-            collate_translation,
-            self.cfg.optim.num_workers,
+            items, self._keys(items), optim.batch_size, shuffle, optim.seed, collate_translation, optim.num_workers
+        )
+
+    def _human_finish_sampler(self) -> FinishingBatchSampler:
+        """The training batches, the last `human_finish_steps` of them from the human-translated pairs only."""
+        items, optim = self.encoded["train"], self.cfg.optim
+        human = [
+            i for i, pair in enumerate(self.splits["train"]) if not back_translation.is_back_translated(pair.domain)
+        ]
+        if not human:
+            raise ValueError("human_finish_steps: the training split holds no human-translated pair")
+        keys = self._keys(items)
+        return FinishingBatchSampler(
+            BucketBatchSampler(keys, optim.batch_size, shuffle=True, seed=optim.seed),
+            BucketBatchSampler([keys[i] for i in human], optim.batch_size, shuffle=True, seed=optim.seed + 1),
+            human,
+            total_steps=optim.max_steps,
+            finish_steps=self.cfg.human_finish_steps,
         )
 
     def evaluate(self, module: TranslationModule, trainer: L.Trainer, workdir: Path) -> dict[str, float]:
