@@ -57,10 +57,10 @@ def test_the_last_of_two_values_for_one_field_wins() -> None:
     assert cfg.optim.lr == 0.2
 
 
-def test_a_human_finish_counts_steps_of_a_run_sized_in_steps() -> None:
-    with pytest.raises(ValueError, match=r"human_finish_steps counts the last steps of optim\.max_steps"):
-        apply_overrides(preset("translation", "smoke"), ["human_finish_steps=10"])  # smoke is sized in epochs
-    with pytest.raises(ValueError, match="human_finish_steps counts the last steps"):
-        apply_overrides(preset("translation", "default"), ["human_finish_steps=6000"])
-    cfg = apply_overrides(preset("translation", "default"), ["human_finish_steps=1000"])
-    assert cfg.human_finish_steps == 1000 <= cfg.optim.max_steps
+def test_a_finish_counts_steps_of_a_run_sized_in_steps() -> None:
+    with pytest.raises(ValueError, match=r"finish_steps counts the last steps of optim\.max_steps"):
+        apply_overrides(preset("translation", "smoke"), ["finish_steps=10"])  # smoke is sized in epochs
+    with pytest.raises(ValueError, match="finish_steps counts the last steps"):
+        apply_overrides(preset("translation", "default"), ["finish_steps=6000"])
+    cfg = apply_overrides(preset("translation", "default"), ["finish_steps=1000"])
+    assert cfg.finish_steps == 1000 <= cfg.optim.max_steps

@@ -105,11 +105,13 @@ class TranslationConfig:
     # (validation BLEU +0.5, test split the same, probe -0.9 BLEU / +0.2 chrF; docs/measured.md, "Tagged
     # back-translation").
     back_translation_tag: bool = False
-    # The run's last N optimiser steps read only the human-translated training pairs (every domain but the
-    # back-translated `*_bt` ones): the model ends on genuine Spanish, after the mix has taught it the vocabulary of
-    # plain English (fine-tuning on authentic bitext after back-translation). Needs optim.max_steps, which fixes where
-    # the switch falls; 0 = off. Training only: validation, test and the probe are scored as always.
-    human_finish_steps: int = 0
+    # The run's last `finish_steps` optimiser steps read only the training pairs of `finish_domains` (empty: the
+    # human-translated ones, every domain but the back-translated `*_bt`): the model ends on the data it should
+    # resemble most, after the whole mix has taught it the vocabulary (fine-tuning on authentic bitext after
+    # back-translation; or on the everyday register). Needs optim.max_steps, which fixes where the switch falls; 0 =
+    # off. Training only: validation, test and the probe are scored as always.
+    finish_steps: int = 0
+    finish_domains: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # the decoder writes target tokens back as text: a space after every "(" or "¿" would reach the user
@@ -117,10 +119,10 @@ class TranslationConfig:
             raise ValueError("target_tokenizer.opening_marks_apart is for inputs only: set it on source_tokenizer")
         if not 0.0 <= self.data.bt_min_round_trip_chrf <= 100.0:
             raise ValueError(f"data.bt_min_round_trip_chrf is a chrF (0-100), got {self.data.bt_min_round_trip_chrf}")
-        if self.human_finish_steps and not 0 < self.human_finish_steps <= self.optim.max_steps:
+        if self.finish_steps and not 0 < self.finish_steps <= self.optim.max_steps:
             raise ValueError(
-                f"human_finish_steps counts the last steps of optim.max_steps ({self.optim.max_steps}): give 1 to "
-                f"max_steps, got {self.human_finish_steps}"
+                f"finish_steps counts the last steps of optim.max_steps ({self.optim.max_steps}): give 1 to "
+                f"max_steps, got {self.finish_steps}"
             )
         if self.model.shared_vocabulary:
             if replace(self.source_tokenizer, max_tokens=0) != replace(self.target_tokenizer, max_tokens=0):

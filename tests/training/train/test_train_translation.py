@@ -169,12 +169,20 @@ def test_a_tagged_run_adds_the_tag_to_the_source_tokenizer_and_publishes(ws, tmp
     assert len(predictor.translate(["El perro come pan."])) == 1
 
 
-def test_a_human_finish_ends_the_run_on_people_s_translations(ws, tmp_path: Path, one_thread) -> None:
-    """`human_finish_steps=N`: the training loader's batches from step max_steps - N on hold no back-translated
-    pair, the batches before it draw from every pair, and a run with it trains, exports and publishes."""
-    from training.tasks import publish_run, train
-
-    cfg = apply_overrides(preset("translation", "default"), ["optim.max_steps=30", "human_finish_steps=12"])
+@pytest.mark.parametrize(
+    ("finish_domains", "in_finish"),
+    [
+        ((), lambda domain: not domain.endswith("_bt")),  # none named: people's translations
+        (("dialogue", "tweets_bt"), lambda domain: domain in ("dialogue", "tweets_bt")),
+    ],
+)
+def test_a_finish_ends_the_run_on_the_chosen_pairs(ws, finish_domains, in_finish) -> None:
+    """`finish_steps=N`: the training loader's batches from step max_steps - N on hold only pairs of the finish's
+    domains (people's translations when none are named); the batches before it draw from every pair."""
+    overrides = ["optim.max_steps=30", "finish_steps=12"]
+    if finish_domains:
+        overrides.append("finish_domains=" + ",".join(finish_domains))
+    cfg = apply_overrides(preset("translation", "default"), overrides)
     domains = ["cataclysm", "tweets_bt", "wesnoth", "wordnet_bt", "dialogue"]
     pairs = [TranslationPair(id=str(i), source="s", target="t", domain=domains[i % 5]) for i in range(100)]
     recipe = TranslationRecipe(task_named("translation"), cfg, ws, progress=False)
@@ -182,9 +190,18 @@ def test_a_human_finish_ends_the_run_on_people_s_translations(ws, tmp_path: Path
     recipe.encoded = {"train": [([1] * (1 + i % 4), [2] * (1 + i % 3)) for i in range(100)]}
     sampler = recipe.loader("train", shuffle=True).batch_sampler
     steps = [batch for _ in range(16) for batch in sampler][:30]  # 2 batches of 64 an epoch
-    people = [all(not pairs[i].domain.endswith("_bt") for i in batch) for batch in steps]
-    assert people[18:] == [True] * 12 and not any(people[:18])
+    finishing = [all(in_finish(pairs[i].domain) for i in batch) for batch in steps]
+    assert finishing[18:] == [True] * 12 and not any(finishing[:18])
+    assert {pairs[i].domain for batch in steps[18:] for i in batch} == {d for d in domains if in_finish(d)}
 
-    result = train(tiny_translation("optim.max_steps=6", "human_finish_steps=3"), ws, progress=False)
-    assert mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id).data.params["human_finish_steps"] == "3"
+    recipe.cfg = apply_overrides(cfg, ["finish_domains=fillets"])
+    with pytest.raises(ValueError, match=r"no pair of \['fillets'\] to finish on"):
+        recipe.loader("train", shuffle=True)
+
+
+def test_a_run_with_a_finish_trains_and_publishes(ws, one_thread) -> None:
+    from training.tasks import publish_run, train
+
+    result = train(tiny_translation("optim.max_steps=6", "finish_steps=3"), ws, progress=False)
+    assert mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id).data.params["finish_steps"] == "3"
     assert publish_run(ws, result.run_id).promoted

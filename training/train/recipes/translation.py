@@ -216,10 +216,10 @@ class TranslationRecipe:
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         items = self.encoded[split]
         optim = self.cfg.optim
-        if split == "train" and self.cfg.human_finish_steps:
+        if split == "train" and self.cfg.finish_steps:
             return DataLoader(
                 ListDataset(items),
-                batch_sampler=self._human_finish_sampler(),
+                batch_sampler=self._finishing_sampler(),
                 collate_fn=collate_translation,
                 num_workers=optim.num_workers,
             )
@@ -227,21 +227,26 @@ class TranslationRecipe:
             items, self._keys(items), optim.batch_size, shuffle, optim.seed, collate_translation, optim.num_workers
         )
 
-    def _human_finish_sampler(self) -> FinishingBatchSampler:
-        """The training batches, the last `human_finish_steps` of them from the human-translated pairs only."""
-        items, optim = self.encoded["train"], self.cfg.optim
-        human = [
-            i for i, pair in enumerate(self.splits["train"]) if not back_translation.is_back_translated(pair.domain)
+    def _finishing_sampler(self) -> FinishingBatchSampler:
+        """The training batches, the last `finish_steps` of them from the pairs of `finish_domains` only (none
+        named: the human-translated pairs)."""
+        items, cfg = self.encoded["train"], self.cfg
+        named = set(cfg.finish_domains)
+        chosen = [
+            i
+            for i, pair in enumerate(self.splits["train"])
+            if (pair.domain in named if named else not back_translation.is_back_translated(pair.domain))
         ]
-        if not human:
-            raise ValueError("human_finish_steps: the training split holds no human-translated pair")
+        if not chosen:
+            which = f"of {sorted(named)}" if named else "translated by people"
+            raise ValueError(f"finish_steps: the training split holds no pair {which} to finish on")
         keys = self._keys(items)
         return FinishingBatchSampler(
-            BucketBatchSampler(keys, optim.batch_size, shuffle=True, seed=optim.seed),
-            BucketBatchSampler([keys[i] for i in human], optim.batch_size, shuffle=True, seed=optim.seed + 1),
-            human,
-            total_steps=optim.max_steps,
-            finish_steps=self.cfg.human_finish_steps,
+            BucketBatchSampler(keys, cfg.optim.batch_size, shuffle=True, seed=cfg.optim.seed),
+            BucketBatchSampler([keys[i] for i in chosen], cfg.optim.batch_size, shuffle=True, seed=cfg.optim.seed + 1),
+            chosen,
+            total_steps=cfg.optim.max_steps,
+            finish_steps=cfg.finish_steps,
         )
 
     def evaluate(self, module: TranslationModule, trainer: L.Trainer, workdir: Path) -> dict[str, float]:
