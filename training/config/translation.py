@@ -112,8 +112,8 @@ class TranslationConfig:
     # off. Training only: validation, test and the probe are scored as always. Off: on `default`, the last 1,000 of
     # 5,200 steps on people's translations gave seeds 13 / 14 validation BLEU +0.3 / +1.2, test BLEU +1.0 / +0.5, the
     # everyday probe's chrF -2.0 / -0.3 (BLEU -1.1 / +1.4); on the everyday register (cataclysm, dialogue, the `*_bt`
-    # sources), seed 13: probe +0.4, test -1.3 BLEU; 500 steps on people's translations: within one seed's noise on
-    # everything (docs/measured.md, "Ending the run on chosen pairs").
+    # sources), seed 13: probe +0.4, test -1.3 BLEU; 500 steps on people's translations, seeds 13 / 14 / 15: test BLEU
+    # +0.3 / +0.1 / +0.7, probe BLEU +1.2 / +0.8 / -2.2 (docs/measured.md, "Ending the run on chosen pairs").
     finish_steps: int = 0
     finish_domains: tuple[str, ...] = ()
 
