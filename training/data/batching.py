@@ -166,5 +166,11 @@ def collate_classification(batch: list[tuple[list[int], int]]) -> tuple[torch.Te
 def bucketed_loader(
     items: Sequence, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int, collate, num_workers: int = 0
 ) -> DataLoader:
-    sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
+    return batch_loader(
+        items, BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed), collate, num_workers
+    )
+
+
+def batch_loader(items: Sequence, sampler: Sampler[list[int]], collate, num_workers: int = 0) -> DataLoader:
+    """`items` in the batches `sampler` yields (lists of indices), each made a tensor batch by `collate`."""
     return DataLoader(ListDataset(items), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)

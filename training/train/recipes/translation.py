@@ -22,7 +22,7 @@ from training.config import TranslationConfig, Workspace
 from training.data.batching import (
     BucketBatchSampler,
     FinishingBatchSampler,
-    ListDataset,
+    batch_loader,
     bucketed_loader,
     pad_tensor,
     padding_share,
@@ -217,12 +217,7 @@ class TranslationRecipe:
         items = self.encoded[split]
         optim = self.cfg.optim
         if split == "train" and self.cfg.finish_steps:
-            return DataLoader(
-                ListDataset(items),
-                batch_sampler=self._finishing_sampler(),
-                collate_fn=collate_translation,
-                num_workers=optim.num_workers,
-            )
+            return batch_loader(items, self._finishing_sampler(), collate_translation, optim.num_workers)
         return bucketed_loader(
             items, self._keys(items), optim.batch_size, shuffle, optim.seed, collate_translation, optim.num_workers
         )
