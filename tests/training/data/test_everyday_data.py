@@ -32,6 +32,7 @@ from training.data.prepared import SPLITS
 from training.data.sources import ArtifactError
 from training.data.translation import corpus as tc
 from training.data.translation import game_catalogs
+from training.data.translation.everyday_probe import probe_sources
 from training.data.translation.game_catalogs import CatalogDomain, read_catalog_domain
 from training.data.translation.gettext_pairs import gettext_pair, read_gettext, strip_paired_tags
 from training.data.translation.grouping import group_pairs, shingles, split_groups
@@ -736,3 +737,20 @@ def test_the_fillets_domain_reads_every_levels_spanish_script_through_its_deb(
     assert len(raw.pairs) == 5 and {p.domain for p in raw.pairs} == {"fillets"}
     assert raw.provenance["catalogs"] == 1
     assert raw.provenance["packages"] == [{"package": deb.requirement, "sha256": deb.sha256, "licence": "GPL-2+"}]
+
+
+def test_a_line_holding_a_held_out_sentence_among_its_sentences_is_dropped_too() -> None:
+    def pair(source: str) -> TranslationPair:
+        return TranslationPair(id=source, source=source, target="x", domain="dialogue")
+
+    kept, dropped = tc.drop_held_out_sentences(
+        [
+            pair("Tengo que... permanecer en el suelo... Me duele la cabeza..."),  # a demo sentence, third of three
+            pair("Hola. ¿Cómo estás?"),  # a demo sentence, second of two
+            pair("¿Cómo estás hoy, Ethel?"),  # another sentence that starts the same: kept
+            pair("¡MI CABEZA ME DUELE!"),  # the same meaning in other words: kept
+            pair(probe_sources()[0] + " Y nada más."),  # a probe sentence, then another
+        ]
+    )
+    assert [p.source for p in kept] == ["¿Cómo estás hoy, Ethel?", "¡MI CABEZA ME DUELE!"]
+    assert dropped == {"demo_sentence": 2, "probe_sentence": 1}
