@@ -116,6 +116,13 @@ class TranslationConfig:
     # +0.3 / +0.1 / +0.7, probe BLEU +1.2 / +0.8 / -2.2 (docs/measured.md, "Ending the run on chosen pairs").
     finish_steps: int = 0
     finish_domains: tuple[str, ...] = ()
+    # `concat_pairs` more training pairs, each two short sentences of the split (`short_line_words`) said one after
+    # the other, both languages alike, half of them joined by a comma (training/data/translation/concatenation.py):
+    # everyday lines often hold two clauses ("Buenos días, ¿qué tal?") where the split's lines hold one. Training
+    # only; 0 = off. Off: on `default`, 15,000 of them (seeds 13 / 14 / 15) moved the everyday probe by +4.6 / +1.4 /
+    # -3.0 BLEU (chrF +1.6 / +0.4 / -2.7) and the test split by -0.2 / -0.4 / +0.3 BLEU, a draw for steps 8% slower
+    # (docs/measured.md, "Two short sentences as one line").
+    concat_pairs: int = 0
 
     def __post_init__(self) -> None:
         # the decoder writes target tokens back as text: a space after every "(" or "¿" would reach the user

@@ -205,3 +205,24 @@ def test_a_run_with_a_finish_trains_and_publishes(ws, one_thread) -> None:
     result = train(tiny_translation("optim.max_steps=6", "finish_steps=3"), ws, progress=False)
     assert mlflow.MlflowClient(ws.tracking_uri).get_run(result.run_id).data.params["finish_steps"] == "3"
     assert publish_run(ws, result.run_id).promoted
+
+
+def test_concatenated_pairs_join_the_training_split_only(ws, tmp_path: Path) -> None:
+    """`concat_pairs=N`: N more training pairs, each two short training sentences joined; the tokenizers are fitted,
+    and validation and test are, as without them."""
+    without = TranslationRecipe(task_named("translation"), tiny_translation(), ws, progress=False)
+    without.prepare()
+    without.build(tmp_path / "without")
+    recipe = TranslationRecipe(task_named("translation"), tiny_translation("concat_pairs=25"), ws, progress=False)
+    recipe.prepare()
+    recipe.build(tmp_path / "with")
+    train = without.splits["train"]
+    assert recipe.splits["train"][: len(train)] == train
+    added = recipe.splits["train"][len(train) :]
+    assert len(added) == 25 and {p.domain for p in added} == {"concatenated"}
+    sources = {p.source for p in train}
+    assert all(p.source not in sources and len(p.source.split()) > 1 for p in added)
+    for split in ("validation", "test"):
+        assert recipe.splits[split] == without.splits[split]
+    assert recipe.source_tokenizer.get_vocab() == without.source_tokenizer.get_vocab()
+    assert len(recipe.encoded["train"]) == len(train) + 25

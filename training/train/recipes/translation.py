@@ -28,6 +28,7 @@ from training.data.batching import (
     padding_share,
 )
 from training.data.translation import back_translation
+from training.data.translation.concatenation import concatenated_pairs
 from training.data.translation.corpus import SPLITS, prepare_translation
 from training.data.translation.everyday_probe import probe_metrics, probe_rows
 from training.data.translation.pairs import TranslationPair
@@ -126,7 +127,14 @@ class TranslationRecipe:
             self.source_tokenizer.add_special_tokens([back_translation.TAG])
         save_tokenizer(self.source_tokenizer, workdir / SOURCE_TOKENIZER_FILE)
         save_tokenizer(self.target_tokenizer, workdir / TARGET_TOKENIZER_FILE)
-        self.splits["train"] = with_short_lines_repeated(train, cfg.short_line_words, cfg.short_line_repeat)
+        self.splits["train"] = [
+            *with_short_lines_repeated(train, cfg.short_line_words, cfg.short_line_repeat),
+            *concatenated_pairs(
+                [p for p in train if is_short_sentence(p.source, cfg.short_line_words)],
+                cfg.concat_pairs,
+                cfg.optim.seed,
+            ),
+        ]
         self.encoded = {name: self._encode(rows) for name, rows in self.splits.items()}
         chosen = bleu_sample_indices(self.splits["validation"], BLEU_SAMPLE_SIZE, cfg.optim.seed)
         validation = [self.splits["validation"][i] for i in chosen]
