@@ -4,9 +4,9 @@ Everyday Spanish often puts two short clauses in one line: a greeting and a ques
 The training split has the clauses (game dialogue, back-translated tweets) but rarely two of them together, and a
 model that only ever saw one clause per line drops or garbles one of them. Concatenating random pairs of
 training sentences, both sides alike, is the augmentation of Nguyen et al. (2021, "Data augmentation by
-concatenation for low-resource translation"): it adds no new words, only lines longer than their parts. Half the
-joins keep both sentences as they are ("Buenos días. ¿Qué tal?"); half join them with a comma where both first
-sentences end in a full stop ("Buenos días, ¿qué tal?" / "Good morning, what's up?"), the way people write them.
+concatenation for low-resource translation"): it adds no new words, only lines longer than their parts. Where both
+first sentences end in a full stop, a coin's toss joins them with a comma, the way people write them ("Buenos días,
+¿qué tal?" / "Good morning, what's up?"); every other join keeps both sentences as they are ("Buenos días. ¿Qué tal?").
 
 Training only: the tokenizers are fitted, and validation, test and the probe scored, as without it."""
 
