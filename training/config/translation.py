@@ -117,7 +117,7 @@ class TranslationConfig:
     finish_steps: int = 0
     finish_domains: tuple[str, ...] = ()
     # `concat_pairs` more training pairs, each two short sentences of the split (`short_line_words`) said one after
-    # the other, both languages alike, half of them joined by a comma (training/data/translation/concatenation.py):
+    # the other, both languages alike, some joined by a comma (training/data/translation/concatenation.py):
     # everyday lines often hold two clauses ("Buenos días, ¿qué tal?") where the split's lines hold one. Training
     # only; 0 = off. Off: on `default`, 15,000 of them (seeds 13 / 14 / 15) moved the everyday probe by +4.6 / +1.4 /
     # -3.0 BLEU (chrF +1.6 / +0.4 / -2.7) and the test split by -0.2 / -0.4 / +0.3 BLEU, a draw for steps 8% slower

@@ -2,6 +2,7 @@
 
 import pytest
 
+from training.data.translation.back_translation import is_back_translated
 from training.data.translation.concatenation import DOMAIN, concatenated_pairs, join_sentences
 from training.data.translation.pairs import TranslationPair
 
@@ -43,7 +44,7 @@ def test_the_pairs_are_two_distinct_sentences_joined_alike_on_both_sides() -> No
     for pair in made:
         first, second = (by_id[i] for i in pair.id.split(":", 2)[2].split("+"))
         assert first.id != second.id
-        assert pair.domain == DOMAIN and pair.references == ()
+        assert pair.domain == DOMAIN and pair.references == ()  # people's halves only
         assert pair.source.startswith(first.source[:-1]) and pair.target.startswith(first.target[:-1])
         joined_by_comma = pair.source.startswith(first.source[:-1] + ",")
         assert joined_by_comma == pair.target.startswith(first.target[:-1] + ","), pair
@@ -62,3 +63,16 @@ def test_the_same_seed_gives_the_same_pairs_and_another_seed_others() -> None:
 def test_fewer_than_two_sentences_cannot_be_concatenated() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         concatenated_pairs(_pairs()[:1], 5, seed=13)
+
+
+def test_a_pair_with_a_back_translated_half_is_back_translated() -> None:
+    """Apertium's Spanish in either half: the tag marks the pair and a finish on people's pairs leaves it out."""
+    pairs = [
+        TranslationPair("people", "Hola.", "Hello.", (), "cataclysm"),
+        TranslationPair("apertium", "Adiós.", "Bye.", (), "tweets_bt"),
+        TranslationPair("people2", "Gracias.", "Thanks.", (), "dialogue"),
+    ]
+    for pair in concatenated_pairs(pairs, 60, seed=13):
+        halves = pair.id.split(":", 2)[2].split("+")
+        assert is_back_translated(pair.domain) == ("apertium" in halves), pair
+        assert pair.domain.startswith(DOMAIN)

@@ -8,13 +8,16 @@ concatenation for low-resource translation"): it adds no new words, only lines l
 first sentences end in a full stop, a coin's toss joins them with a comma, the way people write them ("Buenos días,
 ¿qué tal?" / "Good morning, what's up?"); every other join keeps both sentences as they are ("Buenos días. ¿Qué tal?").
 
-Training only: the tokenizers are fitted, and validation, test and the probe scored, as without it."""
+Training only: the tokenizers are fitted, and validation, test and the probe scored, as without it. A pair with a
+back-translated half is itself back-translated (`concatenated_bt`): it holds Apertium's Spanish, so the back-translation
+tag marks it and a finish on people's translations leaves it out, as they do its half."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
+from training.data.translation import back_translation
 from training.data.translation.pairs import TranslationPair
 
 DOMAIN = "concatenated"
@@ -38,10 +41,16 @@ def concatenated_pairs(candidates: Sequence[TranslationPair], count: int, seed: 
                 id=f"{DOMAIN}:{n}:{a.id}+{b.id}",
                 source=join_sentences(a.source, b.source, comma),
                 target=join_sentences(a.target, b.target, comma, keep_first_word="I"),
-                domain=DOMAIN,
+                domain=concatenated_domain(a.domain, b.domain),
             )
         )
     return made
+
+
+def concatenated_domain(first: str, second: str) -> str:
+    """`concatenated`, or `concatenated_bt` when either half's domain is back-translated."""
+    synthetic = back_translation.is_back_translated(first) or back_translation.is_back_translated(second)
+    return DOMAIN + back_translation.SUFFIX if synthetic else DOMAIN
 
 
 def ends_in_full_stop(text: str) -> bool:
